@@ -1,0 +1,1 @@
+"""Code generation: fused groups -> Numba CPU / CUDA kernels, and the runtime."""

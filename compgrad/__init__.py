@@ -1,0 +1,73 @@
+"""compgrad: PyTorch-style tensors, autograd and training, compiled with Numba.
+
+``import compgrad as torch`` is meant to be enough for ordinary PyTorch code.
+"""
+
+from __future__ import annotations
+
+import builtins as _builtins
+
+from compgrad import _methods, cuda
+from compgrad._eager import EAGER as _EAGER
+from compgrad.creation import as_tensor, asarray, from_numpy, is_tensor, numel, tensor
+from compgrad.device import device
+from compgrad.size import Size
+from compgrad.tensor import Tensor
+from ir import dispatch as _dispatch
+from ir import ops as _ops
+from ir.dtypes import DType as dtype
+from ir.dtypes import (
+    bool_, double, float16, float32, float64, half, int8, int16, int32, int64, long, short,
+    uint8,
+)
+from ir.dtypes import promote_types as _promote_types
+
+_dispatch.set_base_interpreter(_EAGER)
+_methods.bind_methods(Tensor)
+
+# PyTorch's dtype names that shadow builtins inside this module, as in torch
+globals()["bool"] = bool_
+globals()["float"] = float32
+globals()["int"] = int32
+
+# every public op function at the top level (compgrad.add, compgrad.sum, ...)
+def _export_ops() -> None:
+    namespace = globals()
+    for family in _ops.FAMILIES:
+        for name in getattr(family, "__all__", ()):
+            if name not in namespace:
+                namespace[name] = getattr(family, name)
+
+
+_export_ops()
+
+from compgrad import nn, random  # noqa: E402 - after the op functions they wrap
+from compgrad.random import (  # noqa: E402
+    Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed,
+    set_rng_state,
+)
+
+
+
+def promote_types(type1: dtype, type2: dtype) -> dtype:
+    """The smallest dtype both arguments convert to (``torch.promote_types``)."""
+    return _promote_types(type1, type2)
+
+
+def result_type(tensor1, tensor2) -> dtype:
+    """The dtype of an op on ``tensor1`` and ``tensor2`` (``torch.result_type``)."""
+    return _ops.promote_operands(tensor1, tensor2)
+
+
+def can_cast(from_: dtype, to: dtype) -> _builtins.bool:
+    from ir.dtypes import can_cast as _can_cast
+    return _can_cast(from_, to)
+
+
+def is_floating_point(input: Tensor) -> _builtins.bool:
+    return input.is_floating_point()
+
+
+def get_default_dtype() -> dtype:
+    return float32
+

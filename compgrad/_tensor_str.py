@@ -1,0 +1,5 @@
+"""Placeholder formatting (replaced by the full PyTorch-style printer)."""
+
+
+def format_tensor(t) -> str:
+    return f"tensor({t._data.tolist()})"

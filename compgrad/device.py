@@ -1,0 +1,23 @@
+"""Devices: ``compgrad.device`` and the check that a requested device exists."""
+
+from __future__ import annotations
+
+from ir.types import Device
+
+__all__ = ["device", "check_device"]
+
+device = Device
+
+
+def check_device(dev) -> Device:
+    """Normalise ``dev``; a CUDA device on a machine without one raises RuntimeError."""
+    d = Device(dev) if not isinstance(dev, Device) else dev
+    if d.type == "cuda":
+        from compgrad import cuda
+        if not cuda.is_available():
+            raise RuntimeError("Found no NVIDIA driver on your system. compgrad cannot use "
+                               f"device '{d}' on this machine (compgrad.cuda.is_available() "
+                               "is False).")
+        if d.index is not None and d.index >= cuda.device_count():
+            raise RuntimeError(f"CUDA error: invalid device ordinal {d.index}")
+    return d

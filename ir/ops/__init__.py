@@ -1,0 +1,30 @@
+"""The op functions: what users call (through compgrad), what VJP rules call.
+
+Each family module registers its records on import and declares tables of
+names: ``__all__`` (also ``compgrad.<name>``), ``METHODS`` (also
+``Tensor.<name>``), ``INPLACE`` (``Tensor.<name>_``), ``FUNCTIONAL`` (also
+``compgrad.nn.functional.<name>``) and ``INTERNAL`` (used by VJP rules and
+compgrad, not exported to users). This package re-exports all of them, so
+``ir.ops.add`` is the one ``add``.
+"""
+
+from ir.ops import elementwise, movement, reduce
+from ir.ops._util import promote_operands
+
+# the family modules, in the order compgrad binds their names
+FAMILIES = (elementwise, movement, reduce)
+
+
+def _export() -> None:
+    namespace = globals()
+    for family in FAMILIES:
+        for table in ("__all__", "METHODS", "FUNCTIONAL", "INTERNAL"):
+            for name in getattr(family, table, ()):
+                fn = getattr(family, name)
+                if namespace.get(name, fn) is not fn:
+                    raise ImportError(f"ir.ops.{name} is defined by two families")
+                namespace[name] = fn
+
+
+_export()
+__all__ = ["FAMILIES", "promote_operands"]

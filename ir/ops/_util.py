@@ -1,0 +1,180 @@
+"""Shared building blocks for op records: type-rule pieces and NumPy casting.
+
+Every family module (elementwise, reduce, movement, ...) builds its records
+from these, so promotion, device checks and casting live in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
+
+from ir import dtypes
+from ir.dispatch import apply, is_scalar, type_of
+from ir.dtypes import CATEGORY_FLOAT, DType, result_type
+from ir.opdef import OpDef, OpKind, register
+from ir.types import CPU, Device, TensorType, broadcast_shapes, scalar_type
+
+__all__ = [
+    "apply", "type_of", "is_scalar", "common_device", "promote", "float_result_dtype",
+    "np_type_of", "promoted_np_dtype", "cast", "elementwise_rule", "register_elementwise",
+    "check_dtype_arg", "promote_operands", "reject_out", "as_int_tuple", "is_float", "OpKind", "OpDef", "register",
+]
+
+
+def common_device(types) -> Device:
+    """The device of the tensors among ``types``; PyTorch's error when they differ.
+
+    Weak scalars never decide the device, and 0-d CPU tensors may meet tensors
+    of another device, as in PyTorch.
+    """
+    device = None
+    cpu_scalar_seen = False
+    for t in types:
+        if t.weak:
+            continue
+        if t.ndim == 0 and t.device.type == "cpu":
+            cpu_scalar_seen = True
+            continue
+        if device is None:
+            device = t.device
+        elif t.device != device:
+            raise RuntimeError(
+                "Expected all tensors to be on the same device, but found at least two "
+                f"devices, {device} and {t.device}!")
+    if device is None:
+        device = CPU if cpu_scalar_seen or not types else next(
+            (t.device for t in types if not t.weak), CPU)
+    return device
+
+
+def promote(types) -> DType:
+    """``torch.result_type`` over operand types."""
+    return result_type(*types)
+
+
+def float_result_dtype(dtype: DType) -> DType:
+    """Integer and bool inputs of float-valued ops give the default float dtype."""
+    return dtype if dtype.category == CATEGORY_FLOAT else dtypes.default_float_dtype()
+
+
+def is_float(t: TensorType) -> bool:
+    return t.dtype.category == CATEGORY_FLOAT
+
+
+def np_type_of(x) -> TensorType:
+    """The type of a reference-impl argument (an ndarray or a Python scalar)."""
+    if isinstance(x, np.ndarray):
+        return TensorType(x.shape, dtypes.from_numpy_dtype(x.dtype), CPU)
+    return scalar_type(x)
+
+
+@lru_cache(maxsize=1024)
+def _promoted_cached(key: tuple) -> DType:
+    return result_type(*key)
+
+
+def promoted_np_dtype(*args) -> np.dtype:
+    """The NumPy dtype PyTorch computes ``args`` in (ndarrays and Python scalars)."""
+    key = tuple(
+        TensorType((1,) * a.ndim if a.ndim else (), dtypes.from_numpy_dtype(a.dtype))
+        if isinstance(a, np.ndarray) else scalar_type(a) for a in args)
+    return _promoted_cached(key).np_dtype
+
+
+def cast(x, np_dtype: np.dtype):
+    """Cast an ndarray (no copy when it already has the dtype) or a scalar to ``np_dtype``."""
+    if isinstance(x, np.ndarray):
+        return x.astype(np_dtype, copy=False)
+    return np_dtype.type(x)
+
+
+def promote_operands(*xs) -> DType:
+    """``torch.result_type`` of values (tensors, IR values, scalars) under the active interpreter."""
+    return result_type(*(type_of(x) for x in xs))
+
+
+def reject_out(out) -> None:
+    """compgrad's functions are functional: ``out=`` is refused with a clear TypeError."""
+    if out is not None:
+        raise TypeError("compgrad ops do not support out=; assign the result instead "
+                        "(or use out.copy_(result))")
+
+
+def check_dtype_arg(dtype) -> DType | None:
+    return None if dtype is None else dtypes.as_dtype(dtype)
+
+
+def as_int_tuple(values, what: str = "size") -> tuple[int, ...]:
+    """Accept an int or a sequence of ints (``Size``, list, tuple); TypeError otherwise."""
+    if isinstance(values, int) and not isinstance(values, bool):
+        return (values,)
+    if hasattr(values, "__index__") and not isinstance(values, bool):
+        return (values.__index__(),)
+    try:
+        items = tuple(values)
+    except TypeError:
+        raise TypeError(f"{what} must be a tuple of ints, but got {type(values).__name__}") \
+            from None
+    out = []
+    for v in items:
+        if isinstance(v, bool) or not hasattr(v, "__index__"):
+            raise TypeError(f"{what} must be a tuple of ints, but found element of type "
+                            f"{type(v).__name__}")
+        out.append(v.__index__())
+    return tuple(out)
+
+
+def elementwise_rule(mode: str = "promote", float_only: bool = False,
+                     allow_bool: bool = True, name: str = "") -> Callable:
+    """A type rule for a broadcasting elementwise op.
+
+    ``mode``: ``promote`` (result_type), ``float`` (result_type, ints become the
+    default float), ``bool`` (comparisons and predicates: result is bool).
+    ``float_only`` rejects integer inputs; ``allow_bool`` False rejects bool.
+    """
+
+    def rule(types, **_attrs):
+        device = common_device(types)
+        shape = broadcast_shapes(*(t.shape for t in types))
+        dtype = promote(types)
+        if float_only and dtype.category != CATEGORY_FLOAT:
+            raise RuntimeError(f'"{name}" not implemented for \'{dtype.torch_name}\'')
+        if not allow_bool and dtype is dtypes.bool_:
+            raise RuntimeError(f'"{name}" not implemented for \'Bool\'')
+        if mode == "float":
+            dtype = float_result_dtype(dtype)
+        elif mode == "bool":
+            dtype = dtypes.bool_
+        return TensorType(shape, dtype, device)
+
+    rule.__name__ = f"{name or 'elementwise'}_type_rule"
+    return rule
+
+
+def register_elementwise(name: str, np_fn: Callable, vjp: Callable | None, samples: Callable,
+                         mode: str = "promote", float_only: bool = False,
+                         allow_bool: bool = True, public: str | None = None,
+                         compute: str = "promote", doc: str = "") -> OpDef:
+    """Register an n-ary elementwise op computed as ``np_fn(*args cast to the compute dtype)``.
+
+    ``compute`` is the dtype the reference computes in: ``promote`` (the
+    promoted input dtype) or ``result`` (the output dtype, e.g. float for
+    ``exp`` of ints).
+    """
+
+    def impl(*args, **attrs):
+        dt = promoted_np_dtype(*args)
+        if compute == "result" and dt.kind not in "f":
+            dt = dtypes.default_float_dtype().np_dtype
+        with np.errstate(all="ignore"):
+            return np_fn(*(cast(a, dt) for a in args), **attrs)
+
+    impl.__name__ = f"{name}_impl"
+    return register(OpDef(
+        name=name, kind=OpKind.ELEMENTWISE,
+        type_rule=elementwise_rule(mode, float_only, allow_bool, name),
+        impl=impl, vjp=vjp, samples=samples, public=public,
+        differentiable=vjp is not None and mode != "bool", doc=doc))

@@ -1,0 +1,1 @@
+"""Graph -> Graph transforms (autodiff, simplification, fusion, scheduling)."""
