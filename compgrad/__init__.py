@@ -41,7 +41,7 @@ def _export_ops() -> None:
 
 _export_ops()
 
-from compgrad import nn, random  # noqa: E402 - after the op functions they wrap
+from compgrad import linalg, nn, random  # noqa: E402 - after the op functions they wrap
 from compgrad.random import (  # noqa: E402
     Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed,
     set_rng_state,

@@ -8,17 +8,21 @@ compgrad, not exported to users). This package re-exports all of them, so
 ``ir.ops.add`` is the one ``add``.
 """
 
-from ir.ops import elementwise, movement, reduce
+from ir.ops import (
+    activation, compare, creation, elementwise, indexing, join, linalg, movement, nnfunc,
+    random, reduce, scan, sort, unary,
+)
 from ir.ops._util import promote_operands
 
 # the family modules, in the order compgrad binds their names
-FAMILIES = (elementwise, movement, reduce)
+FAMILIES = (elementwise, unary, activation, compare, reduce, scan, sort, movement, join,
+            indexing, linalg, nnfunc, creation, random)
 
 
 def _export() -> None:
     namespace = globals()
     for family in FAMILIES:
-        for table in ("__all__", "METHODS", "FUNCTIONAL", "INTERNAL"):
+        for table in ("__all__", "METHODS", "FUNCTIONAL", "INTERNAL", "LINALG"):
             for name in getattr(family, table, ()):
                 fn = getattr(family, name)
                 if namespace.get(name, fn) is not fn:

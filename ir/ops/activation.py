@@ -1,0 +1,9 @@
+"""Activation functions (relu, gelu, silu, softplus, ...)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
+METHODS: tuple[str, ...] = ()
+INPLACE: tuple[str, ...] = ()
+FUNCTIONAL: tuple[str, ...] = ()
+INTERNAL: tuple[str, ...] = ()

@@ -1,0 +1,9 @@
+"""Creation ops: zeros, ones, full, empty, arange, linspace, eye, *_like."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
+METHODS: tuple[str, ...] = ()
+INPLACE: tuple[str, ...] = ()
+FUNCTIONAL: tuple[str, ...] = ()
+INTERNAL: tuple[str, ...] = ()

@@ -1,0 +1,9 @@
+"""Indexing: getitem/setitem, gather/scatter, index_*, masked_*, take, nonzero."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
+METHODS: tuple[str, ...] = ()
+INPLACE: tuple[str, ...] = ()
+FUNCTIONAL: tuple[str, ...] = ()
+INTERNAL: tuple[str, ...] = ()

@@ -1,0 +1,9 @@
+"""Unary elementwise math (abs, exp2, log, trig, rounding, predicates)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
+METHODS: tuple[str, ...] = ()
+INPLACE: tuple[str, ...] = ()
+FUNCTIONAL: tuple[str, ...] = ()
+INTERNAL: tuple[str, ...] = ()
