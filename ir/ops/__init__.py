@@ -3,7 +3,8 @@
 Each family module registers its records on import and declares tables of
 names: ``__all__`` (also ``compgrad.<name>``), ``METHODS`` (also
 ``Tensor.<name>``), ``INPLACE`` (``Tensor.<name>_``), ``FUNCTIONAL`` (also
-``compgrad.nn.functional.<name>``) and ``INTERNAL`` (used by VJP rules and
+``compgrad.nn.functional.<name>``), ``LINALG`` (a dict: ``compgrad.linalg.<key>``
+is the family's function named by the value) and ``INTERNAL`` (used by VJP rules and
 compgrad, not exported to users). This package re-exports all of them, so
 ``ir.ops.add`` is the one ``add``.
 """
@@ -22,7 +23,7 @@ FAMILIES = (elementwise, unary, activation, compare, reduce, scan, sort, movemen
 def _export() -> None:
     namespace = globals()
     for family in FAMILIES:
-        for table in ("__all__", "METHODS", "FUNCTIONAL", "INTERNAL", "LINALG"):
+        for table in ("__all__", "METHODS", "FUNCTIONAL", "INTERNAL"):
             for name in getattr(family, table, ()):
                 fn = getattr(family, name)
                 if namespace.get(name, fn) is not fn:
