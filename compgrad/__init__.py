@@ -17,7 +17,18 @@ from ir import dispatch as _dispatch
 from ir import ops as _ops
 from ir.dtypes import DType as dtype
 from ir.dtypes import (
-    bool_, double, float16, float32, float64, half, int8, int16, int32, int64, long, short,
+    bool_,
+    double,
+    float16,
+    float32,
+    float64,
+    half,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    short,
     uint8,
 )
 from ir.dtypes import promote_types as _promote_types
@@ -43,10 +54,14 @@ _export_ops()
 
 from compgrad import linalg, nn, random  # noqa: E402 - after the op functions they wrap
 from compgrad.random import (  # noqa: E402
-    Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed,
+    Generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
     set_rng_state,
 )
-
 
 
 def promote_types(type1: dtype, type2: dtype) -> dtype:

@@ -75,7 +75,8 @@ def _array_from_data(data, dtype) -> np.ndarray:
     if dtype is not None:
         arr = arr.astype(dtypes.as_dtype(dtype).np_dtype, copy=False)
     dtypes.from_numpy_dtype(arr.dtype)
-    return np.ascontiguousarray(arr)
+    # np.ascontiguousarray would turn a 0-d array into shape (1,)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
 
 
 def tensor(data, *, dtype=None, device=None, requires_grad: bool = False,
@@ -97,7 +98,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False,
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
-    """``data`` as a tensor, sharing memory with a Tensor or ndarray when no conversion is needed."""
+    """``data`` as a tensor, sharing memory with a Tensor or ndarray when no conversion
+    is needed."""
     dt = None if dtype is None else dtypes.as_dtype(dtype)
     dev = None if device is None else check_device(device)
     if isinstance(data, Tensor):

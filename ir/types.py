@@ -22,7 +22,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Device:
-    """A device, as ``torch.device``: ``Device('cpu')``, ``Device('cuda:0')``, ``Device('cuda', 1)``."""
+    """A device, as ``torch.device``: ``Device('cpu')``, ``Device('cuda:0')``,
+    ``Device('cuda', 1)``."""
 
     type: str
     index: int | None = None

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import compgrad
+from compgrad._eager import EAGER
 from ir import dtypes
 from ir.dispatch import Interpreter, interpreter
 from ir.opdef import REGISTRY, ErrorSample, Sample
 from ir.vjp import call_vjp
-from compgrad._eager import EAGER
 from tests.oracle import assert_same, call, convert, resolve, to_numpy, torch
 
 OPS = sorted(REGISTRY.values(), key=lambda op: op.name)
@@ -72,7 +72,7 @@ def test_forward_matches_reference(op, index):
     sample = _samples(op)[index]
     result, _, nodes = _run_recorded(op, sample)
     assert any(n[0] is op for n in nodes), f"calling {op.public} did not apply {op.name}"
-    for node_op, args, snapshot, attrs, out in nodes:
+    for node_op, _args, snapshot, attrs, out in nodes:
         if node_op.kind.value == "random":
             continue
         expected = node_op.impl(*snapshot, **attrs)

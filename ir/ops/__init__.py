@@ -10,8 +10,20 @@ compgrad, not exported to users). This package re-exports all of them, so
 """
 
 from ir.ops import (
-    activation, compare, creation, elementwise, indexing, join, linalg, movement, nnfunc,
-    random, reduce, scan, sort, unary,
+    activation,
+    compare,
+    creation,
+    elementwise,
+    indexing,
+    join,
+    linalg,
+    movement,
+    nnfunc,
+    random,
+    reduce,
+    scan,
+    sort,
+    unary,
 )
 from ir.ops._util import promote_operands
 

@@ -20,7 +20,8 @@ from ir.types import CPU, Device, TensorType, broadcast_shapes, scalar_type
 __all__ = [
     "apply", "type_of", "is_scalar", "common_device", "promote", "float_result_dtype",
     "np_type_of", "promoted_np_dtype", "cast", "elementwise_rule", "register_elementwise",
-    "check_dtype_arg", "promote_operands", "reject_out", "as_int_tuple", "is_float", "OpKind", "OpDef", "register",
+    "check_dtype_arg", "promote_operands", "reject_out", "as_int_tuple", "is_float", "OpKind",
+    "OpDef", "register",
 ]
 
 
@@ -92,7 +93,8 @@ def cast(x, np_dtype: np.dtype):
 
 
 def promote_operands(*xs) -> DType:
-    """``torch.result_type`` of values (tensors, IR values, scalars) under the active interpreter."""
+    """``torch.result_type`` of values (tensors, IR values, scalars), under the active
+    interpreter."""
     return result_type(*(type_of(x) for x in xs))
 
 
