@@ -52,7 +52,12 @@ def _export_ops() -> None:
 
 _export_ops()
 
-from compgrad import linalg, nn, random  # noqa: E402 - after the op functions they wrap
+from compgrad import autograd, linalg, nn, random  # noqa: E402 - after the op functions they wrap
+from compgrad.autograd import (  # noqa: E402
+    enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+    set_grad_enabled,
+)
+from compgrad.factories import *  # noqa: E402,F403
 from compgrad.random import (  # noqa: E402
     Generator,
     default_generator,

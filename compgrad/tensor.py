@@ -9,6 +9,7 @@ functions, bound in ``compgrad._methods`` from each op family's ``METHODS`` and
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -33,8 +34,8 @@ class Tensor:
     uninitialised one of that shape, as in PyTorch; prefer ``compgrad.tensor``.
     """
 
-    __slots__ = ("_data", "_device", "_version", "_base", "_type_cache", "requires_grad",
-                 "_grad", "grad_fn", "_retains_grad", "_hooks", "_post_acc_hooks", "_name",
+    __slots__ = ("_data", "_device", "_version", "_base", "_type_cache", "_requires_grad",
+                 "_grad", "grad_fn", "_output_nr", "_accumulator", "_hooks", "_post_acc_hooks",
                  "__weakref__", "__dict__")
 
     # --- construction --------------------------------------------------------------------
@@ -55,10 +56,11 @@ class Tensor:
         self._version = [0] if version is None else version
         self._base = base
         self._type_cache = None
-        self.requires_grad = False
+        self._requires_grad = False
         self._grad = None
         self.grad_fn = None
-        self._retains_grad = False
+        self._output_nr = 0
+        self._accumulator = None
         self._hooks = None
         self._post_acc_hooks = None
 
@@ -187,7 +189,28 @@ class Tensor:
         return self._base is root
 
     @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if value and self._data.dtype.kind != "f":
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
+        if not value and self.grad_fn is not None:
+            raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
+                               "you want to use a computed variable in a subgraph that doesn't "
+                               "require differentiation use var_no_grad = var.detach().")
+        self._requires_grad = bool(value)
+
+    @property
     def grad(self):
+        if self.grad_fn is not None and not self.retains_grad and self._grad is None:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
+                ".grad attribute won't be populated during autograd.backward(). If you indeed "
+                "want the .grad field to be populated for a non-leaf Tensor, use .retain_grad() "
+                "on the non-leaf Tensor. If you access the non-leaf Tensor by mistake, make sure "
+                "you access the leaf Tensor instead.", UserWarning, stacklevel=2)
         return self._grad
 
     @grad.setter
@@ -224,19 +247,47 @@ class Tensor:
         return Tensor._view_of(self, self._data)
 
     def detach_(self) -> Tensor:
+        """Detach this tensor from the graph that created it, in place."""
+        if self._base is not None and self.grad_fn is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
         self.grad_fn = None
-        self.requires_grad = False
+        self._requires_grad = False
         return self
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and self.dtype.category != dtypes.CATEGORY_FLOAT:
-            raise RuntimeError("only Tensors of floating point dtype can require gradients")
-        if not requires_grad and not self.is_leaf:
-            raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
-                               "you want to use a computed variable in a subgraph that doesn't "
-                               "require differentiation use var_no_grad = var.detach().")
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = requires_grad
         return self
+
+    # --- autograd ------------------------------------------------------------------------
+
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False,
+                 inputs=None) -> None:
+        """Accumulate the gradient of this tensor into ``.grad`` of the graph's leaves."""
+        from compgrad.autograd import backward
+        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    def register_hook(self, hook):
+        """``hook(grad)`` runs when this tensor's gradient is computed; it may return a
+        replacement. Returns a handle whose ``remove()`` unregisters it."""
+        from compgrad.autograd.hooks import register_tensor_hook
+        return register_tensor_hook(self, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """``hook(tensor)`` runs after a leaf's ``.grad`` has been accumulated."""
+        from compgrad.autograd.hooks import register_post_accumulate_hook
+        return register_post_accumulate_hook(self, hook)
+
+    def retain_grad(self) -> None:
+        """Populate ``.grad`` for this non-leaf tensor during backward."""
+        from compgrad.autograd.hooks import retain_grad
+        retain_grad(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        if self.grad_fn is None:
+            return False
+        ref = self.grad_fn._retained.get(self._output_nr)
+        return ref is not None and ref() is self
 
     @property
     def _version_value(self) -> int:
@@ -560,7 +611,7 @@ def _varargs(values) -> tuple:
 
 def _rebuild_tensor(arr: np.ndarray, requires_grad: bool) -> Tensor:
     t = Tensor._from_array(arr)
-    t.requires_grad = requires_grad
+    t._requires_grad = requires_grad
     return t
 
 

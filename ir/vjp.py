@@ -22,29 +22,32 @@ def differentiable_input(x) -> bool:
 
 
 def call_vjp(op: OpDef, inputs: Sequence, outputs: Sequence, attrs: dict,
-             grads: Sequence) -> tuple:
+             grads: Sequence, input_types: Sequence | None = None) -> tuple:
     """Input cotangents of ``op`` given output cotangents ``grads`` (None where none flows).
 
     Returns one entry per input: a value of the input's shape and dtype, or
     None for inputs that take no gradient (scalars, integer tensors, and
-    inputs the rule leaves out).
+    inputs the rule leaves out). ``inputs`` may be a lazy sequence (autograd
+    checks saved versions on access); ``input_types`` (None for scalars)
+    then spares reading inputs the rule does not use.
     """
     if op.vjp is None:
         raise RuntimeError(f"the derivative for '{op.name}' is not implemented")
     from ir.ops.elementwise import to_dtype
     from ir.ops.reduce import sum_to_size
 
-    ctx = VJPContext(op, tuple(inputs), tuple(outputs), attrs)
+    if input_types is None:
+        input_types = tuple(None if is_scalar(x) else type_of(x) for x in inputs)
+    ctx = VJPContext(op, inputs, outputs, attrs)
     raw = op.vjp(ctx, *grads)
-    if len(raw) != len(inputs):
+    if len(raw) != len(input_types):
         raise AssertionError(f"VJP of {op.name} returned {len(raw)} gradients for "
-                             f"{len(inputs)} inputs")
+                             f"{len(input_types)} inputs")
     result = []
-    for x, g in zip(inputs, raw):
-        if g is None or not differentiable_input(x):
+    for xt, g in zip(input_types, raw):
+        if g is None or xt is None or xt.dtype.category != CATEGORY_FLOAT:
             result.append(None)
             continue
-        xt = type_of(x)
         g = sum_to_size(g, xt.shape)
         if type_of(g).dtype is not xt.dtype:
             g = to_dtype(g, xt.dtype)

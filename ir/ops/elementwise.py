@@ -1,4 +1,5 @@
-"""Elementwise arithmetic: add, sub, mul, div, neg, exp and dtype conversion.
+"""Elementwise arithmetic: add, sub, mul, div (floor_divide), remainder, fmod, pow, neg, exp
+and dtype conversion.
 
 These are the patterns the other elementwise families follow: a public
 function that normalises PyTorch's arguments, a record registered with
@@ -7,20 +8,37 @@ function that normalises PyTorch's arguments, a record registered with
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ir import dtypes
-from ir.opdef import Sample
+from ir.opdef import ErrorSample, Sample
 from ir.ops._util import (
-    OpDef, OpKind, apply, cast, check_dtype_arg, elementwise_rule, is_scalar, promote_operands,
-    promoted_np_dtype, register, register_elementwise, reject_out, type_of,
+    OpDef,
+    OpKind,
+    apply,
+    cast,
+    check_dtype_arg,
+    elementwise_rule,
+    is_scalar,
+    promote_operands,
+    promoted_np_dtype,
+    register,
+    register_elementwise,
+    reject_out,
+    type_of,
 )
-from ir.samples import arr, ints, noncontig
+from ir.samples import arr, bools, ints, noncontig, positive
 from ir.types import TensorType
 
-__all__ = ["add", "sub", "mul", "div", "true_divide", "neg", "negative", "exp"]
-METHODS = ("add", "sub", "mul", "div", "true_divide", "neg", "negative", "exp")
-INPLACE = METHODS
+__all__ = ["add", "sub", "mul", "div", "true_divide", "neg", "negative", "exp", "subtract",
+           "multiply", "divide", "rsub", "floor_divide", "remainder", "fmod", "pow",
+           "float_power"]
+METHODS = ("add", "sub", "mul", "div", "true_divide", "neg", "negative", "exp", "subtract",
+           "multiply", "divide", "floor_divide", "remainder", "fmod", "pow", "float_power")
+INPLACE = ("add", "sub", "mul", "div", "true_divide", "neg", "negative", "exp", "subtract",
+           "multiply", "divide", "floor_divide", "remainder", "fmod", "pow")
 INTERNAL = ("to_dtype",)
 
 
@@ -112,6 +130,19 @@ def _div_samples():
                  grad=False)
     yield Sample((arr(6), arr(6, low=0.5, high=2.0, seed=1)), {"rounding_mode": "floor"},
                  grad=False)
+    yield Sample((arr(6), -positive(6, seed=1)), {"rounding_mode": "trunc"}, grad=False)
+    yield Sample((7, ints(6, low=1, high=4, seed=3)), {"rounding_mode": "floor"}, grad=False,
+                 note="scalar dividend (7 // t)")
+    yield Sample((np.array([1.0, 0.3, -1.0, 0.0], np.float32), 0.1), {"rounding_mode": "floor"},
+                 grad=False, note="fmod-based floor: 1.0 // 0.1 == 9")
+    yield Sample((arr(4), 0.0), {"rounding_mode": "floor"}, grad=False, note="float / 0")
+    yield Sample((bools(4), bools(4, seed=1)), grad=False)
+    yield ErrorSample((ints(3), 0), {"rounding_mode": "floor"}, RuntimeError, "ZeroDivisionError")
+    yield ErrorSample((ints(3), ints(3, low=0, high=0)), {"rounding_mode": "trunc"}, RuntimeError,
+                      "ZeroDivisionError")
+    yield ErrorSample((bools(3), bools(3)), {"rounding_mode": "floor"}, NotImplementedError,
+                      "not implemented for 'Bool'")
+    yield ErrorSample((arr(3), 2.0), {"rounding_mode": "round"}, RuntimeError, "rounding_mode")
 
 
 def _div_vjp(ctx, g):
@@ -144,14 +175,18 @@ def _div_impl(a, b, rounding_mode=None):
             # trunc: round toward zero where signs differ and the division is inexact
             fix = (np.remainder(a, b) != 0) & ((np.asarray(a) < 0) != (np.asarray(b) < 0))
             return q + fix
-        q = np.true_divide(a, b)
-        return np.floor(q) if rounding_mode == "floor" else np.trunc(q)
+        if rounding_mode == "floor":
+            return np.floor_divide(a, b)  # fmod-based, as PyTorch's div_floor
+        return np.trunc(np.true_divide(a, b))
 
 
 def _div_rule(types, rounding_mode=None):
     if rounding_mode is None:
         return elementwise_rule("float", name="div")(types)
-    return elementwise_rule("promote", name="div")(types)
+    out = elementwise_rule("promote", name="div")(types)
+    if out.dtype is dtypes.bool_:
+        raise NotImplementedError(f'"div_{rounding_mode}_cpu" not implemented for \'Bool\'')
+    return out
 
 
 DIV = register(OpDef("div", OpKind.ELEMENTWISE, _div_rule, _div_impl, _div_vjp, _div_samples))
@@ -167,6 +202,262 @@ def div(input, other, *, rounding_mode=None, out=None):
 
 
 true_divide = div
+
+
+# --- aliases -----------------------------------------------------------------------------
+
+subtract = sub
+multiply = mul
+divide = div
+
+
+def rsub(input, other, *, alpha=1, out=None):
+    """``other - alpha * input`` (the reflected subtraction)."""
+    reject_out(out)
+    return sub(other, input, alpha=alpha)
+
+
+def floor_divide(input, other, *, out=None):
+    """``input // other``: division rounded toward negative infinity."""
+    reject_out(out)
+    return apply(DIV, input, other, rounding_mode="floor")
+
+
+# --- remainder / fmod --------------------------------------------------------------------
+
+def _int_by_zero(b) -> None:
+    if np.any(np.asarray(b) == 0):
+        raise RuntimeError("ZeroDivisionError")
+
+
+def _remainder_impl(a, b):
+    dt = promoted_np_dtype(a, b)
+    a, b = cast(a, dt), cast(b, dt)
+    if dt.kind in "iu":
+        _int_by_zero(b)
+    with np.errstate(all="ignore"):
+        return np.remainder(a, b)  # Python's sign convention: the result has b's sign
+
+
+def _fmod_impl(a, b):
+    dt = promoted_np_dtype(a, b)
+    a, b = cast(a, dt), cast(b, dt)
+    if dt.kind in "iu":
+        _int_by_zero(b)
+    with np.errstate(all="ignore"):
+        return np.fmod(a, b)  # C's convention: the result has a's sign
+
+
+def _mod_rule(kernel):
+    def rule(types):
+        out = elementwise_rule("promote", name=kernel)(types)
+        if out.dtype is dtypes.bool_:
+            raise NotImplementedError(f'"{kernel}_cpu" not implemented for \'Bool\'')
+        return out
+
+    rule.__name__ = f"_{kernel}_rule"
+    return rule
+
+
+def _remainder_vjp(ctx, g):
+    a, b = ctx.inputs
+    gb = None if is_scalar(b) else neg(mul(g, div(a, b, rounding_mode="floor")))
+    return g, gb
+
+
+def _fmod_vjp(ctx, g):
+    a, b = ctx.inputs
+    gb = None if is_scalar(b) else neg(mul(g, div(a, b, rounding_mode="trunc")))
+    return g, gb
+
+
+def _mod_samples(scalar_first: bool):
+    def samples():
+        yield Sample((arr(3, 4, low=-5, high=5), arr(3, 4, low=0.5, high=2.0, seed=1)))
+        yield Sample((arr(3, 4, low=-5, high=5), -positive(3, 4, low=0.5, high=2.0, seed=1)),
+                     note="negative divisor")
+        yield Sample((arr(2, 1, 4, low=-5, high=5), positive(3, 1, seed=1)), note="broadcast")
+        yield Sample((noncontig(3, 4, low=-5, high=5), positive(4, seed=2)), note="non-contig")
+        yield Sample((arr(low=-5, high=5), positive(0, seed=1)), note="empty")
+        yield Sample((arr(5, low=-5, high=5), 1.5))
+        yield Sample((arr(5, low=-5, high=5), -1.5))
+        yield Sample((arr(4, dtype=np.float64, low=-5, high=5), positive(4, seed=1)))
+        yield Sample((ints(6), ints(6, low=1, high=4, seed=3)), grad=False)
+        yield Sample((ints(6), ints(6, low=-4, high=-1, seed=3)), grad=False)
+        yield Sample((ints(6, dtype=np.int32), 3), grad=False)
+        yield Sample((ints(6), 2.5), grad=False, note="int tensor, float scalar")
+        yield Sample((np.array([1.0, -1.0, 2.0], np.float32), 0.0), grad=False, note="x % 0")
+        yield ErrorSample((ints(3), 0), {}, RuntimeError, "ZeroDivisionError")
+        yield ErrorSample((ints(3), ints(3, low=0, high=0)), {}, RuntimeError,
+                          "ZeroDivisionError")
+        yield ErrorSample((bools(3), bools(3, seed=1)), {}, NotImplementedError,
+                          "not implemented for 'Bool'")
+        if scalar_first:
+            # torch has no derivative for remainder(Scalar, Tensor): compare values only
+            yield Sample((7, ints(5, low=1, high=4)), grad=False)
+            yield Sample((-2.5, positive(5)), grad=False)
+        else:
+            yield ErrorSample((7, ints(3, low=1, high=4)), {}, TypeError, "must be Tensor")
+
+    samples.__name__ = "_mod_samples"
+    return samples
+
+
+REMAINDER = register(OpDef("remainder", OpKind.ELEMENTWISE, _mod_rule("remainder"),
+                           _remainder_impl, _remainder_vjp, _mod_samples(True)))
+FMOD = register(OpDef("fmod", OpKind.ELEMENTWISE, _mod_rule("fmod"), _fmod_impl, _fmod_vjp,
+                      _mod_samples(False)))
+
+
+def _require_tensor(fn: str, name: str, position: int, x) -> None:
+    if is_scalar(x):
+        raise TypeError(f"{fn}(): argument '{name}' (position {position}) must be Tensor, not "
+                        f"{type(x).__name__}")
+
+
+def remainder(input, other, *, out=None):
+    """Python's modulus ``input % other``: the result has the sign of ``other``."""
+    reject_out(out)
+    return apply(REMAINDER, input, other)
+
+
+def fmod(input, other, *, out=None):
+    """C's ``fmod``: the remainder of truncated division (the sign of ``input``)."""
+    reject_out(out)
+    _require_tensor("fmod", "input", 1, input)
+    return apply(FMOD, input, other)
+
+
+# --- pow ---------------------------------------------------------------------------------
+
+_NEG_INT_POW = "Integers to negative integer powers are not allowed."
+
+
+def _int_pow(a, b, dt):
+    """Integer power as PyTorch computes it: negative exponents give 1/a truncated."""
+    a, b = np.asarray(a, dt), np.asarray(b, dt)
+    negative = b < 0
+    if not np.any(negative):
+        return np.power(a, b)
+    r = np.power(a, np.where(negative, 0, b).astype(dt))
+    odd = (b % 2) != 0
+    inv = np.where(a == 1, 1, np.where(a == -1, np.where(odd, -1, 1), 0)).astype(dt)
+    return np.where(negative, inv, r)
+
+
+def _pow_impl(a, b):
+    dt = promoted_np_dtype(a, b)
+    if dt.kind in "iu":
+        if not isinstance(b, np.ndarray) and b < 0:
+            raise RuntimeError(_NEG_INT_POW)
+        with np.errstate(all="ignore"):
+            return _int_pow(a, b, dt)
+    with np.errstate(all="ignore"):
+        return np.power(cast(a, dt), cast(b, dt))
+
+
+def _pow_rule(types):
+    out = elementwise_rule("promote", name="pow")(types)
+    if out.dtype is dtypes.bool_:
+        raise NotImplementedError("\"pow\" not implemented for 'Bool'")
+    return out
+
+
+def _log_of(x, dtype):
+    """log(x) for the exponent gradient: a Python float for a scalar base."""
+    from ir import ops
+    if is_scalar(x):
+        x = float(x)
+        return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
+    if type_of(x).dtype is not dtype:
+        x = to_dtype(x, dtype)
+    return ops.log(x)
+
+
+def _pow_vjp(ctx, g):
+    from ir.ops.compare import eq, ge, logical_and, where
+    a, b = ctx.inputs
+    out = ctx.output
+    ga = gb = None
+    if not is_scalar(a):
+        if is_scalar(b):
+            ga = mul(g, 0) if b == 0 else mul(g, mul(pow(a, b - 1), b))
+        else:
+            ga = where(eq(b, 0), 0, mul(g, mul(pow(a, sub(b, 1)), b)))
+    if not is_scalar(b):
+        # d/db a**b = a**b * log(a); PyTorch takes 0 where a == 0 and b >= 0
+        log_a = _log_of(a, type_of(out).dtype)
+        zero_base = eq(a, 0) if not is_scalar(a) else (a == 0)
+        term = mul(out, log_a)
+        if zero_base is True:
+            term = where(ge(b, 0), 0, term)
+        elif zero_base is not False:
+            term = where(logical_and(zero_base, ge(b, 0)), 0, term)
+        gb = mul(g, term)
+    return ga, gb
+
+
+def _pow_samples():
+    yield Sample((positive(3, 4), arr(3, 4, seed=1)))
+    yield Sample((positive(2, 1, 4), arr(3, 1, seed=1)), note="broadcast both ways")
+    yield Sample((positive(), arr(5, seed=1)), note="0-d base")
+    yield Sample((noncontig(3, 4, low=0.2, high=3.0), arr(4, seed=2)), note="non-contiguous")
+    yield Sample((positive(0, 3), arr(3, seed=1)), note="empty")
+    yield Sample((positive(3, 4, dtype=np.float64), arr(4, dtype=np.float64, seed=1)))
+    yield Sample((positive(3, 4), 2.5))
+    yield Sample((arr(3, 4), 2), note="negative base, int exponent")
+    yield Sample((arr(3, 4), 3.0))
+    yield Sample((arr(5), -2))
+    yield Sample((arr(5), 0), note="exponent 0: zero gradient")
+    yield Sample((arr(5), 0.5), grad=False, note="nan for negative bases")
+    yield Sample((2.0, arr(3, 4)), note="scalar base")
+    yield Sample((0.5, arr(5, dtype=np.float64)), note="scalar base < 1")
+    yield Sample((np.array([0.0, 0.0, 1.0, 2.0], np.float32),
+                  np.array([0.0, 2.0, -1.0, 1.5], np.float32)), note="zero bases")
+    yield Sample((ints(5), ints(5, low=0, high=3, seed=1)), grad=False)
+    yield Sample((np.array([1, -1, -1, 2, 0, 3], np.int64),
+                  np.array([-1, -1, -2, -2, 2, 0], np.int64)), grad=False,
+                 note="negative int exponents in a tensor")
+    yield Sample((ints(4, dtype=np.int32), 2), grad=False)
+    yield Sample((2, ints(4, low=-2, high=3)), grad=False, note="int scalar base")
+    yield Sample((2.0, ints(4, low=-2, high=3)), grad=False, note="float scalar base, int exps")
+    yield Sample((ints(4), 2.5), grad=False, note="int tensor, float exponent")
+    yield Sample((ints(4), -1.0), grad=False)
+    yield Sample((bools(4), 2), grad=False)
+    yield Sample((positive(3), np.array(2, np.int64)), note="float base, 0-d int exponent")
+    yield ErrorSample((ints(3), -1), {}, RuntimeError, _NEG_INT_POW)
+    yield ErrorSample((ints(), -2), {}, RuntimeError, _NEG_INT_POW)
+    yield ErrorSample((bools(3), bools(3, seed=1)), {}, NotImplementedError,
+                      "not implemented for 'Bool'")
+
+
+POW = register(OpDef("pow", OpKind.ELEMENTWISE, _pow_rule, _pow_impl, _pow_vjp, _pow_samples))
+
+
+def pow(input, exponent, *, out=None):  # noqa: A001 - PyTorch's name
+    """``input ** exponent``; either may be a Python scalar (``pow(2.0, t)``)."""
+    reject_out(out)
+    if (is_scalar(exponent) and not isinstance(exponent, (bool, np.bool_, float, np.floating))
+            and exponent < 0 and not is_scalar(input)
+            and promote_operands(input, exponent).category != dtypes.CATEGORY_FLOAT):
+        raise RuntimeError(_NEG_INT_POW)
+    return apply(POW, input, exponent)
+
+
+def float_power(input, exponent, *, out=None):
+    """``input ** exponent`` computed in double precision (float64 result)."""
+    reject_out(out)
+    if not is_scalar(input) and type_of(input).dtype is not dtypes.float64:
+        input = to_dtype(input, dtypes.float64)
+    if not is_scalar(exponent) and type_of(exponent).dtype is not dtypes.float64:
+        exponent = to_dtype(exponent, dtypes.float64)
+    if is_scalar(input) and is_scalar(exponent):
+        raise TypeError("float_power() expects at least one Tensor argument")
+    if is_scalar(input):
+        input = float(input)
+    if is_scalar(exponent):
+        exponent = float(exponent)
+    return apply(POW, input, exponent)
 
 
 # --- neg / exp ---------------------------------------------------------------------------

@@ -1,0 +1,243 @@
+"""Autograd graph nodes: one ``Node`` per recorded op, ``AccumulateGrad`` per leaf.
+
+A node keeps what its op's VJP reads (inputs, outputs, attributes) as
+:class:`SavedValue` records that remember the version of the storage at
+save time, so a later in-place write is caught when backward reads them.
+Node classes are named like PyTorch's (``MulBackward0``) for ``grad_fn``
+reprs and error messages.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from ir.dispatch import is_scalar
+from ir.opdef import OpDef
+from ir.types import TensorType
+
+__all__ = ["Node", "AccumulateGrad", "SavedValue", "node_class", "RemovableHandle",
+           "FREED_MESSAGE"]
+
+FREED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors "
+    "after they have already been freed). Saved intermediate values of the graph are freed "
+    "when you call .backward() or autograd.grad(). Specify retain_graph=True if you need to "
+    "backward through the graph a second time or if you need to access saved tensors after "
+    "calling backward.")
+
+_SEQUENCE = itertools.count()
+
+
+class RemovableHandle:
+    """Returned by hook registration; ``remove()`` unregisters the hook."""
+
+    _ids = itertools.count()
+
+    def __init__(self, registry: dict):
+        self._registry = registry
+        self.id = next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        self._registry.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+class SavedValue:
+    """A value a VJP reads, with the storage version seen when it was saved."""
+
+    __slots__ = ("value", "version", "node", "output_nr")
+
+    def __init__(self, value, node: Node | None = None, output_nr: int = 0):
+        from compgrad.tensor import Tensor
+        if isinstance(value, Tensor):
+            self.version = value._version[0]
+            if node is not None:
+                # an output: keep a plain alias so the node does not keep itself alive
+                value = Tensor._view_of(value, value._data)
+        else:
+            self.version = None
+        self.value = value
+        self.node = node
+        self.output_nr = output_nr
+
+    def unpack(self, owner: Node):
+        from compgrad.tensor import Tensor
+        value = self.value
+        if value is _RELEASED:
+            raise RuntimeError(FREED_MESSAGE)
+        if not isinstance(value, Tensor):
+            return value
+        if value._version[0] != self.version:
+            t = value._type
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [compgrad.{_legacy(t)} {list(t.shape)}], which is "
+                f"{'output' if self.node is not None else 'input'} {self.output_nr} of "
+                f"{owner.name()}, is at version {value._version[0]}; expected version "
+                f"{self.version} instead. Hint: the backtrace further above shows the operation "
+                "that failed to compute its gradient. The variable in question was changed in "
+                "there or anywhere later. Good luck!")
+        if self.node is not None:
+            out = Tensor._view_of(value, value._data)
+            out._requires_grad = True
+            out.grad_fn = self.node
+            out._output_nr = self.output_nr
+            return out
+        return value
+
+
+class _Released:
+    def __repr__(self) -> str:
+        return "<freed>"
+
+
+_RELEASED = _Released()
+
+
+def _legacy(t: TensorType) -> str:
+    return f"{t.dtype.torch_name}Tensor"
+
+
+class _LazyValues(Sequence):
+    """The saved inputs or outputs of a node, unpacked (and version-checked) on access."""
+
+    def __init__(self, node: Node, saved: list[SavedValue]):
+        self._node = node
+        self._saved = saved
+        self._cache: dict[int, object] = {}
+
+    def __len__(self) -> int:
+        return len(self._saved)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(self[j] for j in range(*i.indices(len(self))))
+        if i < 0:
+            i += len(self._saved)
+        if i not in self._cache:
+            self._cache[i] = self._saved[i].unpack(self._node)
+        return self._cache[i]
+
+
+class Node:
+    """A recorded op (``grad_fn``): what backward runs to reach the op's inputs."""
+
+    __slots__ = ("op", "attrs", "saved_inputs", "saved_outputs", "input_types", "output_types",
+                 "next_functions", "sequence_nr", "_pre_hooks", "_post_hooks",
+                 "_tensor_pre_hooks", "_retained", "_released", "metadata", "_trace",
+                 "__weakref__")
+
+    def __init__(self, op: OpDef | None, attrs: dict, inputs: Sequence, outputs: Sequence,
+                 next_functions: tuple):
+        self.op = op
+        self.attrs = attrs
+        self.saved_inputs = [SavedValue(x) for x in inputs]
+        self.saved_outputs = [SavedValue(o, self, i) for i, o in enumerate(outputs)]
+        self.input_types = tuple(None if is_scalar(x) else x._type for x in inputs)
+        self.output_types = tuple(o._type for o in outputs)
+        self.next_functions = next_functions
+        self.sequence_nr = next(_SEQUENCE)
+        self._pre_hooks: dict = {}
+        self._post_hooks: dict = {}
+        self._tensor_pre_hooks: dict[int, dict] = {}
+        self._retained: dict = {}
+        self._released = False
+        self.metadata: dict = {}
+        self._trace = None
+
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {hex(id(self))}>"
+
+    def inputs(self) -> _LazyValues:
+        self._check_alive()
+        return _LazyValues(self, self.saved_inputs)
+
+    def outputs(self) -> _LazyValues:
+        self._check_alive()
+        return _LazyValues(self, self.saved_outputs)
+
+    def _check_alive(self) -> None:
+        if self._released:
+            raise RuntimeError(FREED_MESSAGE)
+
+    def release(self) -> None:
+        """Free the saved values (after a backward without ``retain_graph``)."""
+        # A node whose VJP reads nothing may run again, as in PyTorch; only
+        # nodes that saved tensors refuse a second backward.
+        if not any(s.version is not None for s in self.saved_inputs + self.saved_outputs):
+            return
+        for s in self.saved_inputs + self.saved_outputs:
+            s.value = _RELEASED
+        self._released = True
+
+    def register_hook(self, fn) -> RemovableHandle:
+        """``fn(grad_inputs, grad_outputs)`` runs after the node; may return new grad_inputs."""
+        handle = RemovableHandle(self._post_hooks)
+        self._post_hooks[handle.id] = fn
+        return handle
+
+    def register_prehook(self, fn) -> RemovableHandle:
+        """``fn(grad_outputs)`` runs before the node; may return new grad_outputs."""
+        handle = RemovableHandle(self._pre_hooks)
+        self._pre_hooks[handle.id] = fn
+        return handle
+
+    def _add_tensor_hook(self, output_nr: int, fn) -> RemovableHandle:
+        hooks = self._tensor_pre_hooks.setdefault(output_nr, {})
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = fn
+        return handle
+
+
+class AccumulateGrad:
+    """The sink of a leaf tensor: backward accumulates into ``variable.grad``."""
+
+    __slots__ = ("variable", "sequence_nr", "_pre_hooks", "_post_hooks", "metadata",
+                 "__weakref__")
+    next_functions: tuple = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+        self.sequence_nr = -1  # leaves run after every node that feeds them
+        self._pre_hooks: dict = {}
+        self._post_hooks: dict = {}
+        self.metadata: dict = {}
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
+    def register_hook(self, fn) -> RemovableHandle:
+        handle = RemovableHandle(self._post_hooks)
+        self._post_hooks[handle.id] = fn
+        return handle
+
+    def register_prehook(self, fn) -> RemovableHandle:
+        handle = RemovableHandle(self._pre_hooks)
+        self._pre_hooks[handle.id] = fn
+        return handle
+
+
+_NODE_CLASSES: dict[str, type] = {}
+
+
+def node_class(name: str) -> type:
+    """The Node subclass for an op, named like PyTorch's (``log_softmax`` ->
+    ``LogSoftmaxBackward0``)."""
+    cls = _NODE_CLASSES.get(name)
+    if cls is None:
+        camel = "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
+        cls = type(f"{camel}Backward0", (Node,), {"__slots__": ()})
+        _NODE_CLASSES[name] = cls
+    return cls

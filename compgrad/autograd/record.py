@@ -1,0 +1,95 @@
+"""Recording the autograd graph as eager ops run, and autograd's in-place rules.
+
+``record`` is installed in the eager interpreter's hooks and ``check_inplace``
+in ``Tensor._write``'s: the interpreter and the Tensor know nothing of
+autograd beyond these two calls.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from compgrad.autograd import anomaly
+from compgrad.autograd.grad_mode import _STATE
+from compgrad.autograd.node import AccumulateGrad, node_class
+from compgrad.tensor import Tensor
+from ir.dtypes import CATEGORY_FLOAT
+from ir.opdef import OpDef
+
+__all__ = ["record", "check_inplace", "edge_of", "accumulator_of", "attach_outputs"]
+
+
+def accumulator_of(t: Tensor) -> AccumulateGrad:
+    """The (cached) AccumulateGrad sink of leaf ``t``."""
+    ref = t._accumulator
+    acc = ref() if ref is not None else None
+    if acc is None:
+        acc = AccumulateGrad(t)
+        t._accumulator = weakref.ref(acc)
+    return acc
+
+
+def edge_of(x) -> tuple:
+    """Where the gradient of ``x`` goes: (node, output number) or (None, 0)."""
+    if not isinstance(x, Tensor) or not x.requires_grad:
+        return (None, 0)
+    if x.grad_fn is not None:
+        return (x.grad_fn, x._output_nr)
+    return (accumulator_of(x), 0)
+
+
+def attach_outputs(node, outputs) -> None:
+    """Make float ``outputs`` non-leaves produced by ``node``."""
+    for i, o in enumerate(outputs):
+        if isinstance(o, Tensor) and o._data.dtype.kind == "f":
+            o._requires_grad = True
+            o.grad_fn = node
+            o._output_nr = i
+
+
+def record(op: OpDef, args: tuple, attrs: dict, outputs) -> None:
+    """Add a node for ``op`` when grad mode is on and an input requires grad."""
+    if not _STATE.enabled or not op.differentiable:
+        return
+    for a in args:
+        if isinstance(a, Tensor) and a.requires_grad:
+            break
+    else:
+        return
+    outs = outputs if isinstance(outputs, tuple) else (outputs,)
+    if not any(o._data.dtype.kind == "f" for o in outs):
+        return
+    node = node_class(op.name)(op, attrs, args, outs, tuple(edge_of(a) for a in args))
+    if anomaly.is_enabled():
+        node._trace = anomaly.capture_stack()
+    attach_outputs(node, outs)
+
+
+def check_inplace(target: Tensor, value: Tensor) -> None:
+    """Autograd's rules for writing ``value`` into ``target`` in place, then rebase.
+
+    Runs after every shape/dtype check passed and right before the write, so a
+    refused write changes nothing.
+    """
+    if not _STATE.enabled:
+        return
+    base = target._base
+    if target.requires_grad and target.grad_fn is None and base is None:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+    if base is not None and (base.requires_grad or value.requires_grad):
+        if base.requires_grad and base.grad_fn is None:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in "
+                               "an in-place operation.")
+        raise RuntimeError(
+            "compgrad does not yet support in-place writes into a view of a tensor that takes "
+            "part in autograd (write into the base tensor with indexing instead, e.g. "
+            "base[idx] = value, or clone() the view first)")
+    if value.requires_grad and value.grad_fn is not None:
+        target._requires_grad = True
+        target.grad_fn = value.grad_fn
+        target._output_nr = value._output_nr
+    elif target.grad_fn is not None:
+        # the new value does not depend on anything that requires grad
+        target.grad_fn = None
+        target._requires_grad = False
