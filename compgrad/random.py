@@ -9,15 +9,19 @@ compiled program can take the key as a graph input.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 
 import numpy as np
 
 from compgrad.tensor import Tensor
+from ir.ops import random as _rops
+from ir.ops._util import reject_out
 from ir.types import Device
 
 __all__ = ["Generator", "default_generator", "manual_seed", "seed", "initial_seed",
-           "get_rng_state", "set_rng_state"]
+           "get_rng_state", "set_rng_state", "rand", "randn", "randint", "randperm", "rand_like",
+           "randn_like", "randint_like", "normal", "bernoulli", "multinomial"]
 
 _DEFAULT_SEED = 67280421310721  # PyTorch's default CPU seed
 _MASK64 = (1 << 64) - 1
@@ -95,3 +99,256 @@ def get_rng_state() -> Tensor:
 
 def set_rng_state(new_state: Tensor) -> None:
     default_generator.set_state(new_state)
+
+
+# --- random factories with PyTorch's signatures ------------------------------------------
+
+def _gen(generator) -> Generator:
+    if generator is None:
+        return default_generator
+    if not isinstance(generator, Generator):
+        raise TypeError(f"expected a compgrad.Generator for 'generator', got "
+                        f"{type(generator).__name__}")
+    return generator
+
+
+def _dev(device):
+    from compgrad.device import check_device
+    return None if device is None else check_device(device)
+
+
+def _finish(out: Tensor, requires_grad: bool) -> Tensor:
+    if requires_grad:
+        out.requires_grad_(True)
+    return out
+
+
+def _sized(fname: str, size: tuple, kwargs: dict, layout) -> tuple[int, ...]:
+    from compgrad.factories import check_layout, parse_size
+    check_layout(layout)
+    shape = parse_size(fname, size, kwargs.pop("size", None))
+    if kwargs:
+        raise TypeError(f"{fname}() got an unexpected keyword argument '{next(iter(kwargs))}'")
+    return shape
+
+
+def _like_input(fname: str, input) -> None:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{fname}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+
+
+def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
+         requires_grad=False, pin_memory=False, **kwargs) -> Tensor:
+    """Uniform random values in ``[0, 1)`` (``rand(2, 3)`` or ``rand((2, 3))``)."""
+    reject_out(out)
+    shape = _sized("rand", size, kwargs, layout)
+    return _finish(_rops.rand(shape, _gen(generator), dtype, _dev(device)), requires_grad)
+
+
+def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
+          requires_grad=False, pin_memory=False, **kwargs) -> Tensor:
+    """Standard normal random values."""
+    reject_out(out)
+    shape = _sized("randn", size, kwargs, layout)
+    return _finish(_rops.randn(shape, _gen(generator), dtype, _dev(device)), requires_grad)
+
+
+def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None,
+            device=None, requires_grad=False, pin_memory=False) -> Tensor:
+    """Random integers in ``[low, high)``: ``randint(high, size)`` or
+    ``randint(low, high, size)``."""
+    reject_out(out)
+    from compgrad.factories import check_layout, parse_size
+    check_layout(layout)
+    if size is None and high is not None and not isinstance(high, (int, Tensor)):
+        low, high, size = 0, low, high  # randint(high, size)
+    elif high is None:
+        low, high = 0, low  # randint(high, size=...)
+    if size is None:
+        raise TypeError('randint() missing 1 required positional arguments: "size"')
+    shape = parse_size("randint", (size,))
+    out_t = _rops.randint(_scalar_int(low), _scalar_int(high), shape, _gen(generator), dtype,
+                          _dev(device))
+    return _finish(out_t, requires_grad)
+
+
+def _scalar_int(x):
+    return x.item() if isinstance(x, Tensor) else x
+
+
+def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None,
+             requires_grad=False, pin_memory=False) -> Tensor:
+    """A random permutation of ``0 .. n-1``."""
+    reject_out(out)
+    from compgrad.factories import check_layout
+    check_layout(layout)
+    return _finish(_rops.randperm(n, _gen(generator), dtype, _dev(device)), requires_grad)
+
+
+def rand_like(input, *, generator=None, dtype=None, layout=None, device=None,
+              requires_grad=False, memory_format=None) -> Tensor:
+    """Uniform ``[0, 1)`` values in the shape (and dtype, device) of ``input``."""
+    _like_input("rand_like", input)
+    dev = input.device if device is None else _dev(device)
+    out_t = _rops.rand(input.shape, _gen(generator), dtype or input.dtype, dev)
+    return _finish(out_t, requires_grad)
+
+
+def randn_like(input, *, generator=None, dtype=None, layout=None, device=None,
+               requires_grad=False, memory_format=None) -> Tensor:
+    """Standard normal values in the shape (and dtype, device) of ``input``."""
+    _like_input("randn_like", input)
+    dev = input.device if device is None else _dev(device)
+    out_t = _rops.randn(input.shape, _gen(generator), dtype or input.dtype, dev)
+    return _finish(out_t, requires_grad)
+
+
+def randint_like(input, low=0, high=None, *, generator=None, dtype=None, layout=None,
+                 device=None, requires_grad=False, memory_format=None) -> Tensor:
+    """Random integers in ``[low, high)`` in the shape (and dtype, device) of ``input``;
+    ``randint_like(input, high)`` starts at 0."""
+    _like_input("randint_like", input)
+    if high is None:
+        low, high = 0, low
+    dev = input.device if device is None else _dev(device)
+    out_t = _rops.randint(_scalar_int(low), _scalar_int(high), input.shape, _gen(generator),
+                          dtype or input.dtype, dev)
+    return _finish(out_t, requires_grad)
+
+
+def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, layout=None,
+           device=None, requires_grad=False, pin_memory=False) -> Tensor:
+    """Normal values: ``normal(mean, std)`` with tensor/number parameters broadcast
+    together, or ``normal(mean: float, std: float, size)``."""
+    reject_out(out)
+    from compgrad.factories import check_layout
+    check_layout(layout)
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        if size is not None:
+            raise TypeError("normal(): size is only accepted with a float mean and a float std")
+    elif size is not None:
+        from compgrad.factories import parse_size
+        size = parse_size("normal", (size,))
+    out_t = _rops.normal(mean, std, _gen(generator), size, dtype, _dev(device))
+    return _finish(out_t, requires_grad)
+
+
+def bernoulli(input, p=None, *, generator=None, out=None) -> Tensor:
+    """0/1 values drawn with probabilities ``input`` (or the number ``p``), in the shape and
+    dtype of ``input``."""
+    reject_out(out)
+    _like_input("bernoulli", input)
+    return _rops.bernoulli(input, _gen(generator), p)
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None, out=None) -> Tensor:
+    """``num_samples`` indices drawn from each row of ``input`` (unnormalised probabilities),
+    with or without replacement."""
+    reject_out(out)
+    _like_input("multinomial", input)
+    return _rops.multinomial(input, num_samples, _gen(generator), replacement)
+
+
+# --- in-place Tensor methods -------------------------------------------------------------
+
+def _from_to(args: tuple, kwargs: dict, names: tuple[str, str], defaults: tuple, fname: str):
+    if len(args) > 2:
+        raise TypeError(f"{fname}() takes at most 2 positional arguments ({len(args)} given)")
+    values = list(args) + [None] * (2 - len(args))
+    for i, name in enumerate(names):
+        if name in kwargs:
+            if i < len(args):
+                raise TypeError(f"{fname}() got multiple values for argument '{name}'")
+            values[i] = kwargs.pop(name)
+    if kwargs:
+        raise TypeError(f"{fname}() got an unexpected keyword argument '{next(iter(kwargs))}'")
+    return tuple(defaults[i] if values[i] is None else values[i] for i in range(2))
+
+
+def uniform_(self, *args, generator=None, **kwargs) -> Tensor:
+    """Fill with uniform values in ``[from, to)`` (``uniform_(from=0, to=1)``)."""
+    low, high = _from_to(args, kwargs, ("from", "to"), (0.0, 1.0), "uniform_")
+    return self._write(_rops.rand(self.shape, _gen(generator), self.dtype, self.device,
+                                  low=low, high=high))
+
+
+def normal_(self, mean=0.0, std=1.0, *, generator=None) -> Tensor:
+    """Fill with normal values of ``mean`` and ``std``."""
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    return self._write(_rops.normal(float(mean), float(std), _gen(generator), self.shape,
+                                    self.dtype, self.device))
+
+
+def _random_high(dtype) -> int:
+    from ir import dtypes as _dt
+    if dtype.is_floating_point:
+        return 2 ** {2: 11, 4: 24, 8: 53}[dtype.itemsize] + 1
+    if dtype is _dt.bool_:
+        return 2
+    return int(np.iinfo(dtype.np_dtype).max) + 1
+
+
+def random_(self, *args, generator=None, **kwargs) -> Tensor:
+    """Fill with integers: ``random_()`` over the dtype's range, ``random_(to)`` in
+    ``[0, to)``, ``random_(from, to)`` in ``[from, to)``."""
+    if len(args) == 1 and not kwargs:
+        low, high = 0, args[0]
+    else:
+        low, high = _from_to(args, kwargs, ("from", "to"), (0, None), "random_")
+        low = 0 if low is None else low
+    if high is None:
+        high = _random_high(self.dtype)
+    return self._write(_rops.randint(low, high, self.shape, _gen(generator), self.dtype,
+                                     self.device))
+
+
+def exponential_(self, lambd=1.0, *, generator=None) -> Tensor:
+    """Fill with exponentially distributed values of rate ``lambd``."""
+    if not self.dtype.is_floating_point:
+        raise RuntimeError("Exponential distribution is a continuous probability distribution. "
+                           f"dtype must be a floating point but you specified "
+                           f"{self.dtype.torch_name}")
+    return self._write(_rops.exponential(self.shape, _gen(generator), lambd, self.dtype,
+                                         self.device))
+
+
+def bernoulli_(self, p=0.5, *, generator=None) -> Tensor:
+    """Fill with 0/1 values drawn with probability ``p`` (a number or a tensor)."""
+    return self._write(_rops.bernoulli(self, _gen(generator), p))
+
+
+def _bernoulli_method(self, p=None, *, generator=None) -> Tensor:
+    return bernoulli(self, p, generator=generator)
+
+
+def _multinomial_method(self, num_samples, replacement=False, *, generator=None) -> Tensor:
+    return multinomial(self, num_samples, replacement, generator=generator)
+
+
+def _bind_methods() -> None:
+    methods = {"uniform_": uniform_, "normal_": normal_, "random_": random_,
+               "exponential_": exponential_, "bernoulli_": bernoulli_,
+               "bernoulli": _bernoulli_method, "multinomial": _multinomial_method}
+    for name, fn in methods.items():
+        fn.__name__ = name
+        fn.__qualname__ = f"Tensor.{name}"
+        setattr(Tensor, name, fn)
+
+
+_bind_methods()
+
+
+@contextlib.contextmanager
+def fork_rng(devices=None, enabled: bool = True, _caller: str = "fork_rng",
+             _devices_kw: str = "devices", device_type: str = "cuda"):
+    """Restore the default generator's state when the ``with`` block ends."""
+    if not enabled:
+        yield
+        return
+    state = get_rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)

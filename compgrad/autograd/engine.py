@@ -22,7 +22,6 @@ from compgrad.autograd.record import edge_of
 from compgrad.tensor import Tensor
 from ir import ops
 from ir.types import shape_str
-from ir.vjp import call_vjp
 
 __all__ = ["run_backward"]
 
@@ -46,7 +45,7 @@ def _root_grads(tensors: Sequence[Tensor], grad_tensors: Sequence, create_graph:
                                    f"{shape_str(t.shape)}.")
             if g.dtype is not t.dtype:
                 g = ops.to_dtype(g, t.dtype)
-            elif g.grad_fn is None:
+            elif not g.requires_grad:
                 g = Tensor._view_of(g, g._data)  # never store the caller's tensor as .grad
         grads.append(g)
     return grads
@@ -131,8 +130,7 @@ def _call_node(node: Node, grads: list) -> tuple:
         if result is not None:
             grads = list(result)
     try:
-        result = call_vjp(node.op, node.inputs(), node.outputs(), node.attrs, grads,
-                          input_types=node.input_types)
+        result = node.apply_vjp(grads)
     except Exception as e:
         if anomaly.is_enabled():
             raise _anomaly_error(node, e) from e
@@ -153,7 +151,7 @@ def _where(node: Node) -> str:
     frame = anomaly.user_frame(node._trace)
     if frame is None:
         return ""
-    return (f" The forward op '{node.op.name}' that created this node was called at "
+    return (f" The forward op of {node.name()} was called at "
             f"{frame.filename}:{frame.lineno} ({frame.line})")
 
 

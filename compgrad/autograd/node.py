@@ -191,6 +191,12 @@ class Node:
         self._pre_hooks[handle.id] = fn
         return handle
 
+    def apply_vjp(self, grads: list) -> tuple:
+        """The gradients of this node's inputs given its outputs' gradients."""
+        from ir.vjp import call_vjp
+        return call_vjp(self.op, self.inputs(), self.outputs(), self.attrs, grads,
+                        input_types=self.input_types)
+
     def _add_tensor_hook(self, output_nr: int, fn) -> RemovableHandle:
         hooks = self._tensor_pre_hooks.setdefault(output_nr, {})
         handle = RemovableHandle(hooks)

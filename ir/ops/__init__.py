@@ -12,6 +12,7 @@ compgrad, not exported to users). This package re-exports all of them, so
 from ir.ops import (
     activation,
     compare,
+    contract,
     creation,
     elementwise,
     indexing,
@@ -19,6 +20,7 @@ from ir.ops import (
     linalg,
     movement,
     nnfunc,
+    norms,
     random,
     reduce,
     scan,
@@ -29,7 +31,7 @@ from ir.ops._util import promote_operands
 
 # the family modules, in the order compgrad binds their names
 FAMILIES = (elementwise, unary, activation, compare, reduce, scan, sort, movement, join,
-            indexing, linalg, nnfunc, creation, random)
+            indexing, linalg, contract, norms, nnfunc, creation, random)
 
 
 def _export() -> None:

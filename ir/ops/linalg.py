@@ -1,9 +1,629 @@
-"""Linear algebra: matmul family, einsum, tensordot, norms."""
+"""Linear algebra: the matmul family (matmul, mm, bmm, mv, dot, outer, addmm, addmv,
+baddbmm). einsum and tensordot are in ``contract.py``, norms in ``norms.py``.
+
+matmul-like ops are kind MATMUL and, like PyTorch's kernels, require operands of
+one dtype; bool is refused with PyTorch's NotImplementedError. The references
+use ``np.matmul`` (BLAS) and compute float16 in float32. VJPs are written with
+the same ops plus a matrix transpose.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
-METHODS: tuple[str, ...] = ()
-INPLACE: tuple[str, ...] = ()
-FUNCTIONAL: tuple[str, ...] = ()
-INTERNAL: tuple[str, ...] = ()
+import math
+
+import numpy as np
+
+from ir import dtypes
+from ir.opdef import ErrorSample, Sample
+from ir.ops._util import OpDef, OpKind, apply, is_scalar, register, reject_out, type_of
+from ir.samples import arr, bools, ints, noncontig
+from ir.types import TensorType, broadcast_shapes, shape_str
+
+__all__ = ["matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "addmm", "addmv",
+           "baddbmm"]
+METHODS = ("matmul", "mm", "bmm", "mv", "dot", "vdot", "outer", "ger", "addmm", "addmv",
+           "baddbmm")
+INPLACE = ("addmm", "addmv", "baddbmm")
+INTERNAL = ("matrix_transpose",)
+
+# PyTorch names dtypes by their C++ types in some messages
+_CPP = {"float16": "c10::Half", "float32": "float", "float64": "double", "int8": "signed char",
+        "int16": "short int", "int32": "int", "int64": "long int", "uint8": "unsigned char",
+        "bool": "bool"}
+
+
+def _compute_dtype(dt: np.dtype) -> np.dtype:
+    return np.dtype(np.float32) if dt == np.float16 else dt
+
+
+def _np_matmul(a, b):
+    dt = _compute_dtype(a.dtype)
+    return np.matmul(a.astype(dt, copy=False), b.astype(dt, copy=False))
+
+
+def _require_tensor(x, fn: str, arg: str, pos: int):
+    if is_scalar(x) or x is None:
+        raise TypeError(f"{fn}(): argument '{arg}' (position {pos}) must be Tensor, not "
+                        f"{type(x).__name__}")
+
+
+def _no_bool(dtype, kernel: str):
+    if dtype is dtypes.bool_:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
+
+
+def matrix_transpose(x):
+    """``x`` with its last two dims swapped (``x.mT``), for VJP rules."""
+    from ir import ops
+    transpose = getattr(ops, "transpose", None)
+    if transpose is not None:
+        return transpose(x, -2, -1)
+    from ir.ops.contract import einsum
+    return einsum("...ij->...ji", x)
+
+
+# --- matmul ------------------------------------------------------------------------------
+
+def _mm_dtype_check(a, b):
+    if a.dtype is not b.dtype:
+        raise RuntimeError("expected m1 and m2 to have the same dtype, but got: "
+                           f"{_CPP[a.dtype.name]} != {_CPP[b.dtype.name]}")
+
+
+def _mm_shape_check(n, k, k2, m):
+    if k != k2:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({n}x{k} and {k2}x{m})")
+
+
+def _mv_checks(a, b, rows, cols):
+    if a.dtype is not b.dtype:
+        big = dtypes.promote_types(a.dtype, b.dtype).torch_name
+        raise RuntimeError("addmv input tensors must have the same dtype, but got "
+                           f"{big}, {a.dtype.torch_name}, and {b.dtype.torch_name}")
+    _no_bool(a.dtype, "addmv_impl_cpu")
+    if cols != b.shape[0]:
+        raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{cols}), "
+                           f"vec ({b.shape[0]})")
+
+
+def _dot_checks(a, b):
+    if a.ndim != 1 or b.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
+    if a.dtype is not b.dtype:
+        raise RuntimeError("dot : expected both vectors to have same dtype, but found "
+                           f"{a.dtype.torch_name} and {b.dtype.torch_name}")
+    if a.shape[0] != b.shape[0]:
+        n, m = a.shape[0], b.shape[0]
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to "
+                           "have the same number of elements, but got "
+                           f"{n} and {m} elements respectively")
+    _no_bool(a.dtype, "dot")
+
+
+def _bmm_shape_check(batch, n, k, batch2, k2):
+    if (batch, k) != (batch2, k2):
+        raise RuntimeError("Expected size for first two dimensions of batch2 tensor to be: "
+                           f"[{batch}, {k}] but got: [{batch2}, {k2}].")
+
+
+def _matmul_rule(types):
+    a, b = types
+    da, db = a.ndim, b.ndim
+    if da == 0 or db == 0:
+        raise RuntimeError("both arguments to matmul need to be at least 1D, but they are "
+                           f"{da}D and {db}D")
+    if da == 1 and db == 1:
+        _dot_checks(a, b)
+        shape = ()
+    elif da >= 2 and db == 1:
+        rows = math.prod(a.shape[:-1])
+        _mv_checks(a, b, rows, a.shape[-1])
+        shape = a.shape[:-1]
+    elif db == 2 and da in (1, 2) or (da >= 3 and db == 2):
+        _mm_dtype_check(a, b)
+        n = math.prod(a.shape[:-1]) if da >= 2 else 1
+        _mm_shape_check(n, a.shape[-1], b.shape[0], b.shape[1])
+        _no_bool(a.dtype, "addmm_impl_cpu_")
+        shape = a.shape[:-1] + b.shape[1:]
+    else:  # batched, with broadcasting of the batch dims
+        if a.dtype is not b.dtype:
+            raise RuntimeError(f"expected scalar type {a.dtype.torch_name} but found "
+                               f"{b.dtype.torch_name}")
+        batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        nb = math.prod(batch)
+        _bmm_shape_check(nb, a.shape[-1], nb, b.shape[-2])
+        _no_bool(a.dtype, "bmm")
+        shape = batch + (a.shape[-2:-1] if da >= 2 else ()) + b.shape[-1:]
+    return TensorType(tuple(shape), a.dtype, a.device)
+
+
+def _matmul_impl(a, b):
+    return _np_matmul(a, b)
+
+
+def _matmul_vjp(ctx, g):
+    from ir.ops.elementwise import mul
+    from ir.ops.movement import reshape
+    a, b = ctx.inputs
+    ta, tb = type_of(a), type_of(b)
+    if ta.ndim == 1 and tb.ndim == 1:
+        return mul(g, b), mul(g, a)
+    gshape = type_of(g).shape
+    A = a if ta.ndim >= 2 else reshape(a, (1, ta.shape[0]))
+    B = b if tb.ndim >= 2 else reshape(b, (tb.shape[0], 1))
+    G = g
+    if ta.ndim == 1:
+        G = reshape(G, gshape[:-1] + (1,) + gshape[-1:])
+    if tb.ndim == 1:
+        G = reshape(G, type_of(G).shape + (1,))
+    ga = matmul(G, matrix_transpose(B))
+    gb = matmul(matrix_transpose(A), G)
+    if ta.ndim == 1:
+        ga = reshape(ga, type_of(ga).shape[:-2] + type_of(ga).shape[-1:])
+    if tb.ndim == 1:
+        gb = reshape(gb, type_of(gb).shape[:-1])
+    return ga, gb
+
+
+def _matmul_samples():
+    yield Sample((arr(3), arr(3, seed=1)), note="dot")
+    yield Sample((arr(2, 3), arr(3, seed=1)), note="mv")
+    yield Sample((arr(3), arr(3, 4, seed=1)), note="vector @ matrix")
+    yield Sample((arr(2, 3), arr(3, 4, seed=1)))
+    yield Sample((noncontig(2, 3), noncontig(3, 4, seed=1)), note="non-contiguous")
+    yield Sample((arr(2, 2, 3), arr(3, 4, seed=1)), note="folded N-D @ 2-D")
+    yield Sample((arr(2, 2, 3), arr(3, seed=1)), note="folded N-D @ 1-D")
+    yield Sample((arr(3), arr(2, 3, 4, seed=1)), note="1-D @ N-D")
+    yield Sample((arr(2, 3), arr(2, 3, 4, seed=1)), note="2-D @ N-D")
+    yield Sample((arr(2, 1, 2, 3), arr(3, 3, 4, seed=1)), note="batch broadcasting")
+    yield Sample((arr(2, 3, 4, dtype=np.float64), arr(2, 4, 2, dtype=np.float64, seed=1)))
+    yield Sample((arr(0, 3), arr(3, 2, seed=1)), note="empty")
+    yield Sample((arr(2, 0), arr(0, 3, seed=1)), note="empty contraction")
+    yield Sample((ints(2, 3), ints(3, 2, seed=1)), grad=False)
+    yield Sample((ints(4), ints(4, seed=1)), grad=False)
+    yield Sample((arr(2, 3, dtype=np.float16), arr(3, 4, dtype=np.float16, seed=1)),
+                 grad=False, rtol=1e-2, atol=1e-2)
+    yield ErrorSample((arr(), arr(3)), {}, RuntimeError, "need to be at least 1D, but they are "
+                      "0D and 1D")
+    yield ErrorSample((arr(2, 3), arr(4, 5)), {}, RuntimeError,
+                      "mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
+    yield ErrorSample((arr(2, 3), arr(4)), {}, RuntimeError,
+                      "size mismatch, got input (2), mat (2x3), vec (4)")
+    yield ErrorSample((arr(3), arr(4)), {}, RuntimeError, "inconsistent tensor size")
+    yield ErrorSample((arr(2, 2, 3), arr(2, 4, 5)), {}, RuntimeError,
+                      "Expected size for first two dimensions of batch2 tensor to be: [2, 3]")
+    yield ErrorSample((arr(2, 2, 3), arr(3, 3, 5)), {}, RuntimeError, "must match the size")
+    yield ErrorSample((arr(2, 3), arr(3, 4, dtype=np.float64)), {}, RuntimeError,
+                      "expected m1 and m2 to have the same dtype, but got: float != double")
+    yield ErrorSample((bools(2, 3), bools(3, 2)), {}, NotImplementedError, "Bool")
+    yield ErrorSample((arr(2, 3), 2.0), {}, TypeError, "must be Tensor")
+
+
+MATMUL = register(OpDef("matmul", OpKind.MATMUL, _matmul_rule, _matmul_impl, _matmul_vjp,
+                        _matmul_samples))
+
+
+def matmul(input, other, *, out=None):
+    """Matrix product with NumPy/PyTorch semantics for every rank combination."""
+    reject_out(out)
+    _require_tensor(input, "matmul", "input", 1)
+    _require_tensor(other, "matmul", "other", 2)
+    return apply(MATMUL, input, other)
+
+
+# --- mm / bmm ----------------------------------------------------------------------------
+
+def _mm_rule(types):
+    a, b = types
+    if a.ndim != 2:
+        raise RuntimeError("self must be a matrix")
+    if b.ndim != 2:
+        raise RuntimeError("mat2 must be a matrix")
+    _mm_dtype_check(a, b)
+    _mm_shape_check(a.shape[0], a.shape[1], b.shape[0], b.shape[1])
+    _no_bool(a.dtype, "addmm_impl_cpu_")
+    return TensorType((a.shape[0], b.shape[1]), a.dtype, a.device)
+
+
+def _mm_vjp(ctx, g):
+    a, b = ctx.inputs
+    return mm(g, matrix_transpose(b)), mm(matrix_transpose(a), g)
+
+
+def _mm_samples():
+    yield Sample((arr(2, 3), arr(3, 4, seed=1)))
+    yield Sample((noncontig(2, 3), arr(3, 4, seed=1)))
+    yield Sample((arr(0, 3), arr(3, 4, seed=1)))
+    yield Sample((ints(2, 3), ints(3, 4, seed=1)), grad=False)
+    yield ErrorSample((arr(2, 3), arr(4, 5)), {}, RuntimeError,
+                      "mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
+    yield ErrorSample((arr(2, 3), arr(3)), {}, RuntimeError, "mat2 must be a matrix")
+    yield ErrorSample((arr(3), arr(3, 3)), {}, RuntimeError, "self must be a matrix")
+    yield ErrorSample((arr(2, 3), arr(3, 4, dtype=np.float64)), {}, RuntimeError,
+                      "expected m1 and m2 to have the same dtype")
+    yield ErrorSample((bools(3, 3), bools(3, 3)), {}, NotImplementedError, "Bool")
+
+
+MM = register(OpDef("mm", OpKind.MATMUL, _mm_rule, _matmul_impl, _mm_vjp, _mm_samples))
+
+
+def mm(input, mat2, *, out=None):
+    """Product of two matrices (no broadcasting)."""
+    reject_out(out)
+    _require_tensor(input, "mm", "input", 1)
+    _require_tensor(mat2, "mm", "mat2", 2)
+    return apply(MM, input, mat2)
+
+
+def _bmm_rule(types):
+    a, b = types
+    if a.ndim != 3:
+        raise RuntimeError("batch1 must be a 3D tensor")
+    if b.ndim != 3:
+        raise RuntimeError("batch2 must be a 3D tensor")
+    if a.dtype is not b.dtype:
+        raise RuntimeError(f"expected scalar type {a.dtype.torch_name} but found "
+                           f"{b.dtype.torch_name}")
+    _bmm_shape_check(a.shape[0], a.shape[2], b.shape[0], b.shape[1])
+    _no_bool(a.dtype, "bmm")
+    return TensorType((a.shape[0], a.shape[1], b.shape[2]), a.dtype, a.device)
+
+
+def _bmm_vjp(ctx, g):
+    a, b = ctx.inputs
+    return bmm(g, matrix_transpose(b)), bmm(matrix_transpose(a), g)
+
+
+def _bmm_samples():
+    yield Sample((arr(2, 3, 4), arr(2, 4, 5, seed=1)))
+    yield Sample((noncontig(2, 3, 4), arr(2, 4, 5, seed=1)))
+    yield Sample((arr(0, 3, 4), arr(0, 4, 5, seed=1)))
+    yield Sample((ints(2, 3, 4), ints(2, 4, 5, seed=1)), grad=False)
+    yield ErrorSample((arr(3, 4), arr(3, 4)), {}, RuntimeError, "batch1 must be a 3D tensor")
+    yield ErrorSample((arr(2, 3, 4), arr(2, 4)), {}, RuntimeError, "batch2 must be a 3D tensor")
+    yield ErrorSample((arr(2, 3, 4), arr(3, 4, 5)), {}, RuntimeError,
+                      "Expected size for first two dimensions of batch2 tensor to be: [2, 4] "
+                      "but got: [3, 4].")
+    yield ErrorSample((arr(2, 3, 4), arr(2, 4, 5, dtype=np.float64)), {}, RuntimeError,
+                      "expected scalar type Float but found Double")
+
+
+BMM = register(OpDef("bmm", OpKind.MATMUL, _bmm_rule, _matmul_impl, _bmm_vjp, _bmm_samples))
+
+
+def bmm(input, mat2, *, out=None):
+    """Batched product of ``[b, n, k]`` and ``[b, k, m]`` tensors."""
+    reject_out(out)
+    _require_tensor(input, "bmm", "input", 1)
+    _require_tensor(mat2, "bmm", "mat2", 2)
+    return apply(BMM, input, mat2)
+
+
+# --- mv / dot / outer --------------------------------------------------------------------
+
+def _mv_rule(types):
+    a, b = types
+    if a.ndim != 2 or b.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {b.ndim}")
+    _mv_checks(a, b, a.shape[0], a.shape[1])
+    return TensorType((a.shape[0],), a.dtype, a.device)
+
+
+def _mv_vjp(ctx, g):
+    a, v = ctx.inputs
+    return outer(g, v), mv(matrix_transpose(a), g)
+
+
+def _mv_samples():
+    yield Sample((arr(2, 3), arr(3, seed=1)))
+    yield Sample((noncontig(2, 3), noncontig(3, seed=1)))
+    yield Sample((arr(0, 3), arr(3, seed=1)))
+    yield Sample((ints(2, 3), ints(3, seed=1)), grad=False)
+    yield ErrorSample((arr(2, 3), arr(5)), {}, RuntimeError,
+                      "size mismatch, got input (2), mat (2x3), vec (5)")
+    yield ErrorSample((arr(2, 3), arr(3, 1)), {}, RuntimeError,
+                      "vector + matrix @ vector expected, got 1, 2, 2")
+    yield ErrorSample((arr(2, 3), arr(3, dtype=np.float64)), {}, RuntimeError,
+                      "addmv input tensors must have the same dtype")
+
+
+MV = register(OpDef("mv", OpKind.MATMUL, _mv_rule, _matmul_impl, _mv_vjp, _mv_samples))
+
+
+def mv(input, vec, *, out=None):
+    """Matrix-vector product."""
+    reject_out(out)
+    _require_tensor(input, "mv", "input", 1)
+    _require_tensor(vec, "mv", "vec", 2)
+    return apply(MV, input, vec)
+
+
+def _dot_rule(types):
+    a, b = types
+    _dot_checks(a, b)
+    return TensorType((), a.dtype, a.device)
+
+
+def _dot_impl(a, b):
+    dt = _compute_dtype(a.dtype)
+    return np.asarray(np.dot(a.astype(dt, copy=False), b.astype(dt, copy=False)))
+
+
+def _dot_vjp(ctx, g):
+    from ir.ops.elementwise import mul
+    a, b = ctx.inputs
+    return mul(g, b), mul(g, a)
+
+
+def _dot_samples():
+    yield Sample((arr(3), arr(3, seed=1)))
+    yield Sample((noncontig(4), arr(4, seed=1)))
+    yield Sample((arr(0), arr(0, seed=1)))
+    yield Sample((ints(5), ints(5, seed=1)), grad=False)
+    yield ErrorSample((arr(2, 2), arr(2, 2)), {}, RuntimeError,
+                      "1D tensors expected, but got 2D and 2D tensors")
+    yield ErrorSample((arr(3), arr(3, dtype=np.float64)), {}, RuntimeError,
+                      "dot : expected both vectors to have same dtype, but found Float and Double")
+    yield ErrorSample((arr(3), arr(4)), {}, RuntimeError, "inconsistent tensor size")
+    yield ErrorSample((bools(3), bools(3)), {}, NotImplementedError, "Bool")
+
+
+DOT = register(OpDef("dot", OpKind.MATMUL, _dot_rule, _dot_impl, _dot_vjp, _dot_samples))
+
+
+def dot(input, tensor, *, out=None):
+    """Inner product of two 1-D tensors of one dtype."""
+    reject_out(out)
+    _require_tensor(input, "dot", "input", 1)
+    _require_tensor(tensor, "dot", "tensor", 2)
+    return apply(DOT, input, tensor)
+
+
+def vdot(input, other, *, out=None):
+    """``dot`` with the first argument conjugated (the same as ``dot`` for real tensors)."""
+    reject_out(out)
+    _require_tensor(input, "vdot", "input", 1)
+    _require_tensor(other, "vdot", "other", 2)
+    return apply(DOT, input, other)
+
+
+def _outer_rule(types):
+    a, b = types
+    if a.ndim != 1:
+        raise RuntimeError(f"outer: Expected 1-D argument self, but got {a.ndim}-D")
+    if b.ndim != 1:
+        raise RuntimeError(f"outer: Expected 1-D argument vec2, but got {b.ndim}-D")
+    dtype = dtypes.result_type(a, b)
+    return TensorType((a.shape[0], b.shape[0]), dtype, a.device)
+
+
+def _outer_impl(a, b):
+    return np.multiply.outer(a, b)
+
+
+def _outer_vjp(ctx, g):
+    from ir.ops.elementwise import mul
+    from ir.ops.movement import reshape
+    from ir.ops.reduce import sum as sum_
+    a, b = ctx.inputs
+    n = type_of(a).shape[0]
+    return sum_(mul(g, b), 1), sum_(mul(g, reshape(a, (n, 1))), 0)
+
+
+def _outer_samples():
+    yield Sample((arr(3), arr(4, seed=1)))
+    yield Sample((noncontig(3), arr(2, seed=1)))
+    yield Sample((arr(0), arr(2, seed=1)))
+    yield Sample((arr(3), arr(2, dtype=np.float64, seed=1)), note="promotes")
+    yield Sample((ints(3), arr(2, seed=1)), grad=False)
+    yield Sample((bools(3), bools(2, seed=1)), grad=False)
+    yield ErrorSample((arr(2, 2), arr(2)), {}, RuntimeError,
+                      "outer: Expected 1-D argument self, but got 2-D")
+
+
+OUTER = register(OpDef("outer", OpKind.MATMUL, _outer_rule, _outer_impl, _outer_vjp,
+                       _outer_samples))
+
+
+def outer(input, vec2, *, out=None):
+    """Outer product of two vectors (types promote, as for ``mul``)."""
+    reject_out(out)
+    _require_tensor(input, "outer", "input", 1)
+    _require_tensor(vec2, "outer", "vec2", 2)
+    return apply(OUTER, input, vec2)
+
+
+ger = outer
+
+
+# --- addmm / addmv / baddbmm -------------------------------------------------------------
+
+def _expand_check(t, target):
+    """PyTorch's expand error when ``t`` does not broadcast to ``target``."""
+    shape = t.shape
+    if len(shape) > len(target):
+        raise RuntimeError(
+            f"expand({t.dtype.torch_name}Type{{{shape_str(shape)}}}, size={shape_str(target)}): "
+            f"the number of sizes provided ({len(target)}) must be greater or equal to the "
+            f"number of dimensions in the tensor ({len(shape)})")
+    lead = len(target) - len(shape)
+    for i, s in enumerate(shape):
+        if s != 1 and s != target[lead + i]:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({target[lead + i]}) must match the existing "
+                f"size ({s}) at non-singleton dimension {lead + i}.  Target sizes: "
+                f"{shape_str(target)}.  Tensor sizes: {shape_str(shape)}")
+
+
+def _addmm_rule(types, beta, alpha):
+    c, a, b = types
+    if a.ndim != 2:
+        raise RuntimeError(f"mat1 must be a matrix, got {a.ndim}-D tensor")
+    if b.ndim != 2:
+        raise RuntimeError(f"mat2 must be a matrix, got {b.ndim}-D tensor")
+    if c.dtype is not a.dtype:
+        raise RuntimeError("self and mat2 must have the same dtype, but got "
+                           f"{c.dtype.torch_name} and {a.dtype.torch_name}")
+    _mm_dtype_check(a, b)
+    _mm_shape_check(a.shape[0], a.shape[1], b.shape[0], b.shape[1])
+    target = (a.shape[0], b.shape[1])
+    _expand_check(c, target)
+    _no_bool(a.dtype, "addmm_impl_cpu_")
+    return TensorType(target, a.dtype, a.device)
+
+
+def _addmv_rule(types, beta, alpha):
+    c, a, b = types
+    if a.ndim != 2 or b.ndim != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got {c.ndim}, {a.ndim}, "
+                           f"{b.ndim}")
+    if not (c.dtype is a.dtype is b.dtype):
+        raise RuntimeError("addmv input tensors must have the same dtype, but got "
+                           f"{c.dtype.torch_name}, {a.dtype.torch_name}, and {b.dtype.torch_name}")
+    _no_bool(a.dtype, "addmv_impl_cpu")
+    if c.ndim > 1 or (c.numel != 1 and c.shape != (a.shape[0],)) or a.shape[1] != b.shape[0]:
+        size = "x".join(str(s) for s in c.shape) if c.ndim else ""
+        raise RuntimeError(f"size mismatch, got input ({size}), mat "
+                           f"({a.shape[0]}x{a.shape[1]}), vec ({b.shape[0]})")
+    return TensorType((a.shape[0],), a.dtype, a.device)
+
+
+def _baddbmm_rule(types, beta, alpha):
+    c, a, b = types
+    if a.ndim != 3:
+        raise RuntimeError("batch1 must be a 3D tensor")
+    if b.ndim != 3:
+        raise RuntimeError("batch2 must be a 3D tensor")
+    target = (a.shape[0], a.shape[1], b.shape[2])
+    _expand_check(c, target)
+    if not (c.dtype is a.dtype is b.dtype):
+        raise RuntimeError(f"Input dtypes must be the same, got: input {_CPP[c.dtype.name]}, "
+                           f"batch1: {_CPP[a.dtype.name]}, batch2: {_CPP[b.dtype.name]}")
+    _bmm_shape_check(a.shape[0], a.shape[2], b.shape[0], b.shape[1])
+    _no_bool(a.dtype, "baddbmm")
+    return TensorType(target, a.dtype, a.device)
+
+
+def _addmm_impl(c, a, b, beta, alpha):
+    prod = _np_matmul(a, b)
+    if alpha != 1:
+        prod = prod * alpha
+    if beta == 0:  # PyTorch ignores input (NaNs included) when beta is 0
+        return prod
+    cc = c.astype(prod.dtype, copy=False)
+    return prod + (cc if beta == 1 else cc * beta)
+
+
+def _addmm_like_vjp(product, gbase):
+    def vjp(ctx, g):
+        from ir.ops.elementwise import mul
+        c, a, b = ctx.inputs
+        beta, alpha = ctx.attrs["beta"], ctx.attrs["alpha"]
+        gg = g if alpha == 1 else mul(g, alpha)
+        ga, gb = gbase(gg, a, b)
+        gc = g if beta == 1 else mul(g, beta)
+        return gc, ga, gb
+
+    vjp.__name__ = f"_{product}_vjp"
+    return vjp
+
+
+def _mm_grads(g, a, b):
+    return mm(g, matrix_transpose(b)), mm(matrix_transpose(a), g)
+
+
+def _mv_grads(g, a, v):
+    return outer(g, v), mv(matrix_transpose(a), g)
+
+
+def _bmm_grads(g, a, b):
+    return bmm(g, matrix_transpose(b)), bmm(matrix_transpose(a), g)
+
+
+def _addmm_samples():
+    yield Sample((arr(2, 4), arr(2, 3, seed=1), arr(3, 4, seed=2)))
+    yield Sample((arr(4), arr(2, 3, seed=1), arr(3, 4, seed=2)), note="broadcast bias")
+    yield Sample((arr(2, 1), noncontig(2, 3, seed=1), arr(3, 4, seed=2)),
+                 {"beta": 0.5, "alpha": 2.0})
+    yield Sample((arr(), arr(2, 3, seed=1), arr(3, 4, seed=2)), {"beta": 0})
+    yield Sample((ints(2, 2), ints(2, 3, seed=1), ints(3, 2, seed=2)), {"alpha": 2}, grad=False)
+    yield ErrorSample((arr(2, 2), arr(3), arr(3, 2)), {}, RuntimeError,
+                      "mat1 must be a matrix, got 1-D tensor")
+    yield ErrorSample((arr(2, 3), arr(2, 3), arr(4, 3)), {}, RuntimeError,
+                      "mat1 and mat2 shapes cannot be multiplied (2x3 and 4x3)")
+    yield ErrorSample((arr(4), arr(2, 3), arr(3, 3)), {}, RuntimeError,
+                      "The expanded size of the tensor (3) must match the existing size (4)")
+    yield ErrorSample((arr(2, 2), arr(2, 3, dtype=np.float64), arr(3, 2, dtype=np.float64)),
+                      {}, RuntimeError, "self and mat2 must have the same dtype")
+
+
+def _addmv_samples():
+    yield Sample((arr(2), arr(2, 3, seed=1), arr(3, seed=2)))
+    yield Sample((arr(1), noncontig(2, 3, seed=1), arr(3, seed=2)), {"beta": 0.5, "alpha": 3})
+    yield Sample((arr(), arr(2, 3, seed=1), arr(3, seed=2)))
+    yield Sample((ints(2), ints(2, 3, seed=1), ints(3, seed=2)), grad=False)
+    yield ErrorSample((arr(3), arr(2, 3), arr(3)), {}, RuntimeError,
+                      "size mismatch, got input (3), mat (2x3), vec (3)")
+    yield ErrorSample((arr(2), arr(2, 3, dtype=np.float64), arr(3, dtype=np.float64)), {},
+                      RuntimeError, "addmv input tensors must have the same dtype")
+
+
+def _baddbmm_samples():
+    yield Sample((arr(2, 3, 4), arr(2, 3, 5, seed=1), arr(2, 5, 4, seed=2)))
+    yield Sample((arr(4), noncontig(2, 3, 5, seed=1), arr(2, 5, 4, seed=2)),
+                 {"beta": 0.5, "alpha": -1.5})
+    yield Sample((arr(3, 1), arr(2, 3, 5, seed=1), arr(2, 5, 4, seed=2)), {"beta": 0})
+    yield Sample((ints(2, 3, 4), ints(2, 3, 5, seed=1), ints(2, 5, 4, seed=2)), grad=False)
+    yield ErrorSample((arr(2, 2), arr(2, 2, 3), arr(2, 4, 2)), {}, RuntimeError,
+                      "Expected size for first two dimensions of batch2 tensor to be: [2, 3]")
+    yield ErrorSample((arr(3, 2), arr(2, 2, 3), arr(2, 3, 2)), {}, RuntimeError,
+                      "The expanded size of the tensor (2) must match the existing size (3)")
+    yield ErrorSample((arr(2, 2), arr(2, 2, 3, dtype=np.float64),
+                       arr(2, 3, 2, dtype=np.float64)), {}, RuntimeError,
+                      "Input dtypes must be the same, got: input float, batch1: double")
+
+
+ADDMM = register(OpDef("addmm", OpKind.MATMUL, _addmm_rule, _addmm_impl,
+                       _addmm_like_vjp("addmm", _mm_grads), _addmm_samples))
+ADDMV = register(OpDef("addmv", OpKind.MATMUL, _addmv_rule, _addmm_impl,
+                       _addmm_like_vjp("addmv", _mv_grads), _addmv_samples))
+BADDBMM = register(OpDef("baddbmm", OpKind.MATMUL, _baddbmm_rule, _addmm_impl,
+                         _addmm_like_vjp("baddbmm", _bmm_grads), _baddbmm_samples))
+
+
+def _check_coefficients(fn, input, beta, alpha):
+    for name, v in (("beta", beta), ("alpha", alpha)):
+        if not (is_scalar(v)):
+            raise TypeError(f"{fn}(): argument '{name}' must be Number, not {type(v).__name__}")
+    if type_of(input).dtype is dtypes.bool_ and not all(
+            isinstance(v, (bool, np.bool_)) or v in (0, 1) for v in (beta, alpha)):
+        raise RuntimeError("Boolean beta only supported for Boolean results.")
+    return (beta.item() if isinstance(beta, np.generic) else beta,
+            alpha.item() if isinstance(alpha, np.generic) else alpha)
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
+    """``beta * input + alpha * (mat1 @ mat2)`` (input broadcasts; ignored when beta is 0)."""
+    reject_out(out)
+    for i, (x, n) in enumerate(((input, "input"), (mat1, "mat1"), (mat2, "mat2"))):
+        _require_tensor(x, "addmm", n, i + 1)
+    beta, alpha = _check_coefficients("addmm", input, beta, alpha)
+    return apply(ADDMM, input, mat1, mat2, beta=beta, alpha=alpha)
+
+
+def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
+    """``beta * input + alpha * (mat @ vec)``."""
+    reject_out(out)
+    for i, (x, n) in enumerate(((input, "input"), (mat, "mat"), (vec, "vec"))):
+        _require_tensor(x, "addmv", n, i + 1)
+    beta, alpha = _check_coefficients("addmv", input, beta, alpha)
+    return apply(ADDMV, input, mat, vec, beta=beta, alpha=alpha)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
+    """``beta * input + alpha * bmm(batch1, batch2)``."""
+    reject_out(out)
+    for i, (x, n) in enumerate(((input, "input"), (batch1, "batch1"), (batch2, "batch2"))):
+        _require_tensor(x, "baddbmm", n, i + 1)
+    beta, alpha = _check_coefficients("baddbmm", input, beta, alpha)
+    return apply(BADDBMM, input, batch1, batch2, beta=beta, alpha=alpha)

@@ -24,7 +24,14 @@ from ir import dtypes
 from ir.dtypes import CATEGORY_FLOAT, CATEGORY_INT, DType
 from ir.opdef import ErrorSample, Sample
 from ir.ops._util import (
-    OpDef, OpKind, apply, check_dtype_arg, common_device, is_scalar, register, type_of,
+    OpDef,
+    OpKind,
+    apply,
+    check_dtype_arg,
+    common_device,
+    is_scalar,
+    register,
+    type_of,
 )
 from ir.samples import arr
 from ir.types import CPU, Device, TensorType, broadcast_shapes, check_shape, shape_str
@@ -252,9 +259,9 @@ def _randint_rule(types, low, high, shape, dtype, device):
 
 def _randint_impl(key, *, low, high, shape, dtype, device):
     g = philox(key)
-    if high - low <= 2 ** 63:
-        return g.integers(low, high, size=shape, dtype=np.int64)
-    return g.integers(low, high, size=shape, dtype=np.uint64)
+    if high - 1 < 2 ** 63:
+        return g.integers(low, high - 1, size=shape, dtype=np.int64, endpoint=True)
+    return g.integers(low, high - 1, size=shape, dtype=np.uint64, endpoint=True)
 
 
 def _randint_samples():

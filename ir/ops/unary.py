@@ -19,7 +19,13 @@ from ir import dtypes
 from ir.dtypes import CATEGORY_BOOL, CATEGORY_INT
 from ir.opdef import ErrorSample, Sample
 from ir.ops._util import (
-    OpDef, OpKind, apply, float_result_dtype, is_scalar, register, reject_out,
+    OpDef,
+    OpKind,
+    apply,
+    float_result_dtype,
+    is_scalar,
+    register,
+    reject_out,
 )
 from ir.ops.elementwise import add, div, exp, mul, neg, sub
 from ir.samples import arr, bools, ints, noncontig, positive, unit
