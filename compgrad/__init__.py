@@ -48,6 +48,10 @@ def _export_ops() -> None:
         for name in getattr(family, "__all__", ()):
             if name not in namespace:
                 namespace[name] = getattr(family, name)
+        # PyTorch's top-level in-place functions (compgrad.relu_(x), compgrad.exp_(x), ...)
+        for name in getattr(family, "INPLACE", ()):
+            if name in family.__all__ and name + "_" not in namespace:
+                namespace[name + "_"] = getattr(Tensor, name + "_")
 
 
 _export_ops()
@@ -58,14 +62,11 @@ from compgrad.autograd import (  # noqa: E402
     set_grad_enabled,
 )
 from compgrad.factories import *  # noqa: E402,F403
+from compgrad._tensor_str import get_printoptions, printoptions, set_printoptions  # noqa: E402
 from compgrad.random import (  # noqa: E402
-    Generator,
-    default_generator,
-    get_rng_state,
-    initial_seed,
-    manual_seed,
-    seed,
-    set_rng_state,
+    Generator, bernoulli, default_generator, get_rng_state, initial_seed, manual_seed,
+    multinomial, normal, rand, rand_like, randint, randint_like, randn, randn_like, randperm,
+    seed, set_rng_state,
 )
 
 

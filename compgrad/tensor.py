@@ -36,7 +36,7 @@ class Tensor:
 
     __slots__ = ("_data", "_device", "_version", "_base", "_type_cache", "_requires_grad",
                  "_grad", "grad_fn", "_output_nr", "_accumulator", "_hooks", "_post_acc_hooks",
-                 "__weakref__", "__dict__")
+                 "_detached", "__weakref__", "__dict__")
 
     # --- construction --------------------------------------------------------------------
 
@@ -63,6 +63,7 @@ class Tensor:
         self._accumulator = None
         self._hooks = None
         self._post_acc_hooks = None
+        self._detached = False
 
     @classmethod
     def _from_array(cls, arr: np.ndarray, device: Device = CPU) -> Tensor:
@@ -244,7 +245,9 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A tensor sharing storage with this one that requires no grad."""
-        return Tensor._view_of(self, self._data)
+        out = Tensor._view_of(self, self._data)
+        out._detached = True  # outside autograd: in-place writes through it are allowed
+        return out
 
     def detach_(self) -> Tensor:
         """Detach this tensor from the graph that created it, in place."""

@@ -82,12 +82,23 @@ class ErrorSample:
 
 @dataclass
 class VJPContext:
-    """What a VJP rule can read: the op's inputs, outputs and attributes."""
+    """What a VJP rule can read: the op's inputs, outputs and attributes.
+
+    ``input_types`` (None for scalar inputs) gives shapes and dtypes without
+    reading the saved inputs: rules that need only metadata should use it, so
+    autograd can free or skip the inputs (a second backward through such a
+    node works, as in PyTorch). ``needs_input_grad[i]`` says whether input
+    ``i`` wants a gradient; a rule should read only what those gradients need.
+    """
 
     op: OpDef
     inputs: tuple
     outputs: tuple
     attrs: dict
+    input_types: tuple = ()
+    # which inputs want a gradient: rules skip the others (and the saved values
+    # only those would read), as PyTorch's derivative formulas do
+    needs_input_grad: tuple = ()
 
     @property
     def output(self):

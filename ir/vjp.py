@@ -22,14 +22,16 @@ def differentiable_input(x) -> bool:
 
 
 def call_vjp(op: OpDef, inputs: Sequence, outputs: Sequence, attrs: dict,
-             grads: Sequence, input_types: Sequence | None = None) -> tuple:
+             grads: Sequence, input_types: Sequence | None = None,
+             needs_input_grad: Sequence[bool] | None = None) -> tuple:
     """Input cotangents of ``op`` given output cotangents ``grads`` (None where none flows).
 
     Returns one entry per input: a value of the input's shape and dtype, or
     None for inputs that take no gradient (scalars, integer tensors, and
     inputs the rule leaves out). ``inputs`` may be a lazy sequence (autograd
     checks saved versions on access); ``input_types`` (None for scalars)
-    then spares reading inputs the rule does not use.
+    then spares reading inputs the rule does not use. ``needs_input_grad``
+    (default: every float tensor input) lets rules skip unwanted gradients.
     """
     if op.vjp is None:
         raise RuntimeError(f"the derivative for '{op.name}' is not implemented")
@@ -38,14 +40,17 @@ def call_vjp(op: OpDef, inputs: Sequence, outputs: Sequence, attrs: dict,
 
     if input_types is None:
         input_types = tuple(None if is_scalar(x) else type_of(x) for x in inputs)
-    ctx = VJPContext(op, inputs, outputs, attrs)
+    wanted = tuple(t is not None and t.dtype.category == CATEGORY_FLOAT for t in input_types)
+    if needs_input_grad is not None:
+        wanted = tuple(w and bool(n) for w, n in zip(wanted, needs_input_grad))
+    ctx = VJPContext(op, inputs, outputs, attrs, tuple(input_types), wanted)
     raw = op.vjp(ctx, *grads)
     if len(raw) != len(input_types):
         raise AssertionError(f"VJP of {op.name} returned {len(raw)} gradients for "
                              f"{len(input_types)} inputs")
     result = []
-    for xt, g in zip(input_types, raw):
-        if g is None or xt is None or xt.dtype.category != CATEGORY_FLOAT:
+    for xt, g, want in zip(input_types, raw, wanted):
+        if g is None or not want:
             result.append(None)
             continue
         g = sum_to_size(g, xt.shape)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 
+from compgrad.autograd import anomaly
 from compgrad.autograd.grad_mode import _STATE, no_grad
 from compgrad.autograd.node import FREED_MESSAGE, Node, SavedValue
 from compgrad.autograd.record import attach_outputs, edge_of
@@ -170,6 +171,8 @@ class Function(metaclass=_FunctionMeta):
             final.append(o)
         tensor_outs = tuple(o for o in final if isinstance(o, Tensor))
         node = cls._backward_cls(cls, ctx, args, tensor_outs)
+        if anomaly.is_enabled():
+            node._trace = anomaly.capture_stack()
         ctx._node = node
         attach_outputs(node, tensor_outs)
         for o in tensor_outs:

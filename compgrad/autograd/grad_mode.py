@@ -115,6 +115,11 @@ class set_grad_enabled(_Mode):
         _STATE.enabled = self._prev
         return False
 
+    def __call__(self, fn):
+        # used as a decorator: the call in __init__ must not outlive the decoration
+        _STATE.enabled = self._prev
+        return super().__call__(fn)
+
     def clone(self):
         prev = _STATE.enabled
         out = set_grad_enabled(self._target)

@@ -158,25 +158,20 @@ class Node:
         return f"<{self.name()} object at {hex(id(self))}>"
 
     def inputs(self) -> _LazyValues:
-        self._check_alive()
         return _LazyValues(self, self.saved_inputs)
 
     def outputs(self) -> _LazyValues:
-        self._check_alive()
         return _LazyValues(self, self.saved_outputs)
 
-    def _check_alive(self) -> None:
-        if self._released:
-            raise RuntimeError(FREED_MESSAGE)
-
     def release(self) -> None:
-        """Free the saved values (after a backward without ``retain_graph``)."""
-        # A node whose VJP reads nothing may run again, as in PyTorch; only
-        # nodes that saved tensors refuse a second backward.
-        if not any(s.version is not None for s in self.saved_inputs + self.saved_outputs):
-            return
+        """Free the saved values (after a backward without ``retain_graph``).
+
+        Only reading a freed value raises, so a node whose VJP reads nothing
+        but types may run again, as in PyTorch.
+        """
         for s in self.saved_inputs + self.saved_outputs:
-            s.value = _RELEASED
+            if s.version is not None:
+                s.value = _RELEASED
         self._released = True
 
     def register_hook(self, fn) -> RemovableHandle:
@@ -195,7 +190,8 @@ class Node:
         """The gradients of this node's inputs given its outputs' gradients."""
         from ir.vjp import call_vjp
         return call_vjp(self.op, self.inputs(), self.outputs(), self.attrs, grads,
-                        input_types=self.input_types)
+                        input_types=self.input_types,
+                        needs_input_grad=tuple(n is not None for n, _ in self.next_functions))
 
     def _add_tensor_hook(self, output_nr: int, fn) -> RemovableHandle:
         hooks = self._tensor_pre_hooks.setdefault(output_nr, {})

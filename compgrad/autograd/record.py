@@ -77,7 +77,8 @@ def check_inplace(target: Tensor, value: Tensor) -> None:
     if target.requires_grad and target.grad_fn is None and base is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                            "operation.")
-    if base is not None and (base.requires_grad or value.requires_grad):
+    if base is not None and not target._detached and (
+            base.requires_grad or value.requires_grad or target.requires_grad):
         if base.requires_grad and base.grad_fn is None:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in "
                                "an in-place operation.")

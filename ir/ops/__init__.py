@@ -16,13 +16,18 @@ from ir.ops import (
     creation,
     elementwise,
     indexing,
+    indexing_masked,
+    indexing_scatter,
     join,
     linalg,
     movement,
     nnfunc,
     norms,
+    pointwise,
     random,
+    rearrange,
     reduce,
+    reduce_stats,
     scan,
     sort,
     unary,
@@ -30,8 +35,10 @@ from ir.ops import (
 from ir.ops._util import promote_operands
 
 # the family modules, in the order compgrad binds their names
-FAMILIES = (elementwise, unary, activation, compare, reduce, scan, sort, movement, join,
-            indexing, linalg, contract, norms, nnfunc, creation, random)
+FAMILIES = (elementwise, pointwise, unary, activation, compare, reduce, reduce_stats,
+            scan, sort, movement,
+            rearrange, join, indexing, indexing_masked, indexing_scatter, linalg, contract,
+            norms, nnfunc, creation, random)
 
 
 def _export() -> None:

@@ -93,7 +93,7 @@ def sub(input, other, *, alpha=1, out=None):
     """``input - alpha * other``."""
     reject_out(out)
     for x in (input, other):
-        if type_of(x).dtype is dtypes.bool_ and not is_scalar(x):
+        if type_of(x).dtype is dtypes.bool_:  # bool scalars too, as in PyTorch
             raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
                                "supported. If you are trying to invert a mask, use the `~` or "
                                "`logical_not()` operator instead.")
@@ -106,8 +106,9 @@ def sub(input, other, *, alpha=1, out=None):
 # --- mul / div ---------------------------------------------------------------------------
 
 def _mul_vjp(ctx, g):
-    a, b = ctx.inputs
-    return mul(g, b), mul(g, a)
+    # read saved inputs only where needed (x.mul_(3) must not need the overwritten x)
+    b = ctx.inputs[1]
+    return mul(g, b), (None if is_scalar(b) else mul(g, ctx.inputs[0]))
 
 
 MUL = register_elementwise("mul", np.multiply, _mul_vjp, _binary_samples)
@@ -146,7 +147,7 @@ def _div_samples():
 
 
 def _div_vjp(ctx, g):
-    a, b = ctx.inputs
+    b = ctx.inputs[1]
     mode = ctx.attrs["rounding_mode"]
     if mode is not None:
         # floor/trunc division is piecewise constant: zero gradient, as in PyTorch
@@ -260,14 +261,14 @@ def _mod_rule(kernel):
 
 
 def _remainder_vjp(ctx, g):
-    a, b = ctx.inputs
-    gb = None if is_scalar(b) else neg(mul(g, div(a, b, rounding_mode="floor")))
+    b = ctx.inputs[1]
+    gb = None if is_scalar(b) else neg(mul(g, div(ctx.inputs[0], b, rounding_mode="floor")))
     return g, gb
 
 
 def _fmod_vjp(ctx, g):
-    a, b = ctx.inputs
-    gb = None if is_scalar(b) else neg(mul(g, div(a, b, rounding_mode="trunc")))
+    b = ctx.inputs[1]
+    gb = None if is_scalar(b) else neg(mul(g, div(ctx.inputs[0], b, rounding_mode="trunc")))
     return g, gb
 
 

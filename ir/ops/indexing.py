@@ -1,4 +1,4 @@
-"""Indexing: ``x[index]`` and ``x[index] = value``, index_put, nonzero, masked_*.
+"""Indexing: ``x[index]`` and ``x[index] = value``, index_put, slice/select_scatter.
 
 ``x[index]`` follows PyTorch's two steps: the basic part of the index (ints,
 slices, None, Ellipsis) is one view op (``getitem``, its normalised spec an
@@ -10,7 +10,8 @@ and carry it as an attribute, so type rules stay pure.
 
 ``index_put_value`` is ``x[index] = value`` written functionally: it returns
 the whole new tensor, and ``Tensor.__setitem__`` writes it into storage.
-Gather/scatter and the ``index_*`` ops live in ``ir.ops.indexing_scatter``.
+Gather/scatter and the ``index_*`` ops live in ``ir.ops.indexing_scatter``; nonzero and
+the masked ops in ``ir.ops.indexing_masked``.
 """
 
 from __future__ import annotations
@@ -22,15 +23,13 @@ import numpy as np
 from ir import dtypes
 from ir.dispatch import is_scalar
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, register, reject_out, type_of
+from ir.ops._util import OpDef, OpKind, apply, register, type_of
 from ir.samples import arr, bools, noncontig
 from ir.types import CPU, TensorType, broadcast_shapes, shape_str
 
-__all__ = ["index_put", "nonzero", "argwhere", "masked_fill", "masked_select", "masked_scatter",
-           "slice_scatter", "select_scatter"]
-METHODS = ("index_put", "nonzero", "argwhere", "masked_fill", "masked_select", "masked_scatter",
-           "slice_scatter", "select_scatter")
-INPLACE = ("index_put", "masked_fill", "masked_scatter")
+__all__ = ["index_put", "slice_scatter", "select_scatter"]
+METHODS = ("index_put", "slice_scatter", "select_scatter")
+INPLACE = ("index_put",)
 FUNCTIONAL: tuple[str, ...] = ()
 INTERNAL = ("getitem", "index_put_value", "index_constant", "zeros_of", "index_tensor",
             "index_put_tensor", "index_put_basic", "read_count")
@@ -106,7 +105,8 @@ def _getitem_rule(types, spec):
 
 
 def _getitem_impl(a, spec):
-    return a[_np_index(spec)]  # a NumPy view, as PyTorch's basic indexing gives a view
+    # a NumPy view, as PyTorch's basic indexing gives a view (a[()] of a 0-d array would not)
+    return a[_np_index(spec)] if spec else a.view()
 
 
 def _getitem_vjp(ctx, g):
@@ -133,7 +133,7 @@ def _getitem_samples():
                       "too many indices for tensor of dimension 2")
     yield ErrorSample((arr(3, 4), slice(None, None, -1)), {}, ValueError,
                       "step must be greater than zero")
-    yield ErrorSample((arr(3, 4), (Ellipsis, Ellipsis)), {}, IndexError, "single ellipsis")
+    yield Sample((arr(3, 4), (Ellipsis, 1, Ellipsis)), note="PyTorch accepts two ellipses")
     yield ErrorSample((arr(3, 4), 1.5), {}, IndexError, "are valid indices")
 
 
@@ -201,11 +201,14 @@ def _put_basic_vjp(ctx, g):
 
 def _put_basic_samples():
     # slice_scatter(input, src, dim, start, end, step) / select_scatter(input, src, dim, index)
-    yield Sample((arr(4, 5), arr(4, 2, seed=1), 1, 1, 5, 2), public_note := {})
+    yield Sample((arr(4, 5), arr(4, 2, seed=1), 1, 1, 5, 2))
     yield Sample((arr(4, 5), arr(2, 5, seed=1)), {"start": 2})
     yield Sample((noncontig(4, 5), arr(4, 1, seed=1), -1, None, 1))
-    yield Sample((arr(3, 4, dtype=np.int64), arr(1, 4, dtype=np.int64, seed=1)), grad=False)
-    del public_note
+    yield Sample((arr(4, 5), arr(4, 0, seed=1), 1, 7))
+    yield Sample((arr(3, 4, dtype=np.int64), arr(1, 4, dtype=np.int64, seed=1)), {"end": 1},
+                 grad=False)
+    yield ErrorSample((arr(4, 5), arr(4, 2, seed=1)), {"dim": 1}, RuntimeError,
+                      "expected src to have a size equal to the slice of self")
 
 
 INDEX_PUT_BASIC = register(OpDef("index_put_basic", OpKind.INDEXING, _put_basic_rule,
@@ -230,6 +233,14 @@ def _norm_slice(sl, n):
     return ("s", start, stop, step)
 
 
+def _check_scatter_src(input, src, spec):
+    view = _basic_shape(type_of(input).shape, spec)
+    have = type_of(src).shape
+    if have != view:
+        raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = "
+                           f"{shape_str(have)}, slice size = {shape_str(view)}")
+
+
 def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
     """``input`` with ``input[..., start:end:step, ...]`` (at ``dim``) replaced by ``src``."""
     from ir.types import normalize_dim
@@ -237,6 +248,7 @@ def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
     d = normalize_dim(dim, t.ndim)
     spec = tuple(("s", 0, n, 1) for n in t.shape[:d]) + (
         _norm_slice(slice(start, end, step), t.shape[d]),)
+    _check_scatter_src(input, src, spec)
     return index_put_basic(input, src, spec)
 
 
@@ -250,6 +262,7 @@ def select_scatter(input, src, dim, index):
         raise IndexError(f"select(): index {index} out of range for tensor of size "
                          f"{shape_str(t.shape)} at dimension {dim}")
     spec = tuple(("s", 0, s, 1) for s in t.shape[:d]) + (index % n,)
+    _check_scatter_src(input, src, spec)
     return index_put_basic(input, src, spec)
 
 
@@ -403,10 +416,17 @@ def index_put(input, indices, values, accumulate=False):
             raise TypeError(f"expected Tensor as element {k} in argument 1, but got "
                             f"{type(i).__name__}")
     spec, adv = _parse_index(input, tuple(indices))
+    return _put(input, spec, adv, values, accumulate)
+
+
+def _put(input, spec, adv, value, accumulate):
     if adv is None:
-        return index_put_basic(input, values, spec)
+        return index_put_basic(input, value, spec)
     idx, dims = adv
-    return index_put_tensor(input, values, idx, dims, accumulate)
+    if not spec:
+        return index_put_tensor(input, value, idx, dims, accumulate)
+    view = apply(GETITEM, input, spec=spec)
+    return index_put_basic(input, index_put_tensor(view, value, idx, dims, accumulate), spec)
 
 
 # --- parsing an index as PyTorch does ---------------------------------------------------
@@ -450,8 +470,8 @@ def _list_to_index(v, device):
         dt = dtypes.int64 if not isinstance(v, np.ndarray) else dtypes.from_numpy_dtype(a.dtype)
     else:
         raise IndexError(_BAD_INDEX)
-    return index_constant(tuple(a.ravel().tolist()) or (0,) * 0, a.shape, dt, device) \
-        if a.size else index_constant((0,), a.shape, dt, device)
+    values = tuple(a.ravel().tolist()) if a.size else (0,)
+    return index_constant(values, a.shape, dt, device)
 
 
 def _parse_index(x, index):
@@ -463,14 +483,10 @@ def _parse_index(x, index):
             v = _list_to_index(v, CPU)
         items.append(v)
     count = 0
-    ellipses = 0
     for v in items:
         if v is None or isinstance(v, (bool, np.bool_)):
             continue
         if v is Ellipsis:
-            ellipses += 1
-            if ellipses > 1:
-                raise IndexError("an index can only have a single ellipsis ('...')")
             continue
         if _is_tensor_value(v) and type_of(v).dtype in (dtypes.bool_, dtypes.uint8):
             count += type_of(v).ndim
@@ -487,7 +503,7 @@ def _parse_index(x, index):
             spec.append(None)
             dim += 1
         elif v is Ellipsis:
-            n = t.ndim - count
+            n = min(t.ndim - count, t.ndim - orig)  # PyTorch lets a second one skip nothing
             spec.extend(("s", 0, s, 1) for s in t.shape[orig:orig + n])
             dim += n
             orig += n
@@ -514,6 +530,7 @@ def _parse_index(x, index):
                                 f"at index {orig + j}")
                     spec.extend(("s", 0, s, 1) for s in t.shape[orig:orig + k])
                     orig += k
+                from ir.ops.indexing_masked import nonzero
                 cols = nonzero(v, as_tuple=True)
                 idx.extend(cols)
                 dims.extend(range(dim, dim + len(cols)))
@@ -540,8 +557,10 @@ def _parse_index(x, index):
         else:
             raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or "
                              f"byte Variables are valid indices (got {type(v).__name__})")
-    while spec and spec[-1] is not None and isinstance(spec[-1], tuple) and \
-            spec[-1][1:] == (0, t.shape[len([s for s in spec if s is not None]) - 1], 1):
+    while spec and isinstance(spec[-1], tuple):
+        d = sum(1 for s in spec if s is not None) - 1
+        if spec[-1] != ("s", 0, t.shape[d], 1):
+            break
         spec.pop()  # trailing whole slices change nothing
     return tuple(spec), ((tuple(idx), tuple(dims)) if idx else None)
 
@@ -557,14 +576,14 @@ def getitem(input, index):
 
 
 def index_put_value(input, index, value):
-    """``input[index] = value`` as a new tensor: ``value`` (scalar or tensor) is cast to the
-    dtype of ``input`` and broadcast over the indexed positions."""
+    """``input[index] = value`` as a new tensor, ``value`` broadcast over the indexed
+    positions. As in PyTorch, scalars and values written through basic indices are cast to
+    the dtype of ``input``; tensors written through advanced indices must match it."""
     from ir.ops.elementwise import to_dtype
     t = type_of(input)
     spec, adv = _parse_index(input, index)
-    if not is_scalar(value):
-        if type_of(value).dtype is not t.dtype:
-            value = to_dtype(value, t.dtype)
+    if adv is None and not is_scalar(value) and type_of(value).dtype is not t.dtype:
+        value = to_dtype(value, t.dtype)
     if adv is None:
         value = _strip_leading_ones(value, len(_basic_shape(t.shape, spec)))
         return index_put_basic(input, value, spec)
@@ -572,219 +591,4 @@ def index_put_value(input, index, value):
     view_shape = _basic_shape(t.shape, spec)
     res = _adv_shape(view_shape, tuple(type_of(i) for i in idx), dims)
     value = _strip_leading_ones(value, len(res))
-    if not spec:
-        return index_put_tensor(input, value, idx, dims)
-    view = apply(GETITEM, input, spec=spec)
-    return index_put_basic(input, index_put_tensor(view, value, idx, dims), spec)
-
-
-# --- nonzero / argwhere ------------------------------------------------------------------
-
-def _nonzero_rule(types, count):
-    (t,) = types
-    return TensorType((count, t.ndim), dtypes.int64, t.device)
-
-
-def _nonzero_impl(a, count):
-    out = np.argwhere(a)
-    if out.shape[0] != count:
-        raise AssertionError(f"nonzero: counted {count} nonzero elements, found {out.shape[0]}")
-    return out
-
-
-def _nonzero_samples():
-    yield Sample((arr(3, 4, dtype=np.int64, low=-1, high=1),), grad=False)
-    yield Sample((bools(2, 3, 4),), grad=False)
-    yield Sample((arr(5),), grad=False)
-    yield Sample((arr(),), grad=False)
-    yield Sample((np.zeros(()),), grad=False)
-    yield Sample((arr(0, 3),), grad=False)
-    yield Sample((bools(3, 4, seed=1),), {"as_tuple": True}, grad=False)
-    yield Sample((arr(),), {"as_tuple": True}, grad=False)
-
-
-NONZERO = register(OpDef("nonzero", OpKind.INDEXING, _nonzero_rule, _nonzero_impl, None,
-                         _nonzero_samples, differentiable=False))
-
-
-def nonzero(input, *, out=None, as_tuple=False):
-    """Indices of the nonzero elements: an ``[n, ndim]`` int64 tensor, or with
-    ``as_tuple=True`` one 1-D tensor per dim."""
-    reject_out(out)
-    t = type_of(input)
-    if as_tuple and t.ndim == 0:
-        from ir.ops.movement import reshape
-        input = reshape(input, (1,))
-        t = type_of(input)
-    res = apply(NONZERO, input, count=read_count(input))
-    if not as_tuple:
-        return res
-    return tuple(apply(GETITEM, res, spec=(("s", 0, type_of(res).shape[0], 1), k))
-                 for k in range(t.ndim))
-
-
-def argwhere(input):
-    """``nonzero(input)``: the indices of the nonzero elements as an ``[n, ndim]`` tensor."""
-    return nonzero(input)
-
-
-# --- masked ops ---------------------------------------------------------------------------
-
-def _check_mask(m, what):
-    if m.dtype is not dtypes.bool_:
-        raise RuntimeError(f"{what} only supports boolean masks, but got mask with dtype "
-                           f"{_dtype_word(m.dtype)}")
-
-
-def _dtype_word(d):
-    return {dtypes.int64: "long int", dtypes.uint8: "unsigned char"}.get(d, d.torch_name)
-
-
-def _masked_fill_rule(types):
-    t, m, v = types
-    _check_mask(m, "masked_fill_")
-    if v.ndim != 0:
-        raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got "
-                           f"tensor with {v.ndim} dimension(s).")
-    return TensorType(broadcast_shapes(t.shape, m.shape), t.dtype, t.device)
-
-
-def _masked_fill_impl(a, m, v):
-    v = np.asarray(v).astype(a.dtype)
-    return np.where(m, v, a)
-
-
-def _masked_fill_vjp(ctx, g):
-    from ir.ops.elementwise import mul, to_dtype
-    from ir.ops.reduce import sum as sum_
-    _, m, v = ctx.inputs
-    gv = None if is_scalar(v) else sum_(mul(g, to_dtype(m, type_of(g).dtype)))
-    return masked_fill(g, m, 0), None, gv
-
-
-def _masked_fill_samples():
-    yield Sample((arr(3, 4), bools(3, 4), 1.5))
-    yield Sample((arr(3, 4), bools(4), arr(seed=1)), note="mask broadcast, 0-d tensor value")
-    yield Sample((arr(4), bools(2, 1, seed=2), -1.0), note="mask broadcasts input")
-    yield Sample((noncontig(3, 4), bools(3, 4, seed=3), arr(dtype=np.float64, seed=1)))
-    yield Sample((arr(0, 4), bools(4), 2.0))
-    yield Sample((arr(3, dtype=np.int64), bools(3), 2.7), grad=False)
-    yield ErrorSample((arr(3), arr(3, dtype=np.int64), 1.0), {}, RuntimeError, "boolean masks")
-    yield ErrorSample((arr(3), bools(3), arr(1)), {}, RuntimeError, "0-dimensional value")
-
-
-MASKED_FILL = register(OpDef("masked_fill", OpKind.INDEXING, _masked_fill_rule,
-                             _masked_fill_impl, _masked_fill_vjp, _masked_fill_samples))
-
-
-def masked_fill(input, mask, value):
-    """``input`` with ``value`` where ``mask`` is True (mask broadcasts)."""
-    return apply(MASKED_FILL, input, mask, value)
-
-
-def _masked_select_rule(types, count):
-    t, m = types
-    if m.dtype is not dtypes.bool_:
-        raise RuntimeError("masked_select: expected BoolTensor for mask")
-    broadcast_shapes(t.shape, m.shape)
-    return TensorType((count,), t.dtype, t.device)
-
-
-def _masked_select_impl(a, m, count):
-    a, m = np.broadcast_arrays(a, m)
-    return np.array(a[m], copy=True)
-
-
-def _masked_select_vjp(ctx, g):
-    x, m = ctx.inputs
-    shape = broadcast_shapes(type_of(x).shape, type_of(m).shape)
-    return apply(MASKED_SCATTER, zeros_of(shape, g), m, g), None
-
-
-def _masked_select_samples():
-    yield Sample((arr(3, 4), bools(3, 4)))
-    yield Sample((arr(3, 4), bools(4, seed=1)))
-    yield Sample((arr(4), bools(2, 1, seed=2)), note="mask broadcasts input")
-    yield Sample((noncontig(3, 4), bools(3, 4, seed=3)))
-    yield Sample((arr(), bools()))
-    yield Sample((arr(3, dtype=np.int64), bools(3)), grad=False)
-    yield ErrorSample((arr(3), arr(3, dtype=np.int64)), {}, RuntimeError,
-                      "expected BoolTensor for mask")
-
-
-MASKED_SELECT = register(OpDef("masked_select", OpKind.INDEXING, _masked_select_rule,
-                               _masked_select_impl, _masked_select_vjp, _masked_select_samples))
-
-
-def masked_select(input, mask, *, out=None):
-    """The elements of ``input`` where ``mask`` is True, as a 1-D tensor (both broadcast)."""
-    reject_out(out)
-    t, m = type_of(input), type_of(mask)
-    if m.dtype is not dtypes.bool_:
-        raise RuntimeError("masked_select: expected BoolTensor for mask")
-    shape = broadcast_shapes(t.shape, m.shape)
-    if m.shape != shape:
-        from ir.ops.movement import expand
-        count = read_count(expand(mask, shape))
-    else:
-        count = read_count(mask)
-    return apply(MASKED_SELECT, input, mask, count=count)
-
-
-def _masked_scatter_rule(types):
-    t, m, s = types
-    if m.dtype is not dtypes.bool_:
-        raise RuntimeError("masked_scatter_ only supports boolean masks, but got mask with "
-                           f"dtype {m.dtype.torch_name}")
-    if s.dtype is not t.dtype:
-        raise RuntimeError("masked_scatter: expected self and source to have same dtypes but "
-                           f"got{t.dtype.torch_name} and {s.dtype.torch_name}")
-    return TensorType(broadcast_shapes(t.shape, m.shape), t.dtype, t.device)
-
-
-def _masked_scatter_impl(a, m, s):
-    a, m = np.broadcast_arrays(a, m)
-    n = int(np.count_nonzero(m))
-    if n > s.size:
-        raise RuntimeError("Number of elements of source < number of ones in mask")
-    out = np.array(a, copy=True)
-    out[m] = s.ravel()[:n]
-    return out
-
-
-def _masked_scatter_vjp(ctx, g):
-    from ir.ops.movement import reshape
-    _, m, s = ctx.inputs
-    st = type_of(s)
-    shape = type_of(g).shape
-    if type_of(m).shape != shape:
-        from ir.ops.movement import expand
-        m = expand(m, shape)
-    picked = masked_select(g, m)
-    n = type_of(picked).shape[0]
-    flat = index_put_basic(zeros_of((st.numel,), g), picked, (("s", 0, n, 1),))
-    return masked_fill(g, m, 0), None, reshape(flat, st.shape)
-
-
-def _masked_scatter_samples():
-    yield Sample((arr(3, 4), bools(3, 4), arr(3, 5, seed=1)))
-    yield Sample((arr(3, 4), bools(4, seed=1), arr(12, seed=1)))
-    yield Sample((arr(4), bools(2, 1, seed=2), arr(8, seed=1)), note="mask broadcasts input")
-    yield Sample((noncontig(3, 4), bools(3, 4, seed=3), noncontig(4, 3, seed=1)))
-    yield Sample((arr(3, dtype=np.int64), bools(3), arr(3, dtype=np.int64)), grad=False)
-    yield ErrorSample((arr(3), np.ones(3, dtype=bool), arr(2)), {}, RuntimeError,
-                      "Number of elements of source")
-    yield ErrorSample((arr(3), bools(3), arr(3, dtype=np.int64)), {}, RuntimeError,
-                      "same dtypes")
-    yield ErrorSample((arr(3), arr(3, dtype=np.int64), arr(3)), {}, RuntimeError,
-                      "boolean masks")
-
-
-MASKED_SCATTER = register(OpDef("masked_scatter", OpKind.INDEXING, _masked_scatter_rule,
-                                _masked_scatter_impl, _masked_scatter_vjp,
-                                _masked_scatter_samples))
-
-
-def masked_scatter(input, mask, source):
-    """``input`` with the positions where ``mask`` is True filled from ``source`` in order."""
-    return apply(MASKED_SCATTER, input, mask, source)
+    return _put(input, spec, adv, value, False)

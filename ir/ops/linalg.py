@@ -100,7 +100,7 @@ def _dot_checks(a, b):
     _no_bool(a.dtype, "dot")
 
 
-def _bmm_shape_check(batch, n, k, batch2, k2):
+def _bmm_shape_check(batch, k, batch2, k2):
     if (batch, k) != (batch2, k2):
         raise RuntimeError("Expected size for first two dimensions of batch2 tensor to be: "
                            f"[{batch}, {k}] but got: [{batch2}, {k2}].")

@@ -2,8 +2,8 @@
 attribute, ``keepdim`` and ``dtype`` attributes, a VJP that broadcasts back.
 
 Also here: mean, prod, amax/amin, max/min (three forms), argmax/argmin,
-all/any, count_nonzero, aminmax. Statistics (var, std, logsumexp, norm,
-nansum, nanmean) live in ``reduce_stats``.
+aminmax. Statistics and logical reductions (var, std, logsumexp, norm,
+nansum, nanmean, all, any, count_nonzero) live in ``reduce_stats``.
 
 Value-selecting reductions split the gradient the way PyTorch does: ``amax``
 and the no-dim ``max`` share it evenly among tied elements (``_tie_weights``),
@@ -32,10 +32,9 @@ from ir.ops._util import (
 from ir.samples import arr, bools, ints, noncontig
 from ir.types import TensorType, normalize_dim, normalize_dims
 
-__all__ = ["sum", "mean", "prod", "amax", "amin", "max", "min", "argmax", "argmin", "all", "any",
-           "count_nonzero", "aminmax"]
+__all__ = ["sum", "mean", "prod", "amax", "amin", "max", "min", "argmax", "argmin", "aminmax"]
 METHODS = ("sum", "sum_to_size", "mean", "prod", "amax", "amin", "max", "min", "argmax",
-           "argmin", "all", "any", "count_nonzero", "aminmax")
+           "argmin", "aminmax")
 INTERNAL = ("reduced_shape", "unreduce", "reduce_dims", "keepdim_shape", "_tie_weights",
             "_prod_others")
 
@@ -74,8 +73,7 @@ def _sum_impl(a, dim, keepdim, dtype):
 
 
 def _sum_vjp(ctx, g):
-    (x,) = ctx.inputs
-    return (unreduce(g, type_of(x).shape, ctx.attrs["dim"], ctx.attrs["keepdim"]),)
+    return (unreduce(g, ctx.input_types[0].shape, ctx.attrs["dim"], ctx.attrs["keepdim"]),)
 
 
 def _sum_samples():
@@ -202,8 +200,7 @@ def _count(shape, dims) -> int:
 
 def _mean_vjp(ctx, g):
     from ir.ops.elementwise import mul
-    (x,) = ctx.inputs
-    shape = type_of(x).shape
+    shape = ctx.input_types[0].shape
     n = _count(shape, ctx.attrs["dim"])
     g = unreduce(g, shape, ctx.attrs["dim"], ctx.attrs["keepdim"])
     return (mul(g, 1.0 / n) if n else g,)
@@ -513,11 +510,11 @@ def select_vjp(ctx, g, _gi=None):
     from ir.ops.sort import _scatter_along_dim
     if g is None:
         return (None,)
-    x = ctx.inputs[0]
-    shape = type_of(x).shape
+    shape = ctx.input_types[0].shape
     dim, keepdim = ctx.attrs["dim"], ctx.attrs["keepdim"]
     dims = (dim,) if shape else ()
-    idx = ctx.outputs[1]
+    from ir.ops.sort import returned_indices
+    idx = returned_indices(ctx)
     g, idx = _keep(g, shape, dims, keepdim), _keep(idx, shape, dims, keepdim)
     return (_scatter_along_dim(g, idx, dim, shape[dim] if shape else 1),)
 
@@ -676,87 +673,3 @@ def argmin(input, dim=None, keepdim=False, *, out=None):
     """Index of the minimum over ``dim`` (of the flattened input when None)."""
     reject_out(out)
     return _arg(ARGMIN, "argmin", input, dim, keepdim)
-
-
-# --- all / any / count_nonzero ----------------------------------------------------------
-
-def _logical_rule(types, dim, keepdim):
-    (t,) = types
-    out = dtypes.uint8 if t.dtype is dtypes.uint8 else dtypes.bool_
-    return TensorType(reduced_shape(t.shape, dim, keepdim), out, t.device)
-
-
-def _all_impl(a, dim, keepdim):
-    return np.all(a, axis=dim, keepdims=keepdim)
-
-
-def _any_impl(a, dim, keepdim):
-    return np.any(a, axis=dim, keepdims=keepdim)
-
-
-def _logical_samples():
-    yield Sample((bools(3, 4),), grad=False)
-    yield Sample((bools(3, 4), 1), grad=False)
-    yield Sample((bools(2, 3, 4),), {"dim": (0, 2), "keepdim": True}, grad=False)
-    yield Sample((np.array([[1.0, 0.0], [2.0, 3.0]], dtype=np.float32),), {"dim": -1},
-                 grad=False)
-    yield Sample((ints(3, 4, low=0, high=2),), {"dim": 0}, grad=False)
-    yield Sample((np.array([1, 2, 0], dtype=np.uint8),), grad=False, note="uint8 stays uint8")
-    yield Sample((arr(0, 3),), {"dim": 0}, grad=False)
-    yield Sample((np.array(True),), grad=False)
-    yield ErrorSample((bools(3),), {"dim": 1}, IndexError, "Dimension out of range")
-
-
-ALL = register(OpDef("all", OpKind.REDUCTION, _logical_rule, _all_impl, None, _logical_samples,
-                     differentiable=False))
-ANY = register(OpDef("any", OpKind.REDUCTION, _logical_rule, _any_impl, None, _logical_samples,
-                     differentiable=False))
-
-
-def _logical(op, input, dim, keepdim):
-    t = type_of(input)
-    # unlike sum, an empty dim list reduces nothing here (PyTorch's behaviour)
-    dims = tuple(range(t.ndim)) if dim is None else normalize_dims(dim, t.ndim)
-    return apply(op, input, dim=dims, keepdim=bool(keepdim))
-
-
-def all(input, dim=None, keepdim=False, *, out=None):  # noqa: A001
-    """Whether all elements over ``dim`` are nonzero (bool; uint8 for uint8 input)."""
-    reject_out(out)
-    return _logical(ALL, input, dim, keepdim)
-
-
-def any(input, dim=None, keepdim=False, *, out=None):  # noqa: A001
-    """Whether any element over ``dim`` is nonzero (bool; uint8 for uint8 input)."""
-    reject_out(out)
-    return _logical(ANY, input, dim, keepdim)
-
-
-def _count_rule(types, dim):
-    (t,) = types
-    return TensorType(reduced_shape(t.shape, dim, False), dtypes.int64, t.device)
-
-
-def _count_impl(a, dim):
-    return np.count_nonzero(a, axis=dim)
-
-
-def _count_samples():
-    yield Sample((ints(3, 4, low=-1, high=1),), grad=False)
-    yield Sample((ints(3, 4, low=-1, high=1), 1), grad=False)
-    yield Sample((np.array([[0.0, 1.5], [0.0, 0.0]], dtype=np.float32),), {"dim": (0, 1)},
-                 grad=False)
-    yield Sample((bools(2, 3, 4),), {"dim": -1}, grad=False)
-    yield Sample((arr(0, 3),), {"dim": 0}, grad=False)
-    yield ErrorSample((bools(3, 4),), {"dim": (0, 0)}, RuntimeError, "appears multiple times")
-
-
-COUNT_NONZERO = register(OpDef("count_nonzero", OpKind.REDUCTION, _count_rule, _count_impl,
-                               None, _count_samples, differentiable=False))
-
-
-def count_nonzero(input, dim=None):
-    """The number of nonzero elements over ``dim`` (int64)."""
-    t = type_of(input)
-    return apply(COUNT_NONZERO, input, dim=reduce_dims(dim, t.ndim))
-

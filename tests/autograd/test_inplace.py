@@ -1,0 +1,80 @@
+"""In-place safety: version counters, leaves, rebasing, .data and detach."""
+
+import pytest
+
+import compgrad
+
+
+def test_modifying_a_saved_tensor_is_caught_at_backward():
+    x = compgrad.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()                      # exp saves its output
+    z = y.sum()
+    y.add_(1)
+    with pytest.raises(RuntimeError, match="one of the variables needed for gradient "
+                                           "computation has been modified by an inplace "
+                                           "operation.*is at version 1; expected version 0"):
+        z.backward()
+
+
+def test_in_place_on_a_tensor_not_needed_by_backward_is_fine():
+    x = compgrad.tensor([1.0, 2.0], requires_grad=True)
+    a = x * 2
+    b = a + 1                         # add does not read its inputs in backward
+    a.add_(5)
+    b.sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+
+
+def test_in_place_on_a_leaf_that_requires_grad():
+    x = compgrad.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in "
+                                           "an in-place operation"):
+        x.add_(1)
+    assert x.tolist() == [1.0, 2.0]
+    with compgrad.no_grad():
+        x.add_(1)
+    assert x.tolist() == [2.0, 3.0] and x.requires_grad and x.is_leaf
+
+
+def test_in_place_on_a_non_leaf_rebases_its_grad_fn():
+    x = compgrad.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.mul_(3)
+    assert y.grad_fn.name() == "MulBackward0" and not y.is_leaf
+    y.sum().backward()
+    assert x.grad.tolist() == [6.0, 6.0]
+    z = x * 2
+    z.mul_(z)            # mul saved z, which the op itself then overwrote (an error in torch too)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()
+    a = compgrad.tensor([3.0], requires_grad=True)
+    b = a * 1
+    b.exp_()
+    assert b.grad_fn.name() == "ExpBackward0"
+
+
+def test_data_and_detach_share_storage():
+    x = compgrad.tensor([1.0, 2.0], requires_grad=True)
+    d = x.detach()
+    d.add_(1)
+    assert x.tolist() == [2.0, 3.0] and not d.requires_grad
+    x.data.mul_(2)
+    assert x.tolist() == [4.0, 6.0] and x.requires_grad
+    x.data = compgrad.tensor([0.0, 0.0])
+    assert x.tolist() == [0.0, 0.0] and x.requires_grad
+
+
+def test_detach_in_place():
+    x = compgrad.tensor([1.0], requires_grad=True)
+    y = x * 2
+    y.detach_()
+    assert y.is_leaf and not y.requires_grad
+
+
+def test_setitem_with_a_value_that_requires_grad():
+    w = compgrad.tensor([1.0, 2.0], requires_grad=True)
+    buf = compgrad.zeros(3)
+    buf[1:] = w * 3
+    assert buf.requires_grad and buf.grad_fn is not None
+    buf.sum().backward()
+    assert w.grad.tolist() == [3.0, 3.0]
