@@ -9,6 +9,8 @@ compgrad, not exported to users). This package re-exports all of them, so
 ``ir.ops.add`` is the one ``add``.
 """
 
+import types
+
 from ir.ops import (
     activation,
     compare,
@@ -47,7 +49,9 @@ def _export() -> None:
         for table in ("__all__", "METHODS", "FUNCTIONAL", "INTERNAL"):
             for name in getattr(family, table, ()):
                 fn = getattr(family, name)
-                if namespace.get(name, fn) is not fn:
+                existing = namespace.get(name, fn)
+                # a function may take the name of a family module (ir.ops.sort)
+                if existing is not fn and not isinstance(existing, types.ModuleType):
                     raise ImportError(f"ir.ops.{name} is defined by two families")
                 namespace[name] = fn
 

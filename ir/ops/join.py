@@ -105,8 +105,9 @@ def _dtype_of(a: np.ndarray):
 def _cat_vjp(ctx, g):
     dim = ctx.attrs["dim"]
     grads, offset = [], 0
-    for t in ctx.input_types:
-        if _skipped(t):
+    for t, wanted in zip(ctx.input_types, ctx.needs_input_grad):
+        if _skipped(t) or not wanted:
+            offset += 0 if _skipped(t) else t.shape[dim]
             grads.append(None)
             continue
         grads.append(narrow(g, dim, offset, t.shape[dim]))

@@ -513,8 +513,7 @@ def select_vjp(ctx, g, _gi=None):
     shape = ctx.input_types[0].shape
     dim, keepdim = ctx.attrs["dim"], ctx.attrs["keepdim"]
     dims = (dim,) if shape else ()
-    from ir.ops.sort import returned_indices
-    idx = returned_indices(ctx)
+    idx = ctx.outputs[1]
     g, idx = _keep(g, shape, dims, keepdim), _keep(idx, shape, dims, keepdim)
     return (_scatter_along_dim(g, idx, dim, shape[dim] if shape else 1),)
 

@@ -20,12 +20,9 @@ from ir.ops._util import OpDef, OpKind, apply, register, reject_out, type_of
 from ir.samples import arr, bools, ints, noncontig
 from ir.types import TensorType, normalize_dim, shape_str
 
-# "sort" is left out of these tables for now: ir.ops._export sees the submodule ir.ops.sort
-# under that name and raises "defined by two families". Once _export skips module objects,
-# add "sort" to __all__ and METHODS (see the helper's report).
-__all__ = ["argsort", "topk", "kthvalue", "median", "mode", "unique"]
-METHODS = ("argsort", "topk", "kthvalue", "median", "mode", "unique")
-INTERNAL = ("_gather_along_dim", "_scatter_along_dim", "returned_indices")
+__all__ = ["sort", "argsort", "topk", "kthvalue", "median", "mode", "unique"]
+METHODS = ("sort", "argsort", "topk", "kthvalue", "median", "mode", "unique")
+INTERNAL = ("_gather_along_dim", "_scatter_along_dim")
 
 sort_result = namedtuple("sort", ["values", "indices"])
 topk_result = namedtuple("topk", ["values", "indices"])
@@ -152,19 +149,12 @@ def _sort_impl(a, dim, descending):
     return np.take_along_axis(a, idx, axis=dim), idx
 
 
-def returned_indices(ctx):
-    """The indices output of a (values, indices) op, recomputed if the caller left it out."""
-    if ctx.outputs[1] is not None:
-        return ctx.outputs[1]
-    return apply(ctx.op, *ctx.inputs, **ctx.attrs)[1]
-
-
 def _sort_vjp(ctx, g, _gi=None):
     if g is None:
         return (None,)
     shape = ctx.input_types[0].shape
     dim = ctx.attrs["dim"]
-    return (_scatter_along_dim(g, returned_indices(ctx), dim, shape[dim] if shape else 1),)
+    return (_scatter_along_dim(g, ctx.outputs[1], dim, shape[dim] if shape else 1),)
 
 
 def _sort_samples():
