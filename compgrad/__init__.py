@@ -57,16 +57,34 @@ def _export_ops() -> None:
 _export_ops()
 
 from compgrad import autograd, linalg, nn, random  # noqa: E402 - after the op functions they wrap
+from compgrad._tensor_str import get_printoptions, printoptions, set_printoptions  # noqa: E402
 from compgrad.autograd import (  # noqa: E402
-    enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
     set_grad_enabled,
 )
 from compgrad.factories import *  # noqa: E402,F403
-from compgrad._tensor_str import get_printoptions, printoptions, set_printoptions  # noqa: E402
 from compgrad.random import (  # noqa: E402
-    Generator, bernoulli, default_generator, get_rng_state, initial_seed, manual_seed,
-    multinomial, normal, rand, rand_like, randint, randint_like, randn, randn_like, randperm,
-    seed, set_rng_state,
+    Generator,
+    bernoulli,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    multinomial,
+    normal,
+    rand,
+    rand_like,
+    randint,
+    randint_like,
+    randn,
+    randn_like,
+    randperm,
+    seed,
+    set_rng_state,
 )
 
 

@@ -58,10 +58,10 @@ def _inplace_binary(fn):
     return operator
 
 
-def _eq_operator(fn):
+def _eq_operator(fn, when_none: bool):
     def operator(self, other):
         if other is None:
-            return False
+            return when_none  # PyTorch: t == None is False, t != None is True
         if not _operand_ok(other):
             return NotImplemented
         return fn(self, other)
@@ -104,10 +104,8 @@ def bind_methods(tensor_cls) -> None:
         fn = getattr(ops, fn_name, None)
         if fn is not None:
             setattr(tensor_cls, f"__{op_name}__", _binary(fn))
-    for op_name, fn_name in (("eq", "eq"), ("ne", "ne")):
-        fn = getattr(ops, fn_name, None)
-        if fn is not None:
-            setattr(tensor_cls, f"__{op_name}__", _eq_operator(fn))
+    for op_name, when_none in (("eq", False), ("ne", True)):
+        setattr(tensor_cls, f"__{op_name}__", _eq_operator(getattr(ops, op_name), when_none))
     for op_name, fn_name in _UNARY_OPERATORS.items():
         fn = getattr(ops, fn_name, None)
         if fn is not None:

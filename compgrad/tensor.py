@@ -38,6 +38,9 @@ class Tensor:
                  "_grad", "grad_fn", "_output_nr", "_accumulator", "_hooks", "_post_acc_hooks",
                  "_detached", "__weakref__", "__dict__")
 
+    # NumPy scalars on the left (np.float64(2) * t) defer to Tensor's reflected operators
+    __array_priority__ = 1000
+
     # --- construction --------------------------------------------------------------------
 
     def __init__(self, *args, dtype=None, device=None):
@@ -342,8 +345,8 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self._data.size != 1:
-            amount = "no" if self._data.size == 0 else "more than one"
-            raise RuntimeError(f"Boolean value of Tensor with {amount} values is ambiguous")
+            amount = "no values" if self._data.size == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of Tensor with {amount} is ambiguous")
         return bool(self._data.reshape(()).item())
 
     def __float__(self) -> float:
@@ -595,6 +598,10 @@ class Tensor:
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
+
+    def where(self, condition, other) -> Tensor:
+        """``compgrad.where(condition, self, other)``."""
+        return ops.where(condition, self, other)
 
     # --- indexing ------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ def arr(*shape: int, dtype=np.float32, low: float = -2.0, high: float = 2.0,
     g = _rng(shape, np.dtype(dtype).name, low, high, seed)
     dt = np.dtype(dtype)
     if dt.kind == "b":
-        return g.random(shape) < 0.5
+        return np.asarray(g.random(shape) < 0.5)
     if dt.kind in "iu":
         return g.integers(int(low), int(high), size=shape, endpoint=True).astype(dt)
     return g.uniform(low, high, size=shape).astype(dt)

@@ -12,11 +12,15 @@ from compgrad.autograd import record as _record
 from compgrad.autograd.anomaly import detect_anomaly, set_detect_anomaly
 from compgrad.autograd.api import backward, grad
 from compgrad.autograd.function import Function, FunctionCtx, once_differentiable
-from compgrad.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from compgrad.autograd.grad_mode import (
-    enable_grad, inference_mode, is_grad_enabled, is_inference_mode_enabled, no_grad,
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    is_inference_mode_enabled,
+    no_grad,
     set_grad_enabled,
 )
+from compgrad.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from compgrad.autograd.node import AccumulateGrad, Node
 from compgrad.tensor import INPLACE_HOOKS as _INPLACE_HOOKS
 

@@ -13,7 +13,6 @@ from compgrad.autograd import anomaly
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.autograd.node import AccumulateGrad, node_class
 from compgrad.tensor import Tensor
-from ir.dtypes import CATEGORY_FLOAT
 from ir.opdef import OpDef
 
 __all__ = ["record", "check_inplace", "edge_of", "accumulator_of", "attach_outputs"]
@@ -65,6 +64,20 @@ def record(op: OpDef, args: tuple, attrs: dict, outputs) -> None:
     attach_outputs(node, outs)
 
 
+def _keep_original(node, target: Tensor) -> None:
+    """The node of an in-place op saved the target as an input, which the write is
+    about to overwrite: save a copy of the original instead (PyTorch's
+    ``original_self``), so ``y.pow_(2)`` can still be differentiated."""
+    for saved in getattr(node, "saved_inputs", ()):
+        if saved.value is target:
+            original = Tensor._from_array(target._data.copy(), target.device)
+            original._requires_grad = target._requires_grad
+            original.grad_fn = target.grad_fn
+            original._output_nr = target._output_nr
+            saved.value = original
+            saved.version = original._version[0]
+
+
 def check_inplace(target: Tensor, value: Tensor) -> None:
     """Autograd's rules for writing ``value`` into ``target`` in place, then rebase.
 
@@ -87,6 +100,7 @@ def check_inplace(target: Tensor, value: Tensor) -> None:
             "part in autograd (write into the base tensor with indexing instead, e.g. "
             "base[idx] = value, or clone() the view first)")
     if value.requires_grad and value.grad_fn is not None:
+        _keep_original(value.grad_fn, target)
         target._requires_grad = True
         target.grad_fn = value.grad_fn
         target._output_nr = value._output_nr
