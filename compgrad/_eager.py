@@ -48,14 +48,15 @@ class EagerInterpreter(Interpreter):
             else:
                 raise TypeError(f"{op.name}(): argument must be a Tensor or a number, not "
                                 f"{type(a).__name__}")
-        out_type = infer_type(op, tuple(types), attrs)
+        types = tuple(types)
+        out_type = infer_type(op, types, attrs)
         result = op.impl(*arrays, **attrs)
         if isinstance(out_type, tuple):
             outputs = tuple(_wrap(op, r, t, args, arrays) for r, t in zip(result, out_type))
         else:
             outputs = _wrap(op, result, out_type, args, arrays)
         for hook in RECORD_HOOKS:
-            hook(op, args, attrs, outputs)
+            hook(op, args, attrs, outputs, types)
         return outputs
 
 

@@ -20,8 +20,9 @@ from ir.types import CPU, Device, TensorType, broadcast_shapes, shape_str
 
 __all__ = ["Tensor", "INPLACE_HOOKS"]
 
-# Autograd's checks on in-place writes (leaf that requires grad, saved tensors),
-# installed by compgrad.autograd; each is called as hook(tensor) before a write.
+# Autograd's rules for in-place writes, installed by compgrad.autograd: each is called
+# as hook(tensor, value) before the write (it may refuse it) and may return a callable
+# to run once the write is done.
 INPLACE_HOOKS: list = []
 
 _NP_TO_DTYPE = {d.np_dtype: d for d in dtypes.ALL_DTYPES}
@@ -36,7 +37,7 @@ class Tensor:
 
     __slots__ = ("_data", "_device", "_version", "_base", "_type_cache", "_requires_grad",
                  "_grad", "grad_fn", "_output_nr", "_accumulator", "_hooks", "_post_acc_hooks",
-                 "_detached", "__weakref__", "__dict__")
+                 "_detached", "_view_version", "__weakref__", "__dict__")
 
     # NumPy scalars on the left (np.float64(2) * t) defer to Tensor's reflected operators
     __array_priority__ = 1000
@@ -67,6 +68,7 @@ class Tensor:
         self._hooks = None
         self._post_acc_hooks = None
         self._detached = False
+        self._view_version = None
 
     @classmethod
     def _from_array(cls, arr: np.ndarray, device: Device = CPU) -> Tensor:
@@ -563,12 +565,14 @@ class Tensor:
             raise RuntimeError("unsupported operation: more than one element of the written-to "
                                "tensor refers to a single memory location. Please clone() the "
                                "tensor before performing the operation.")
-        for hook in INPLACE_HOOKS:
-            hook(self, value)
+        after = [hook(self, value) for hook in INPLACE_HOOKS]
         if not self._data.flags.writeable:
             self._data = self._data.copy()
         np.copyto(self._data, value._data, casting="unsafe")
         self._version[0] += 1
+        for finish in after:
+            if finish is not None:
+                finish()
         return self
 
     def copy_(self, src, non_blocking: bool = False) -> Tensor:

@@ -72,17 +72,44 @@ class Device:
 
 
 CPU = Device("cpu")
+# TensorType is defined below Device; CPU is its default device
 
 
-@dataclass(frozen=True, slots=True)
 class TensorType:
     """Shape, dtype and device of a value. ``weak`` marks a Python scalar operand,
-    which takes part in type promotion with lower priority than tensors."""
+    which takes part in type promotion with lower priority than tensors.
 
-    shape: tuple[int, ...]
-    dtype: DType
-    device: Device = CPU
-    weak: bool = False
+    Immutable by convention; a plain slotted class with a precomputed hash,
+    because types are built and hashed on every recorded op.
+    """
+
+    __slots__ = ("shape", "dtype", "device", "weak", "_hash")
+
+    def __init__(self, shape, dtype: DType, device: Device = None, weak: bool = False):
+        self.shape = shape if type(shape) is tuple else tuple(shape)
+        self.dtype = dtype
+        self.device = CPU if device is None else device
+        self.weak = weak
+        self._hash = hash((self.shape, dtype, self.device, weak))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, TensorType):
+            return NotImplemented
+        return (self._hash == other._hash and self.shape == other.shape
+                and self.dtype is other.dtype and self.device == other.device
+                and self.weak == other.weak)
+
+    def __repr__(self) -> str:
+        return (f"TensorType(shape={self.shape}, dtype={self.dtype!r}, device={self.device!r}"
+                f"{', weak=True' if self.weak else ''})")
+
+    def __reduce__(self):
+        return (TensorType, (self.shape, self.dtype, self.device, self.weak))
 
     @property
     def ndim(self) -> int:

@@ -46,7 +46,7 @@ class FunctionCtx:
                 saved.append(SavedValue(None))
                 continue
             idx = next((i for i, o in enumerate(outputs) if o is t), None)
-            saved.append(SavedValue(t, self._node, idx) if idx is not None and
+            saved.append(SavedValue(t, True, idx) if idx is not None and
                          self._node is not None else SavedValue(t))
         self._saved = saved
         self._to_save = ()
@@ -73,7 +73,7 @@ class _FunctionNode(Node):
     __slots__ = ("fn_cls", "ctx")
 
     def __init__(self, fn_cls, ctx: FunctionCtx, inputs: tuple, outputs: tuple):
-        super().__init__(None, {}, (), outputs, tuple(edge_of(a) for a in inputs))
+        super().__init__(None, {}, (), outputs, tuple(edge_of(a) for a in inputs), ())
         self.saved_outputs = []
         self.input_types = tuple(a._type if isinstance(a, Tensor) else None for a in inputs)
         self.fn_cls = fn_cls

@@ -31,6 +31,16 @@ def _prepare(inputs: tuple, create_graph: bool) -> tuple:
     return tuple(out)
 
 
+def _input_directions(v, ins: tuple) -> tuple:
+    """``v`` as a tuple; None means 1 for a single one-element input, as in PyTorch."""
+    if v is not None:
+        return _as_tuple(v, "v")[0]
+    if len(ins) != 1 or ins[0].numel() != 1:
+        raise RuntimeError("The vector v can only be None if the input to the user-provided "
+                           "function is a single Tensor with a single element.")
+    return (ops.full(ins[0].shape, 1.0, dtype=ins[0].dtype),)
+
+
 def _zeros_like(t: Tensor) -> Tensor:
     return ops.full(t.shape, 0.0, dtype=t.dtype, device=t.device)
 
@@ -86,14 +96,7 @@ def jvp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
     with enable_grad():
         ins, ins_tuple = _as_tuple(inputs, "inputs")
         ins = _prepare(ins, True)
-        if v is None:
-            if len(ins) != 1 or ins[0].numel() != 1:
-                raise RuntimeError("The vector v can only be None if the input to the "
-                                   "user-provided function is a single Tensor with a single "
-                                   "element.")
-            vs = (ops.full(ins[0].shape, 1.0, dtype=ins[0].dtype),)
-        else:
-            vs, _ = _as_tuple(v, "v")
+        vs = _input_directions(v, ins)
         out = func(*ins)
         outs, outs_tuple = _as_tuple(out, "outputs of the user-provided function")
         us = tuple(_zeros_like(o).requires_grad_(True) for o in outs)
@@ -182,14 +185,7 @@ def vhp(func, inputs, v=None, create_graph: bool = False, strict: bool = False):
         if not isinstance(out, Tensor) or out.numel() != 1:
             raise RuntimeError("The function given to hvp/vhp should return a single Tensor "
                                "with a single element.")
-        if v is None:
-            if len(ins) != 1 or ins[0].numel() != 1:
-                raise RuntimeError("The vector v can only be None if the input to the "
-                                   "user-provided function is a single Tensor with a single "
-                                   "element.")
-            vs = (ops.full(ins[0].shape, 1.0, dtype=ins[0].dtype),)
-        else:
-            vs, _ = _as_tuple(v, "v")
+        vs = _input_directions(v, ins)
         gs = _grads((out,), ins, (None,), True, strict, "vhp")
         used = [(g, vi) for g, vi in zip(gs, vs) if g.requires_grad]
         if used:

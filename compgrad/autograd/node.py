@@ -12,9 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from ir.dispatch import is_scalar
 from ir.opdef import OpDef
-from ir.types import TensorType
 
 __all__ = ["Node", "AccumulateGrad", "SavedValue", "node_class", "RemovableHandle",
            "FREED_MESSAGE"]
@@ -48,22 +46,46 @@ class RemovableHandle:
         self.remove()
 
 
+class _NodeHooks:
+    """Hook registration shared by every kind of graph node."""
+
+    __slots__ = ()
+
+    def register_hook(self, fn) -> RemovableHandle:
+        """``fn(grad_inputs, grad_outputs)`` runs after the node; may return new grad_inputs."""
+        handle = RemovableHandle(self._post_hooks)
+        self._post_hooks[handle.id] = fn
+        return handle
+
+    def register_prehook(self, fn) -> RemovableHandle:
+        """``fn(grad_outputs)`` runs before the node; may return new grad_outputs."""
+        handle = RemovableHandle(self._pre_hooks)
+        self._pre_hooks[handle.id] = fn
+        return handle
+
+
 class SavedValue:
-    """A value a VJP reads, with the storage version seen when it was saved."""
+    """A value a VJP reads, with the storage version seen when it was saved.
 
-    __slots__ = ("value", "version", "node", "output_nr")
+    An output is kept as its raw array (not as the tensor, which would keep
+    its own node alive) and re-wrapped, attached to the node, when read.
+    """
 
-    def __init__(self, value, node: Node | None = None, output_nr: int = 0):
+    __slots__ = ("value", "version", "counter", "is_output", "output_nr")
+
+    def __init__(self, value, is_output: bool = False, output_nr: int = 0):
         from compgrad.tensor import Tensor
         if isinstance(value, Tensor):
+            self.counter = value._version
             self.version = value._version[0]
-            if node is not None:
-                # an output: keep a plain alias so the node does not keep itself alive
-                value = Tensor._view_of(value, value._data)
+            if is_output:
+                # no reference to the tensor (whose grad_fn is the node): no cycle
+                value = (value._data, value._device, value._base)
         else:
+            self.counter = None
             self.version = None
         self.value = value
-        self.node = node
+        self.is_output = is_output
         self.output_nr = output_nr
 
     def unpack(self, owner: Node):
@@ -71,25 +93,28 @@ class SavedValue:
         value = self.value
         if value is _RELEASED:
             raise RuntimeError(FREED_MESSAGE)
-        if not isinstance(value, Tensor):
+        if self.counter is None:
             return value
-        if value._version[0] != self.version:
-            t = value._type
+        if self.counter[0] != self.version:
+            data = value[0] if self.is_output else value._data
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [compgrad.{_legacy(t)} {list(t.shape)}], which is "
-                f"{'output' if self.node is not None else 'input'} {self.output_nr} of "
-                f"{owner.name()}, is at version {value._version[0]}; expected version "
+                f"inplace operation: [compgrad.{_legacy(data)} {list(data.shape)}], which is "
+                f"{'output' if self.is_output else 'input'} {self.output_nr} of "
+                f"{owner.name()}, is at version {self.counter[0]}; expected version "
                 f"{self.version} instead. Hint: the backtrace further above shows the operation "
                 "that failed to compute its gradient. The variable in question was changed in "
                 "there or anywhere later. Good luck!")
-        if self.node is not None:
-            out = Tensor._view_of(value, value._data)
-            out._requires_grad = True
-            out.grad_fn = self.node
-            out._output_nr = self.output_nr
-            return out
-        return value
+        if not self.is_output:
+            return value
+        data, device, base = value
+        out = Tensor._from_array(data, device)
+        out._version = self.counter
+        out._base = base
+        out._requires_grad = True
+        out.grad_fn = owner
+        out._output_nr = self.output_nr
+        return out
 
 
 class _Released:
@@ -100,8 +125,9 @@ class _Released:
 _RELEASED = _Released()
 
 
-def _legacy(t: TensorType) -> str:
-    return f"{t.dtype.torch_name}Tensor"
+def _legacy(data) -> str:
+    from ir.dtypes import from_numpy_dtype
+    return f"{from_numpy_dtype(data.dtype).torch_name}Tensor"
 
 
 class _LazyValues(Sequence):
@@ -125,7 +151,7 @@ class _LazyValues(Sequence):
         return self._cache[i]
 
 
-class Node:
+class Node(_NodeHooks):
     """A recorded op (``grad_fn``): what backward runs to reach the op's inputs."""
 
     __slots__ = ("op", "attrs", "saved_inputs", "saved_outputs", "input_types", "output_types",
@@ -134,12 +160,15 @@ class Node:
                  "__weakref__")
 
     def __init__(self, op: OpDef | None, attrs: dict, inputs: Sequence, outputs: Sequence,
-                 next_functions: tuple):
+                 next_functions: tuple, input_types: tuple | None = None):
         self.op = op
         self.attrs = attrs
         self.saved_inputs = [SavedValue(x) for x in inputs]
-        self.saved_outputs = [SavedValue(o, self, i) for i, o in enumerate(outputs)]
-        self.input_types = tuple(None if is_scalar(x) else x._type for x in inputs)
+        self.saved_outputs = [SavedValue(o, True, i) for i, o in enumerate(outputs)]
+        if input_types is None:
+            input_types = tuple(x._type for x in inputs)
+        # Python scalars take no gradient: their entry is None
+        self.input_types = tuple(None if t.weak else t for t in input_types)
         self.output_types = tuple(o._type for o in outputs)
         self.next_functions = next_functions
         self.sequence_nr = next(_SEQUENCE)
@@ -170,21 +199,9 @@ class Node:
         but types may run again, as in PyTorch.
         """
         for s in self.saved_inputs + self.saved_outputs:
-            if s.version is not None:
+            if s.counter is not None:
                 s.value = _RELEASED
         self._released = True
-
-    def register_hook(self, fn) -> RemovableHandle:
-        """``fn(grad_inputs, grad_outputs)`` runs after the node; may return new grad_inputs."""
-        handle = RemovableHandle(self._post_hooks)
-        self._post_hooks[handle.id] = fn
-        return handle
-
-    def register_prehook(self, fn) -> RemovableHandle:
-        """``fn(grad_outputs)`` runs before the node; may return new grad_outputs."""
-        handle = RemovableHandle(self._pre_hooks)
-        self._pre_hooks[handle.id] = fn
-        return handle
 
     def apply_vjp(self, grads: list) -> tuple:
         """The gradients of this node's inputs given its outputs' gradients."""
@@ -200,7 +217,7 @@ class Node:
         return handle
 
 
-class AccumulateGrad:
+class AccumulateGrad(_NodeHooks):
     """The sink of a leaf tensor: backward accumulates into ``variable.grad``."""
 
     __slots__ = ("variable", "sequence_nr", "_pre_hooks", "_post_hooks", "metadata",
@@ -219,16 +236,6 @@ class AccumulateGrad:
 
     def __repr__(self) -> str:
         return f"<AccumulateGrad object at {hex(id(self))}>"
-
-    def register_hook(self, fn) -> RemovableHandle:
-        handle = RemovableHandle(self._post_hooks)
-        self._post_hooks[handle.id] = fn
-        return handle
-
-    def register_prehook(self, fn) -> RemovableHandle:
-        handle = RemovableHandle(self._pre_hooks)
-        self._pre_hooks[handle.id] = fn
-        return handle
 
 
 _NODE_CLASSES: dict[str, type] = {}

@@ -7,9 +7,10 @@ autograd beyond these two calls.
 
 from __future__ import annotations
 
+import functools
 import weakref
 
-from compgrad.autograd import anomaly
+from compgrad.autograd import anomaly, views
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.autograd.node import AccumulateGrad, node_class
 from compgrad.tensor import Tensor
@@ -32,6 +33,8 @@ def edge_of(x) -> tuple:
     """Where the gradient of ``x`` goes: (node, output number) or (None, 0)."""
     if not isinstance(x, Tensor) or not x.requires_grad:
         return (None, 0)
+    if x._view_version is not None and x._view_version != x._version[0]:
+        views.refresh_view(x)  # the base was written since this view was made
     if x.grad_fn is not None:
         return (x.grad_fn, x._output_nr)
     return (accumulator_of(x), 0)
@@ -44,10 +47,14 @@ def attach_outputs(node, outputs) -> None:
             o._requires_grad = True
             o.grad_fn = node
             o._output_nr = i
+            if o._base is not None:
+                o._view_version = o._version[0]  # a differentiable view of its base
 
 
-def record(op: OpDef, args: tuple, attrs: dict, outputs) -> None:
-    """Add a node for ``op`` when grad mode is on and an input requires grad."""
+def record(op: OpDef, args: tuple, attrs: dict, outputs, types: tuple) -> None:
+    """Add a node for ``op`` when grad mode is on and an input requires grad.
+
+    ``types`` are the inputs' types, as the interpreter already computed them."""
     if not _STATE.enabled or not op.differentiable:
         return
     for a in args:
@@ -58,7 +65,7 @@ def record(op: OpDef, args: tuple, attrs: dict, outputs) -> None:
     outs = outputs if isinstance(outputs, tuple) else (outputs,)
     if not any(o._data.dtype.kind == "f" for o in outs):
         return
-    node = node_class(op.name)(op, attrs, args, outs, tuple(edge_of(a) for a in args))
+    node = node_class(op.name)(op, attrs, args, outs, tuple(edge_of(a) for a in args), types)
     if anomaly.is_enabled():
         node._trace = anomaly.capture_stack()
     attach_outputs(node, outs)
@@ -75,17 +82,19 @@ def _keep_original(node, target: Tensor) -> None:
             original.grad_fn = target.grad_fn
             original._output_nr = target._output_nr
             saved.value = original
+            saved.counter = original._version
             saved.version = original._version[0]
 
 
-def check_inplace(target: Tensor, value: Tensor) -> None:
-    """Autograd's rules for writing ``value`` into ``target`` in place, then rebase.
+def check_inplace(target: Tensor, value: Tensor):
+    """Autograd's rules for writing ``value`` into ``target`` in place.
 
-    Runs after every shape/dtype check passed and right before the write, so a
-    refused write changes nothing.
+    Called after every shape/dtype check passed and right before the write, so a
+    refused write changes nothing. Returns what to do once the write is done
+    (rebasing a view's base), or None.
     """
     if not _STATE.enabled:
-        return
+        return None
     base = target._base
     if target.requires_grad and target.grad_fn is None and base is None:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
@@ -95,10 +104,11 @@ def check_inplace(target: Tensor, value: Tensor) -> None:
         if base.requires_grad and base.grad_fn is None:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in "
                                "an in-place operation.")
-        raise RuntimeError(
-            "compgrad does not yet support in-place writes into a view of a tensor that takes "
-            "part in autograd (write into the base tensor with indexing instead, e.g. "
-            "base[idx] = value, or clone() the view first)")
+        if views.view_positions(target) is None:
+            raise RuntimeError(views.UNSUPPORTED)
+        if value.grad_fn is not None:
+            _keep_original(value.grad_fn, target)
+        return functools.partial(views.rebase_view, target, value)
     if value.requires_grad and value.grad_fn is not None:
         _keep_original(value.grad_fn, target)
         target._requires_grad = True
@@ -108,3 +118,4 @@ def check_inplace(target: Tensor, value: Tensor) -> None:
         # the new value does not depend on anything that requires grad
         target.grad_fn = None
         target._requires_grad = False
+    return None

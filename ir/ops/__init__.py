@@ -29,6 +29,7 @@ from ir.ops import (
     random,
     rearrange,
     reduce,
+    reduce_grad,
     reduce_stats,
     scan,
     sort,
@@ -38,7 +39,7 @@ from ir.ops._util import promote_operands
 
 # the family modules, in the order compgrad binds their names
 FAMILIES = (elementwise, pointwise, unary, activation, compare, reduce, reduce_stats,
-            scan, sort, movement,
+            scan, reduce_grad, sort, movement,
             rearrange, join, indexing, indexing_masked, indexing_scatter, linalg, contract,
             norms, nnfunc, creation, random)
 

@@ -7,7 +7,6 @@ from these, so promotion, device checks and casting live in one place.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 
 import numpy as np
 
@@ -72,17 +71,31 @@ def np_type_of(x) -> TensorType:
     return scalar_type(x)
 
 
-@lru_cache(maxsize=1024)
-def _promoted_cached(key: tuple) -> DType:
-    return result_type(*key)
+_PROMOTED: dict[tuple, np.dtype] = {}
+
+
+def _promotion_key(a):
+    # what decides promotion: the dtype and whether it is 0-d, or the Python scalar type
+    if isinstance(a, np.ndarray):
+        return (a.dtype, a.ndim == 0)
+    return type(a)
+
+
+def _promoted_uncached(args) -> np.dtype:
+    types = tuple(
+        TensorType((1,) * min(a.ndim, 1), dtypes.from_numpy_dtype(a.dtype))
+        if isinstance(a, np.ndarray) else scalar_type(a) for a in args)
+    return result_type(*types).np_dtype
 
 
 def promoted_np_dtype(*args) -> np.dtype:
     """The NumPy dtype PyTorch computes ``args`` in (ndarrays and Python scalars)."""
-    key = tuple(
-        TensorType((1,) * a.ndim if a.ndim else (), dtypes.from_numpy_dtype(a.dtype))
-        if isinstance(a, np.ndarray) else scalar_type(a) for a in args)
-    return _promoted_cached(key).np_dtype
+    key = tuple(map(_promotion_key, args))
+    try:
+        return _PROMOTED[key]
+    except KeyError:
+        dt = _PROMOTED[key] = _promoted_uncached(args)
+        return dt
 
 
 def cast(x, np_dtype: np.dtype):

@@ -301,9 +301,12 @@ def _where_impl(cond, a, b):
 
 
 def _where_vjp(ctx, g):
-    cond, a, b = ctx.inputs
-    ga = None if is_scalar(a) else where(cond, g, 0)
-    gb = None if is_scalar(b) else where(cond, 0, g)
+    need = ctx.needs_input_grad
+    if not (need[1] or need[2]):
+        return None, None, None
+    cond = ctx.inputs[0]
+    ga = where(cond, g, 0) if need[1] else None
+    gb = where(cond, 0, g) if need[2] else None
     return None, ga, gb
 
 

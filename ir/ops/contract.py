@@ -159,22 +159,21 @@ def _einsum_vjp(ctx, g):
     equation = ctx.attrs["equation"]
     lhs, out = equation.split("->")
     terms = lhs.split(",")
-    inputs = ctx.inputs
+    inputs = ctx.inputs   # read lazily: an operand's value only for the others' gradients
     used = set(equation)
     fresh = [c for c in _LETTERS if c not in used]
     grads = []
-    for i, (x, term) in enumerate(zip(inputs, terms)):
-        if type_of(x).dtype.category != dtypes.CATEGORY_FLOAT:
+    for i, (xt, term) in enumerate(zip(ctx.input_types, terms)):
+        if xt.dtype.category != dtypes.CATEGORY_FLOAT or not ctx.needs_input_grad[i]:
             grads.append(None)
             continue
-        others = [(t, v) for j, (t, v) in enumerate(zip(terms, inputs)) if j != i]
+        others = [(t, inputs[j]) for j, t in enumerate(terms) if j != i]
         present = set(out).union(*(set(t) for t, _ in others))
         unique = "".join(dict.fromkeys(term))
         kept = "".join(c for c in unique if c in present)
         eq = ",".join([out] + [t for t, _ in others]) + "->" + kept
         h = apply(EINSUM, g, *(v for _, v in others), equation=eq)
-        xshape = type_of(x).shape
-        own = dict(zip(term, xshape))
+        own = dict(zip(term, xt.shape))
         hs = dict(zip(kept, type_of(h).shape))
         if kept != unique:  # dims only this operand has: the gradient broadcasts along them
             h = reshape(h, tuple(hs.get(c, 1) for c in unique))

@@ -106,9 +106,10 @@ def sub(input, other, *, alpha=1, out=None):
 # --- mul / div ---------------------------------------------------------------------------
 
 def _mul_vjp(ctx, g):
-    # read saved inputs only where needed (x.mul_(3) must not need the overwritten x)
-    b = ctx.inputs[1]
-    return mul(g, b), (None if is_scalar(b) else mul(g, ctx.inputs[0]))
+    # read each saved input only for the other's gradient (x.mul_(3) must not need x)
+    need = ctx.needs_input_grad
+    return (mul(g, ctx.inputs[1]) if need[0] else None,
+            mul(g, ctx.inputs[0]) if need[1] else None)
 
 
 MUL = register_elementwise("mul", np.multiply, _mul_vjp, _binary_samples)
@@ -147,13 +148,14 @@ def _div_samples():
 
 
 def _div_vjp(ctx, g):
-    b = ctx.inputs[1]
+    need = ctx.needs_input_grad
     mode = ctx.attrs["rounding_mode"]
     if mode is not None:
         # floor/trunc division is piecewise constant: zero gradient, as in PyTorch
-        return mul(g, 0), (None if is_scalar(b) else mul(g, 0))
-    ga = div(g, b)
-    gb = None if is_scalar(b) else neg(div(mul(g, ctx.output), b))
+        return mul(g, 0), (mul(g, 0) if need[1] else None)
+    b = ctx.inputs[1]
+    ga = div(g, b) if need[0] else None
+    gb = neg(div(mul(g, ctx.output), b)) if need[1] else None
     return ga, gb
 
 
@@ -261,15 +263,17 @@ def _mod_rule(kernel):
 
 
 def _remainder_vjp(ctx, g):
-    b = ctx.inputs[1]
-    gb = None if is_scalar(b) else neg(mul(g, div(ctx.inputs[0], b, rounding_mode="floor")))
-    return g, gb
+    if not ctx.needs_input_grad[1]:
+        return g, None
+    a, b = ctx.inputs
+    return g, neg(mul(g, div(a, b, rounding_mode="floor")))
 
 
 def _fmod_vjp(ctx, g):
-    b = ctx.inputs[1]
-    gb = None if is_scalar(b) else neg(mul(g, div(ctx.inputs[0], b, rounding_mode="trunc")))
-    return g, gb
+    if not ctx.needs_input_grad[1]:
+        return g, None
+    a, b = ctx.inputs
+    return g, neg(mul(g, div(a, b, rounding_mode="trunc")))
 
 
 def _mod_samples(scalar_first: bool):
@@ -377,16 +381,17 @@ def _log_of(x, dtype):
 
 def _pow_vjp(ctx, g):
     from ir.ops.compare import eq, ge, logical_and, where
-    a, b = ctx.inputs
-    out = ctx.output
+    need = ctx.needs_input_grad
+    a, b = ctx.inputs   # either gradient reads both values
     ga = gb = None
-    if not is_scalar(a):
+    if need[0]:
         if is_scalar(b):
             ga = mul(g, 0) if b == 0 else mul(g, mul(pow(a, b - 1), b))
         else:
             ga = where(eq(b, 0), 0, mul(g, mul(pow(a, sub(b, 1)), b)))
-    if not is_scalar(b):
+    if need[1]:
         # d/db a**b = a**b * log(a); PyTorch takes 0 where a == 0 and b >= 0
+        out = ctx.output
         log_a = _log_of(a, type_of(out).dtype)
         zero_base = eq(a, 0) if not is_scalar(a) else (a == 0)
         term = mul(out, log_a)

@@ -106,12 +106,16 @@ def _getitem_rule(types, spec):
 
 def _getitem_impl(a, spec):
     # a NumPy view, as PyTorch's basic indexing gives a view (a[()] of a 0-d array would not)
-    return a[_np_index(spec)] if spec else a.view()
+    if not spec:
+        return a.view()
+    index = _np_index(spec)
+    # a trailing Ellipsis makes NumPy return a 0-d view instead of a scalar copy
+    return a[index if any(i is Ellipsis for i in index) else index + (Ellipsis,)]
 
 
 def _getitem_vjp(ctx, g):
-    (x,) = ctx.inputs
-    return (index_put_basic(zeros_of(type_of(x).shape, g), g, ctx.attrs["spec"]),)
+    shape = ctx.input_types[0].shape
+    return (index_put_basic(zeros_of(shape, g), g, ctx.attrs["spec"]),)
 
 
 def _getitem_samples():
@@ -307,9 +311,9 @@ def _index_impl(a, *idx, dims):
 
 
 def _index_vjp(ctx, g):
-    x, *idx = ctx.inputs
+    idx = ctx.inputs[1:]
     dims = ctx.attrs["dims"]
-    gx = index_put_tensor(zeros_of(type_of(x).shape, g), g, idx, dims, accumulate=True)
+    gx = index_put_tensor(zeros_of(ctx.input_types[0].shape, g), g, idx, dims, accumulate=True)
     return (gx,) + (None,) * len(idx)
 
 
@@ -370,10 +374,11 @@ def _index_put_impl(a, v, *idx, dims, accumulate):
 
 
 def _index_put_vjp(ctx, g):
-    x, v, *idx = ctx.inputs
+    need = ctx.needs_input_grad
+    idx = ctx.inputs[2:]
     dims, acc = ctx.attrs["dims"], ctx.attrs["accumulate"]
-    gx = g if acc else index_put_tensor(g, 0, idx, dims)
-    gv = None if is_scalar(v) else index_tensor(g, idx, dims)
+    gx = g if acc else (index_put_tensor(g, 0, idx, dims) if need[0] else None)
+    gv = index_tensor(g, idx, dims) if need[1] else None
     return (gx, gv) + (None,) * len(idx)
 
 

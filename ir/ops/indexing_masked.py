@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from ir import dtypes
-from ir.dispatch import is_scalar
 from ir.opdef import ErrorSample, Sample
 from ir.ops._util import OpDef, OpKind, apply, register, reject_out, type_of
 from ir.ops.indexing import GETITEM, index_put_basic, read_count, zeros_of
@@ -104,8 +103,8 @@ def _masked_fill_impl(a, m, v):
 def _masked_fill_vjp(ctx, g):
     from ir.ops.elementwise import mul, to_dtype
     from ir.ops.reduce import sum as sum_
-    _, m, v = ctx.inputs
-    gv = None if is_scalar(v) else sum_(mul(g, to_dtype(m, type_of(g).dtype)))
+    m = ctx.inputs[1]
+    gv = sum_(mul(g, to_dtype(m, type_of(g).dtype))) if ctx.needs_input_grad[2] else None
     return masked_fill(g, m, 0), None, gv
 
 
@@ -143,9 +142,9 @@ def _masked_select_impl(a, m, count):
 
 
 def _masked_select_vjp(ctx, g):
-    x, m = ctx.inputs
-    shape = broadcast_shapes(type_of(x).shape, type_of(m).shape)
-    return apply(MASKED_SCATTER, zeros_of(shape, g), m, g), None
+    xt, mt = ctx.input_types
+    shape = broadcast_shapes(xt.shape, mt.shape)
+    return apply(MASKED_SCATTER, zeros_of(shape, g), ctx.inputs[1], g), None
 
 
 def _masked_select_samples():
@@ -201,10 +200,10 @@ def _masked_scatter_impl(a, m, s):
 
 def _masked_scatter_vjp(ctx, g):
     from ir.ops.movement import reshape
-    _, m, s = ctx.inputs
-    st = type_of(s)
+    m = ctx.inputs[1]
+    st = ctx.input_types[2]
     shape = type_of(g).shape
-    if type_of(m).shape != shape:
+    if ctx.input_types[1].shape != shape:
         from ir.ops.movement import expand
         m = expand(m, shape)
     picked = masked_select(g, m)

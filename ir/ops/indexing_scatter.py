@@ -82,8 +82,8 @@ def _gather_impl(a, i, dim):
 
 
 def _gather_vjp(ctx, g):
-    x, i = ctx.inputs
-    return scatter_add(zeros_of(type_of(x).shape, g), ctx.attrs["dim"], i, g), None
+    shape = ctx.input_types[0].shape
+    return scatter_add(zeros_of(shape, g), ctx.attrs["dim"], ctx.inputs[1], g), None
 
 
 def _gather_samples():
@@ -173,12 +173,12 @@ def _scatter_impl(a, i, s, dim, reduce):
 
 
 def _scatter_vjp(ctx, g):
-    x, i, s = ctx.inputs
+    i, st = ctx.inputs[1], ctx.input_types[2]
     dim, reduce = ctx.attrs["dim"], ctx.attrs["reduce"]
     if reduce is not None:
         raise RuntimeError("the derivative for 'scatter' with reduce is not implemented (nor "
                            "in PyTorch); use scatter_add or scatter_reduce")
-    gs = None if is_scalar(s) else _pad_to(gather(g, dim, i), type_of(s).shape)
+    gs = _pad_to(gather(g, dim, i), st.shape) if ctx.needs_input_grad[2] else None
     return scatter(g, dim, i, 0), None, gs
 
 
@@ -236,8 +236,8 @@ def _scatter_add_impl(a, i, s, dim):
 
 
 def _scatter_add_vjp(ctx, g):
-    _, i, s = ctx.inputs
-    return g, None, _pad_to(gather(g, ctx.attrs["dim"], i), type_of(s).shape)
+    i, st = ctx.inputs[1], ctx.input_types[2]
+    return g, None, _pad_to(gather(g, ctx.attrs["dim"], i), st.shape)
 
 
 def _scatter_add_samples():
@@ -305,15 +305,15 @@ def _scatter_reduce_impl(a, i, s, dim, reduce, include_self):
 
 def _scatter_reduce_vjp(ctx, g):
     from ir.ops.elementwise import div
-    x, i, s = ctx.inputs
+    i = ctx.inputs[1]
     dim, reduce, incl = ctx.attrs["dim"], ctx.attrs["reduce"], ctx.attrs["include_self"]
-    sshape = type_of(s).shape
+    sshape = ctx.input_types[2].shape
     if reduce == "sum":
         gx = g if incl else scatter(g, dim, i, 0)
         return gx, None, _pad_to(gather(g, dim, i), sshape)
     if reduce == "mean":
         gt = type_of(g)
-        ones_x = index_constant((1,), type_of(x).shape, gt.dtype, gt.device)
+        ones_x = index_constant((1,), ctx.input_types[0].shape, gt.dtype, gt.device)
         ones_s = index_constant((1,), sshape, gt.dtype, gt.device)
         count = scatter_reduce(ones_x, dim, i, ones_s, "sum", include_self=incl)
         gn = div(g, count)
@@ -392,8 +392,8 @@ def _index_select_impl(a, i, dim):
 
 
 def _index_select_vjp(ctx, g):
-    x, i = ctx.inputs
-    return index_add(zeros_of(type_of(x).shape, g), ctx.attrs["dim"], i, g), None
+    shape = ctx.input_types[0].shape
+    return index_add(zeros_of(shape, g), ctx.attrs["dim"], ctx.inputs[1], g), None
 
 
 def _index_select_samples():
@@ -461,7 +461,7 @@ def _index_add_impl(a, i, s, dim):
 
 
 def _index_add_vjp(ctx, g):
-    _, i, _s = ctx.inputs
+    i = ctx.inputs[1]
     return g, None, index_select(g, ctx.attrs["dim"], i)
 
 
@@ -530,7 +530,7 @@ def _index_copy_impl(a, i, s, dim):
 
 
 def _index_copy_vjp(ctx, g):
-    _, i, _s = ctx.inputs
+    i = ctx.inputs[1]
     dim = ctx.attrs["dim"]
     return index_fill(g, dim, i, 0), None, index_select(g, dim, i)
 
@@ -584,9 +584,8 @@ def _index_fill_impl(a, i, v, dim):
 def _index_fill_vjp(ctx, g):
     from ir.ops.elementwise import sub
     from ir.ops.reduce import sum as sum_
-    _, i, v = ctx.inputs
-    filled = index_fill(g, ctx.attrs["dim"], i, 0)
-    gv = None if is_scalar(v) else sum_(sub(g, filled))
+    filled = index_fill(g, ctx.attrs["dim"], ctx.inputs[1], 0)
+    gv = sum_(sub(g, filled)) if ctx.needs_input_grad[2] else None
     return filled, None, gv
 
 
@@ -639,9 +638,9 @@ def _take_impl(a, i):
 
 def _take_vjp(ctx, g):
     from ir.ops.movement import reshape
-    x, i = ctx.inputs
-    xt = type_of(x)
-    flat = index_put_tensor(zeros_of((xt.numel,), g), g, (i,), (0,), accumulate=True)
+    xt = ctx.input_types[0]
+    flat = index_put_tensor(zeros_of((xt.numel,), g), g, (ctx.inputs[1],), (0,),
+                            accumulate=True)
     return reshape(flat, xt.shape), None
 
 

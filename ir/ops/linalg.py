@@ -144,24 +144,31 @@ def _matmul_impl(a, b):
 def _matmul_vjp(ctx, g):
     from ir.ops.elementwise import mul
     from ir.ops.movement import reshape
-    a, b = ctx.inputs
-    ta, tb = type_of(a), type_of(b)
+    need = ctx.needs_input_grad
+    ta, tb = ctx.input_types
+    # each operand's value is read only for the other's gradient
     if ta.ndim == 1 and tb.ndim == 1:
-        return mul(g, b), mul(g, a)
+        return (mul(g, ctx.inputs[1]) if need[0] else None,
+                mul(g, ctx.inputs[0]) if need[1] else None)
     gshape = type_of(g).shape
-    A = a if ta.ndim >= 2 else reshape(a, (1, ta.shape[0]))
-    B = b if tb.ndim >= 2 else reshape(b, (tb.shape[0], 1))
     G = g
     if ta.ndim == 1:
         G = reshape(G, gshape[:-1] + (1,) + gshape[-1:])
     if tb.ndim == 1:
         G = reshape(G, type_of(G).shape + (1,))
-    ga = matmul(G, matrix_transpose(B))
-    gb = matmul(matrix_transpose(A), G)
-    if ta.ndim == 1:
-        ga = reshape(ga, type_of(ga).shape[:-2] + type_of(ga).shape[-1:])
-    if tb.ndim == 1:
-        gb = reshape(gb, type_of(gb).shape[:-1])
+    ga = gb = None
+    if need[0]:
+        b = ctx.inputs[1]
+        B = b if tb.ndim >= 2 else reshape(b, (tb.shape[0], 1))
+        ga = matmul(G, matrix_transpose(B))
+        if ta.ndim == 1:
+            ga = reshape(ga, type_of(ga).shape[:-2] + type_of(ga).shape[-1:])
+    if need[1]:
+        a = ctx.inputs[0]
+        A = a if ta.ndim >= 2 else reshape(a, (1, ta.shape[0]))
+        gb = matmul(matrix_transpose(A), G)
+        if tb.ndim == 1:
+            gb = reshape(gb, type_of(gb).shape[:-1])
     return ga, gb
 
 
@@ -226,8 +233,7 @@ def _mm_rule(types):
 
 
 def _mm_vjp(ctx, g):
-    a, b = ctx.inputs
-    return mm(g, matrix_transpose(b)), mm(matrix_transpose(a), g)
+    return _mm_grads(g, ctx, 0)
 
 
 def _mm_samples():
@@ -270,8 +276,7 @@ def _bmm_rule(types):
 
 
 def _bmm_vjp(ctx, g):
-    a, b = ctx.inputs
-    return bmm(g, matrix_transpose(b)), bmm(matrix_transpose(a), g)
+    return _bmm_grads(g, ctx, 0)
 
 
 def _bmm_samples():
@@ -310,8 +315,7 @@ def _mv_rule(types):
 
 
 def _mv_vjp(ctx, g):
-    a, v = ctx.inputs
-    return outer(g, v), mv(matrix_transpose(a), g)
+    return _mv_grads(g, ctx, 0)
 
 
 def _mv_samples():
@@ -351,8 +355,9 @@ def _dot_impl(a, b):
 
 def _dot_vjp(ctx, g):
     from ir.ops.elementwise import mul
-    a, b = ctx.inputs
-    return mul(g, b), mul(g, a)
+    need = ctx.needs_input_grad
+    return (mul(g, ctx.inputs[1]) if need[0] else None,
+            mul(g, ctx.inputs[0]) if need[1] else None)
 
 
 def _dot_samples():
@@ -405,9 +410,10 @@ def _outer_vjp(ctx, g):
     from ir.ops.elementwise import mul
     from ir.ops.movement import reshape
     from ir.ops.reduce import sum as sum_
-    a, b = ctx.inputs
-    n = type_of(a).shape[0]
-    return sum_(mul(g, b), 1), sum_(mul(g, reshape(a, (n, 1))), 0)
+    need = ctx.needs_input_grad
+    n = ctx.input_types[0].shape[0]
+    return (sum_(mul(g, ctx.inputs[1]), 1) if need[0] else None,
+            sum_(mul(g, reshape(ctx.inputs[0], (n, 1))), 0) if need[1] else None)
 
 
 def _outer_samples():
@@ -517,10 +523,9 @@ def _addmm_impl(c, a, b, beta, alpha):
 def _addmm_like_vjp(product, gbase):
     def vjp(ctx, g):
         from ir.ops.elementwise import mul
-        c, a, b = ctx.inputs
         beta, alpha = ctx.attrs["beta"], ctx.attrs["alpha"]
         gg = g if alpha == 1 else mul(g, alpha)
-        ga, gb = gbase(gg, a, b)
+        ga, gb = gbase(gg, ctx, 1)
         gc = g if beta == 1 else mul(g, beta)
         return gc, ga, gb
 
@@ -528,16 +533,24 @@ def _addmm_like_vjp(product, gbase):
     return vjp
 
 
-def _mm_grads(g, a, b):
-    return mm(g, matrix_transpose(b)), mm(matrix_transpose(a), g)
+# the gradients of the product of inputs ``i`` and ``i + 1``: each operand's value is read
+# only for the other's gradient
+def _mm_grads(g, ctx, i):
+    need = ctx.needs_input_grad
+    return (mm(g, matrix_transpose(ctx.inputs[i + 1])) if need[i] else None,
+            mm(matrix_transpose(ctx.inputs[i]), g) if need[i + 1] else None)
 
 
-def _mv_grads(g, a, v):
-    return outer(g, v), mv(matrix_transpose(a), g)
+def _mv_grads(g, ctx, i):
+    need = ctx.needs_input_grad
+    return (outer(g, ctx.inputs[i + 1]) if need[i] else None,
+            mv(matrix_transpose(ctx.inputs[i]), g) if need[i + 1] else None)
 
 
-def _bmm_grads(g, a, b):
-    return bmm(g, matrix_transpose(b)), bmm(matrix_transpose(a), g)
+def _bmm_grads(g, ctx, i):
+    need = ctx.needs_input_grad
+    return (bmm(g, matrix_transpose(ctx.inputs[i + 1])) if need[i] else None,
+            bmm(matrix_transpose(ctx.inputs[i]), g) if need[i + 1] else None)
 
 
 def _addmm_samples():

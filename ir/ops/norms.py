@@ -76,7 +76,7 @@ def _vnorm_vjp(ctx, g):
     (x,) = ctx.inputs
     y = ctx.output
     ord, dim, keepdim = ctx.attrs["ord"], ctx.attrs["dim"], ctx.attrs["keepdim"]
-    xshape = type_of(x).shape
+    xshape = ctx.input_types[0].shape
     if not keepdim:
         kshape = tuple(1 if i in dim else s for i, s in enumerate(xshape))
         g = ops.reshape(g, kshape)

@@ -85,9 +85,10 @@ arctan2 = atan2
 
 
 def _hypot_vjp(ctx, g):
-    a, b = ctx.inputs
+    need = ctx.needs_input_grad
     out = ctx.output
-    return mul(g, div(a, out)), mul(g, div(b, out))
+    return (mul(g, div(ctx.inputs[0], out)) if need[0] else None,
+            mul(g, div(ctx.inputs[1], out)) if need[1] else None)
 
 
 def _hypot_samples():
@@ -318,9 +319,15 @@ def _one_minus(w):
 
 
 def _lerp_vjp(ctx, g):
-    weight = ctx.inputs[2]
-    gw = None if is_scalar(weight) else mul(g, sub(ctx.inputs[1], ctx.inputs[0]))
-    return mul(g, _one_minus(weight)), mul(g, weight), gw
+    need = ctx.needs_input_grad
+    ga = gb = gw = None
+    if need[0] or need[1]:
+        weight = ctx.inputs[2]
+        ga = mul(g, _one_minus(weight)) if need[0] else None
+        gb = mul(g, weight) if need[1] else None
+    if need[2]:
+        gw = mul(g, sub(ctx.inputs[1], ctx.inputs[0]))
+    return ga, gb, gw
 
 
 def _lerp_samples():
@@ -390,14 +397,21 @@ def _addcdiv_impl(x, t1, t2, value):
 
 
 def _addcmul_vjp(ctx, g):
-    t1, t2, value = ctx.inputs[1], ctx.inputs[2], ctx.inputs[3]
-    return g, mul(mul(g, t2), value), mul(mul(g, t1), value), None
+    need = ctx.needs_input_grad
+    if not (need[1] or need[2]):
+        return g, None, None, None
+    value = ctx.inputs[3]
+    return (g, mul(mul(g, ctx.inputs[2]), value) if need[1] else None,
+            mul(mul(g, ctx.inputs[1]), value) if need[2] else None, None)
 
 
 def _addcdiv_vjp(ctx, g):
-    t1, t2, value = ctx.inputs[1], ctx.inputs[2], ctx.inputs[3]
-    gv = mul(g, value)
-    return g, div(gv, t2), neg(div(mul(gv, t1), mul(t2, t2))), None
+    need = ctx.needs_input_grad
+    if not (need[1] or need[2]):
+        return g, None, None, None
+    gv, t2 = mul(g, ctx.inputs[3]), ctx.inputs[2]
+    return (g, div(gv, t2) if need[1] else None,
+            neg(div(mul(gv, ctx.inputs[1]), mul(t2, t2))) if need[2] else None, None)
 
 
 def _addc_samples(name):

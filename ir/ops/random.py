@@ -187,7 +187,7 @@ def _normal_impl(key, mean, std, *, shape, dtype, device):
 
 def _zero_param_grads(ctx, g):
     from ir.ops.elementwise import mul
-    return (None,) + tuple(None if is_scalar(x) else mul(g, 0.0) for x in ctx.inputs[1:])
+    return (None,) + tuple(None if t is None else mul(g, 0.0) for t in ctx.input_types[1:])
 
 
 def _normal_samples():

@@ -244,12 +244,11 @@ def _prod_impl(a, dim, keepdim, dtype):
 
 def _prod_vjp(ctx, g):
     # d prod / d x_i = the product of the other elements, computed without dividing by x_i,
-    # so inputs with zeros get PyTorch's gradient (first order).
+    # so inputs with zeros get PyTorch's gradient (of every order: see reduce_grad).
     from ir.ops.elementwise import mul
-    (x,) = ctx.inputs
-    shape = type_of(x).shape
+    shape = ctx.input_types[0].shape
     dims, keepdim = ctx.attrs["dim"], ctx.attrs["keepdim"]
-    return (mul(unreduce(g, shape, dims, keepdim), _prod_others(x, dims)),)
+    return (mul(unreduce(g, shape, dims, keepdim), _prod_others(ctx.inputs[0], dims)),)
 
 
 def _prod_samples():
@@ -305,15 +304,10 @@ def _prod_others_impl(a, dim):
 
 
 def _prod_others_vjp(ctx, h):
-    # d P_i / d x_k = P_i / x_k for k != i: correct where x has no zeros (the second
-    # derivative of prod at zeros is not covered; documented).
-    from ir.ops.elementwise import div, mul, sub
-    (x,) = ctx.inputs
-    dims = ctx.attrs["dim"]
-    hp = mul(h, ctx.output)
-    total = unreduce(apply(SUM, hp, dim=dims, keepdim=True, dtype=None), type_of(x).shape,
-                     dims, True)
-    return (div(sub(total, hp), x),)
+    # d P_i / d x_k = prod of the slice without x_i and x_k (k != i), computed without
+    # dividing (reduce_grad), so every order of prod's derivative is exact at zeros
+    from ir.ops.reduce_grad import _prod_others_grad
+    return (_prod_others_grad(ctx.inputs[0], h, dim=ctx.attrs["dim"]),)
 
 
 def _prod_others_samples():
@@ -374,7 +368,7 @@ def _even_vjp(ctx, g):
     """Gradient of a value-selecting reduction, shared evenly among ties (amax, max())."""
     from ir.ops.elementwise import mul
     x = ctx.inputs[0]
-    shape = type_of(x).shape
+    shape = ctx.input_types[0].shape
     dims = ctx.attrs.get("dim", tuple(range(len(shape))))
     keepdim = ctx.attrs.get("keepdim", False)
     return (mul(unreduce(g, shape, dims, keepdim), _tie_weights(x, ctx.output, dims, keepdim)),)

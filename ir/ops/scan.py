@@ -2,9 +2,9 @@
 
 ``cumsum``'s VJP is the reverse cumulative sum, an internal op
 (``_reverse_cumsum``) whose own VJP is ``cumsum``, so derivatives of any order
-stay within these two ops. ``cumprod``'s and ``logcumsumexp``'s VJPs are
-written with them; the cumprod rule divides by the input, so it is exact for
-inputs without zeros only (PyTorch also handles zeros).
+stay within these two ops. ``logcumsumexp``'s VJP is written with them;
+``cumprod``'s uses the zero-safe internal ops of ``reduce_grad`` (no division
+by the input, so derivatives of every order are exact at zeros, as in PyTorch).
 """
 
 from __future__ import annotations
@@ -89,10 +89,10 @@ def _cumprod_impl(a, dim, dtype):
 
 
 def _cumprod_vjp(ctx, g):
-    # d out_i / d x_k = out_i / x_k for k <= i: exact where the input has no zeros
-    from ir.ops.elementwise import div, mul
-    (x,) = ctx.inputs
-    return (div(_reverse_cumsum(mul(g, ctx.output), ctx.attrs["dim"]), x),)
+    # grad_k = sum_{i >= k} g_i prod_{j <= i, j != k} x_j, computed without dividing by x
+    # (reduce_grad), so derivatives of every order are exact at zeros
+    from ir.ops.reduce_grad import _cumprod_grad
+    return (_cumprod_grad(ctx.inputs[0], g, dim=ctx.attrs["dim"]),)
 
 
 def _cumprod_samples():
@@ -104,8 +104,12 @@ def _cumprod_samples():
     yield Sample((arr(3, 4, low=0.5, high=1.5), 1), {"dtype": dtypes.float64})
     yield Sample((ints(3, 4, low=-3, high=3), 0), grad=False)
     yield Sample((bools(5), 0), grad=False)
-    yield Sample((np.array([1.5, 0.0, 2.0], dtype=np.float32), 0), grad=False,
-                 note="zeros: values only (the VJP divides by the input)")
+    yield Sample((np.array([1.5, 0.0, 2.0], dtype=np.float32), 0), note="one zero")
+    yield Sample((np.array([2.0, 0.0, 3.0, 0.0, 5.0], dtype=np.float64), 0), note="two zeros")
+    yield Sample((np.array([[2.0, 0.0, 3.0], [0.0, 1.5, -1.0], [0.0, 0.0, 2.0],
+                            [1.0, -2.0, 0.5]], dtype=np.float32), 0), note="zeros, dim 0")
+    yield Sample((np.array([[2.0, 0.0, 3.0], [0.0, 1.5, -1.0], [0.0, 0.0, 2.0],
+                            [1.0, -2.0, 0.5]], dtype=np.float32), 1), note="zeros, dim 1")
     yield ErrorSample((arr(3, 4), -3), {}, IndexError, "Dimension out of range")
 
 

@@ -59,7 +59,7 @@ def _gather_impl(x, index, dim):
 
 
 def _gather_vjp(ctx, h):
-    _, index = ctx.inputs
+    index = ctx.inputs[1]
     shape = ctx.input_types[0].shape
     return _scatter_along_dim(h, index, ctx.attrs["dim"], shape[ctx.attrs["dim"]] if shape
                               else 1), None
@@ -106,8 +106,7 @@ def _scatter_impl(g, index, dim, size):
 
 
 def _scatter_vjp(ctx, h):
-    _, index = ctx.inputs
-    return _gather_along_dim(h, index, ctx.attrs["dim"]), None
+    return _gather_along_dim(h, ctx.inputs[1], ctx.attrs["dim"]), None
 
 
 def _scatter_samples():

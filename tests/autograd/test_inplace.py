@@ -79,3 +79,57 @@ def test_setitem_with_a_value_that_requires_grad():
     assert buf.requires_grad and buf.grad_fn is not None
     buf.sum().backward()
     assert w.grad.tolist() == [3.0, 3.0]
+
+
+def _both(fn):
+    """Run ``fn(lib)`` with compgrad and with torch; return both results as lists."""
+    torch = pytest.importorskip("torch")
+    return fn(compgrad), fn(torch)
+
+
+def test_write_through_a_view_of_a_non_leaf_matches_torch():
+    def run(lib):
+        x = lib.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+        y = x * 2
+        y[1:3].mul_(y[0:2] * 1)          # write through a slice view
+        y[0].add_(x[3])                  # and through a 0-d view
+        (y * lib.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+        return y.tolist(), x.grad.tolist()
+
+    ours, theirs = _both(run)
+    assert ours == theirs
+
+
+def test_views_made_before_a_write_see_the_new_base():
+    def run(lib):
+        x = lib.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+        y = x * 1
+        col = y[:, 1]                    # made before the write
+        y[0, 1] = x[1, 0] * 5            # write through the base
+        (col * col).sum().backward()
+        return col.tolist(), x.grad.tolist()
+
+    ours, theirs = _both(run)
+    assert ours == theirs
+
+
+def test_write_through_a_transposed_view_into_a_buffer():
+    def run(lib):
+        w = lib.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+        buf = lib.zeros(3, 2)
+        buf.t()[1].copy_(w[0] * 3)       # a row of the transpose is a column of buf
+        (buf * lib.arange(6.0).reshape(3, 2)).sum().backward()
+        return buf.tolist(), w.grad.tolist()
+
+    ours, theirs = _both(run)
+    assert ours == theirs
+
+
+def test_view_of_a_leaf_that_requires_grad_cannot_be_written():
+    x = compgrad.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
+        x[1:].mul_(2)
+    assert x.tolist() == [1.0, 1.0, 1.0]
+    with compgrad.no_grad():
+        x[1:].mul_(2)
+    assert x.tolist() == [1.0, 2.0, 2.0]

@@ -160,3 +160,35 @@ def test_double_backward():
         (ggc,) = compgrad.autograd.grad((gc * gc).sum(), c)
         (ggt,) = torch.autograd.grad((gt * gt).sum(), t)
         _close(ggc, ggt, rtol=1e-4, atol=1e-6)
+
+
+_ZEROS = np.array([[2.0, 0.0, 3.0, 0.0, 5.0], [1.5, -1.0, 0.0, 2.0, 0.5],
+                   [0.0, 0.0, 0.0, 1.0, 2.0], [1.0, -2.0, 0.5, 3.0, 0.0]])
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, x: m.prod(x, 1), lambda m, x: m.prod(x, 0, keepdim=True), lambda m, x: m.prod(x),
+    lambda m, x: m.prod(x[0]), lambda m, x: m.prod(x[:, 1:].reshape(2, 2, 4), 1),
+    lambda m, x: m.cumprod(x, 1), lambda m, x: m.cumprod(x, 0), lambda m, x: m.cumprod(x[0], 0),
+    lambda m, x: m.cumprod(x.reshape(2, 2, 5), 1) * x.reshape(2, 2, 5),
+], ids=["prod1", "prod0k", "prod_all", "prod_row", "prod_3d", "cumprod1", "cumprod0",
+        "cumprod_row", "cumprod_3d"])
+def test_prod_cumprod_zero_safe_derivatives(fn):
+    # first, second and third derivatives at inputs with one, two and three zeros per slice
+    rng = np.random.default_rng(5)
+    c = compgrad.from_numpy(_ZEROS.copy()).requires_grad_()
+    t = torch.from_numpy(_ZEROS.copy()).requires_grad_()
+    oc, ot = fn(compgrad, c), fn(torch, t)
+    w = rng.standard_normal(tuple(ot.shape))
+    (gc,) = compgrad.autograd.grad((oc * compgrad.from_numpy(w)).sum(), c, create_graph=True)
+    (gt,) = torch.autograd.grad((ot * torch.from_numpy(w)).sum(), t, create_graph=True)
+    _close(gc, gt, 1e-10, 1e-10)
+    v = rng.standard_normal(_ZEROS.shape)
+    (ggc,) = compgrad.autograd.grad((gc * compgrad.from_numpy(v)).sum(), c, create_graph=True)
+    (ggt,) = torch.autograd.grad((gt * torch.from_numpy(v)).sum(), t, create_graph=True)
+    _close(ggc, ggt, 1e-10, 1e-10)
+    if ggt.requires_grad:
+        u = rng.standard_normal(_ZEROS.shape)
+        (g3c,) = compgrad.autograd.grad((ggc * compgrad.from_numpy(u)).sum(), c)
+        (g3t,) = torch.autograd.grad((ggt * torch.from_numpy(u)).sum(), t)
+        _close(g3c, g3t, 1e-10, 1e-10)
