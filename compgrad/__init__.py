@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins as _builtins
 
 from compgrad import _methods, cuda
+from compgrad import _eager as _eager_module
 from compgrad._eager import EAGER as _EAGER
 from compgrad.creation import as_tensor, asarray, from_numpy, is_tensor, numel, tensor
 from compgrad.device import device
@@ -34,6 +35,7 @@ from ir.dtypes import (
 from ir.dtypes import promote_types as _promote_types
 
 _dispatch.set_base_interpreter(_EAGER)
+_eager_module.bind_tensor_class(Tensor)
 _methods.bind_methods(Tensor)
 
 # PyTorch's dtype names that shadow builtins inside this module, as in torch

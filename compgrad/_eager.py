@@ -31,13 +31,13 @@ class EagerInterpreter(Interpreter):
         raise TypeError(f"expected a Tensor or a number, got {type(value).__name__}")
 
     def apply(self, op: OpDef, args: tuple, attrs: dict):
-        from compgrad.tensor import Tensor
         arrays = []
         types = []
         for a in args:
-            if isinstance(a, Tensor):
+            if isinstance(a, _Tensor):
                 arrays.append(a._data)
-                types.append(a._type)
+                t = a._type_cache
+                types.append(t if t is not None else a._type)
             elif is_scalar(a):
                 a = a.item() if isinstance(a, np.generic) else a
                 arrays.append(a)
@@ -61,20 +61,30 @@ class EagerInterpreter(Interpreter):
 
 
 def _wrap(op: OpDef, result, t: TensorType, args, arrays):
-    from compgrad.tensor import Tensor
-    arr = result if isinstance(result, np.ndarray) else np.asarray(result)
+    arr = result if type(result) is np.ndarray else np.asarray(result)
     if arr.dtype != t.dtype.np_dtype:
         arr = arr.astype(t.dtype.np_dtype)
     if arr.shape != t.shape:
         raise AssertionError(f"{op.name}: kernel produced shape {arr.shape}, type rule "
                              f"says {t.shape}")
-    if op.is_view and isinstance(args[0], Tensor) and np.may_share_memory(arr, arrays[0]):
-        return Tensor._view_of(args[0], arr)
+    if op.is_view and isinstance(args[0], _Tensor) and np.may_share_memory(arr, arrays[0]):
+        return _Tensor._view_of(args[0], arr)
+    # safety net: only view ops may alias an input (a kernel returning its input unchanged
+    # would otherwise let an in-place op leak into a value PyTorch would have copied)
     for a in arrays:
-        if isinstance(a, np.ndarray) and np.may_share_memory(arr, a):
+        if type(a) is np.ndarray and np.may_share_memory(arr, a):
             arr = arr.copy()
             break
-    return Tensor._from_array(arr, t.device)
+    out = _Tensor.__new__(_Tensor)
+    out._init(arr, t.device)
+    out._type_cache = t
+    return out
 
 
 EAGER = EagerInterpreter()
+_Tensor = None  # compgrad.tensor.Tensor, bound by bind_tensor_class() (it imports this module)
+
+
+def bind_tensor_class(cls) -> None:
+    global _Tensor
+    _Tensor = cls

@@ -36,8 +36,17 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_device", "_version", "_base", "_type_cache", "_requires_grad",
-                 "_grad", "grad_fn", "_output_nr", "_accumulator", "_hooks", "_post_acc_hooks",
-                 "_detached", "_view_version", "__weakref__", "__dict__")
+                 "grad_fn", "__weakref__", "__dict__")
+
+    # Set on few tensors: class-level defaults keep construction cheap (an instance
+    # gets its own value in __dict__ only when one is assigned).
+    _grad = None
+    _output_nr = 0
+    _accumulator = None
+    _hooks = None
+    _post_acc_hooks = None
+    _detached = False
+    _view_version = None
 
     # NumPy scalars on the left (np.float64(2) * t) defer to Tensor's reflected operators
     __array_priority__ = 1000
@@ -61,14 +70,7 @@ class Tensor:
         self._base = base
         self._type_cache = None
         self._requires_grad = False
-        self._grad = None
         self.grad_fn = None
-        self._output_nr = 0
-        self._accumulator = None
-        self._hooks = None
-        self._post_acc_hooks = None
-        self._detached = False
-        self._view_version = None
 
     @classmethod
     def _from_array(cls, arr: np.ndarray, device: Device = CPU) -> Tensor:

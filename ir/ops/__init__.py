@@ -10,11 +10,13 @@ compgrad, not exported to users). This package re-exports all of them, so
 """
 
 import types
+import warnings
 
 from ir.ops import (
     activation,
     compare,
     contract,
+    conv,
     creation,
     elementwise,
     indexing,
@@ -24,6 +26,7 @@ from ir.ops import (
     linalg,
     movement,
     nnfunc,
+    normalization,
     norms,
     pointwise,
     random,
@@ -41,7 +44,7 @@ from ir.ops._util import promote_operands
 FAMILIES = (elementwise, pointwise, unary, activation, compare, reduce, reduce_stats,
             scan, reduce_grad, sort, movement,
             rearrange, join, indexing, indexing_masked, indexing_scatter, linalg, contract,
-            norms, nnfunc, creation, random)
+            norms, nnfunc, conv, creation, random, normalization)
 
 
 def _export() -> None:
@@ -58,4 +61,8 @@ def _export() -> None:
 
 
 _export()
+
+# PyTorch does not warn when an op produces inf or nan (log(0), 0/0): NumPy's
+# RuntimeWarnings raised from inside the op kernels are not the user's concern.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"ir\.ops(\.|$)")
 __all__ = ["FAMILIES", "promote_operands"]

@@ -63,8 +63,6 @@ ADD = register_elementwise("add", np.add, _add_vjp, _binary_samples)
 
 
 def _check_alpha(input, other, alpha):
-    if alpha == 1:
-        return
     t = promote_operands(input, other)
     if t.category != dtypes.CATEGORY_FLOAT and isinstance(alpha, float):
         raise RuntimeError("For integral input tensors, argument alpha must not be a floating "
@@ -75,9 +73,10 @@ def _check_alpha(input, other, alpha):
 
 def add(input, other, *, alpha=1, out=None):
     """``input + alpha * other`` with broadcasting and type promotion."""
-    reject_out(out)
-    _check_alpha(input, other, alpha)
+    if out is not None:
+        reject_out(out)
     if alpha != 1:
+        _check_alpha(input, other, alpha)
         other = mul(other, alpha)
     return apply(ADD, input, other)
 
@@ -97,8 +96,8 @@ def sub(input, other, *, alpha=1, out=None):
             raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
                                "supported. If you are trying to invert a mask, use the `~` or "
                                "`logical_not()` operator instead.")
-    _check_alpha(input, other, alpha)
     if alpha != 1:
+        _check_alpha(input, other, alpha)
         other = mul(other, alpha)
     return apply(SUB, input, other)
 
