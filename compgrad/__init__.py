@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import builtins as _builtins
 
-from compgrad import _methods, cuda
 from compgrad import _eager as _eager_module
+from compgrad import _methods, cuda
 from compgrad._eager import EAGER as _EAGER
 from compgrad.creation import as_tensor, asarray, from_numpy, is_tensor, numel, tensor
 from compgrad.device import device
