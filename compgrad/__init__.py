@@ -69,6 +69,7 @@ from compgrad.autograd import (  # noqa: E402
     set_grad_enabled,
 )
 from compgrad.factories import *  # noqa: E402,F403
+from compgrad.serialization import load, save  # noqa: E402
 from compgrad.random import (  # noqa: E402
     Generator,
     bernoulli,
