@@ -58,7 +58,7 @@ def _export_ops() -> None:
 
 _export_ops()
 
-from compgrad import autograd, linalg, nn, random  # noqa: E402 - after the op functions they wrap
+from compgrad import autograd, linalg, nn, optim, random  # noqa: E402 - after the op functions they wrap
 from compgrad._tensor_str import get_printoptions, printoptions, set_printoptions  # noqa: E402
 from compgrad.autograd import (  # noqa: E402
     enable_grad,
