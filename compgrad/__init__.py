@@ -58,7 +58,7 @@ def _export_ops() -> None:
 
 _export_ops()
 
-from compgrad import autograd, linalg, nn, optim, random  # noqa: E402 - after the op functions they wrap
+from compgrad import autograd, linalg, nn, optim, random, utils  # noqa: E402 - after the op functions they wrap
 from compgrad._tensor_str import get_printoptions, printoptions, set_printoptions  # noqa: E402
 from compgrad.autograd import (  # noqa: E402
     enable_grad,
@@ -69,7 +69,6 @@ from compgrad.autograd import (  # noqa: E402
     set_grad_enabled,
 )
 from compgrad.factories import *  # noqa: E402,F403
-from compgrad.serialization import load, save  # noqa: E402
 from compgrad.random import (  # noqa: E402
     Generator,
     bernoulli,
@@ -89,6 +88,7 @@ from compgrad.random import (  # noqa: E402
     seed,
     set_rng_state,
 )
+from compgrad.serialization import load, save  # noqa: E402
 
 
 def promote_types(type1: dtype, type2: dtype) -> dtype:
