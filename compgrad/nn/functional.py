@@ -76,3 +76,17 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
 
 
 __all__.append("dropout")
+
+
+# batch/instance norm update running statistics in place (compgrad-level, not ir ops)
+from compgrad.nn._stateful import batch_norm, instance_norm  # noqa: E402
+
+__all__ += ["batch_norm", "instance_norm"]
+
+# attention is composed from the functions above (it imports this module), so it comes last
+from compgrad.nn._attention import (  # noqa: E402
+    multi_head_attention_forward,
+    scaled_dot_product_attention,
+)
+
+__all__ += ["scaled_dot_product_attention", "multi_head_attention_forward"]

@@ -24,16 +24,19 @@ from ir.ops import (
     indexing_scatter,
     join,
     linalg,
+    losses,
     movement,
     nnfunc,
     normalization,
     norms,
     pointwise,
+    pool,
     random,
     rearrange,
     reduce,
     reduce_grad,
     reduce_stats,
+    resample,
     scan,
     sort,
     unary,
@@ -44,7 +47,7 @@ from ir.ops._util import promote_operands
 FAMILIES = (elementwise, pointwise, unary, activation, compare, reduce, reduce_stats,
             scan, reduce_grad, sort, movement,
             rearrange, join, indexing, indexing_masked, indexing_scatter, linalg, contract,
-            norms, nnfunc, conv, creation, random, normalization)
+            norms, nnfunc, conv, pool, resample, creation, random, normalization, losses)
 
 
 def _export() -> None:

@@ -6,10 +6,20 @@ import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 
-from compgrad.nn.modules.module import Module
+from compgrad.nn.modules.module import Module, _addindent, _type_name
 from compgrad.nn.parameter import Parameter
+from compgrad.tensor import Tensor
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
+
+
+def _param_str(p, type_str: str) -> str:
+    """One entry of ParameterList/ParameterDict's repr, in PyTorch's format."""
+    if not isinstance(p, Tensor):
+        return f"Object of type: {type(p).__name__}"
+    kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
+    size = "x".join(str(n) for n in p.shape)
+    return f"{kind} containing: [{type_str} of size {size}]"
 
 
 def _index(idx, n: int, what: str) -> int:
@@ -157,6 +167,21 @@ class ModuleList(Module):
         del self[key]
         return module
 
+    def __repr__(self) -> str:
+        # PyTorch compresses runs of identical entries: "(0-2): 3 x Linear(...)"
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return self._get_name() + "()"
+        runs: list[list] = []  # [start, end, repr]
+        for i, r in enumerate(reprs):
+            if runs and runs[-1][2] == r:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, r])
+        lines = [_addindent(f"({a}): {r}" if a == b else f"({a}-{b}): {b - a + 1} x {r}", 2)
+                 for a, b, r in runs]
+        return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
+
 
 class ModuleDict(Module):
     """A dict of modules, registered so their parameters are found."""
@@ -254,8 +279,7 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self) -> str:
-        return "\n".join(f"({i}): Parameter containing: [{p.dtype!r} of size {tuple(p.shape)}]"
-                         for i, p in enumerate(self))
+        return "\n".join(f"  ({i}): {_param_str(p, repr(p.dtype))}" for i, p in enumerate(self))
 
 
 class ParameterDict(Module):
@@ -304,10 +328,19 @@ class ParameterDict(Module):
         return value
 
     def update(self, parameters) -> None:
-        items = parameters.items() if isinstance(parameters, Mapping) else parameters
+        if isinstance(parameters, (OrderedDict, ParameterDict)):
+            items = list(parameters.items())
+        elif isinstance(parameters, Mapping):
+            items = sorted(parameters.items())  # PyTorch sorts the keys of a plain dict
+        else:
+            items = list(parameters)
+            for j, item in enumerate(items):
+                if len(item) != 2:
+                    raise ValueError(f"ParameterDict update sequence element #{j} has length "
+                                     f"{len(item)}; 2 is required")
         for key, value in items:
             self[key] = value
 
     def extra_repr(self) -> str:
-        return "\n".join(f"({k}): Parameter containing: [{p.dtype!r} of size {tuple(p.shape)}]"
-                         for k, p in self.items())
+        # PyTorch names the tensor type here (``FloatTensor``) where ParameterList uses the dtype
+        return "\n".join(f"  ({k}): {_param_str(p, _type_name(p))}" for k, p in self.items())

@@ -112,7 +112,7 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, keep="_parameters")
             self.register_parameter(name, value)
             return
         if params is not None and name in params:
@@ -125,7 +125,7 @@ class Module:
         if isinstance(value, Module):
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, keep="_modules")
             modules[name] = value
             return
         if modules is not None and name in modules:
@@ -141,15 +141,16 @@ class Module:
                                 "(compgrad.Tensor or None expected)")
             persistent = getattr(value, "persistent", name not in
                                  self._non_persistent_buffers_set)
-            if isinstance(value, Buffer):
-                self._forget(name)
             self.register_buffer(name, value, persistent)
             return
         object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, keep: str) -> None:
+        # the table being assigned into keeps the entry, so a reassigned name keeps its
+        # position in parameters()/state_dict() order, as in PyTorch
         for table in ("_parameters", "_buffers", "_modules"):
-            self.__dict__[table].pop(name, None)
+            if table != keep:
+                self.__dict__[table].pop(name, None)
         self.__dict__.pop(name, None)
         self._non_persistent_buffers_set.discard(name)
 
