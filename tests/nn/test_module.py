@@ -464,8 +464,9 @@ def test_load_state_dict_cross_library():
             p.normal_()
     ours.load_state_dict({k: compgrad.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    # float32 through two BLAS libraries: the suite's float32 tolerance
     np.testing.assert_allclose(ours(compgrad.tensor(x)).detach().numpy(),
-                               theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5)
+                               theirs(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-6)
 
 
 # --- hooks ------------------------------------------------------------------------------------
