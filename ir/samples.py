@@ -10,7 +10,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["arr", "noncontig", "ints", "bools", "positive", "unit"]
+__all__ = ["arr", "noncontig", "ints", "bools", "positive", "unit", "distinct"]
 
 
 def _rng(*key) -> np.random.Generator:
@@ -56,3 +56,13 @@ def noncontig(*shape: int, dtype=np.float32, low: float = -2.0, high: float = 2.
         return base[::2] if shape else base[0:1].reshape(())
     base = arr(*reversed(shape), dtype=dtype, low=low, high=high, seed=seed)
     return base.T
+
+
+def distinct(*shape, seed=0, dtype=np.float32) -> np.ndarray:
+    """Distinct values in a random order: no ties, so the indices that sorting, selecting
+    and index-returning reductions give are well defined."""
+    n = int(np.prod(shape)) if shape else 1
+    vals = np.random.default_rng(seed).permutation(n).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        vals = vals * 0.5 - n * 0.25
+    return vals.reshape(shape)

@@ -65,3 +65,19 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
                         allow_unused=bool(allow_unused) or materialize_grads, accumulate=False,
                         materialize_grads=materialize_grads)
 
+
+def reset_grads(tensors, set_to_none: bool = True) -> None:
+    """``zero_grad`` of modules and optimizers: each of ``tensors`` that has a ``.grad``
+    gets ``None`` there (``set_to_none``), or has it detached from any graph (or stop
+    requiring grad) and zeroed in place."""
+    for p in tensors:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            if p.grad.grad_fn is not None:
+                p.grad.detach_()
+            else:
+                p.grad.requires_grad_(False)
+            p.grad.zero_()

@@ -9,6 +9,7 @@ from compgrad.optim.optimizer import (
     _check_lr,
     _check_nonnegative,
     _get_value,
+    _l2_decayed_grad,
     _step_counter,
     _use_grad_for_differentiable,
 )
@@ -52,11 +53,8 @@ class Adagrad(Optimizer):
 
     def __setstate__(self, state) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", None)
+        self._setdefault_in_groups(foreach=None, maximize=False, differentiable=False,
+                                   fused=None)
 
     @_use_grad_for_differentiable
     def step(self, closure=None):
@@ -65,7 +63,7 @@ class Adagrad(Optimizer):
         loss = self._run_closure(closure)
         for group in self.param_groups:
             lr = _get_value(group["lr"])
-            weight_decay, lr_decay, eps = group["weight_decay"], group["lr_decay"], group["eps"]
+            lr_decay, eps = group["lr_decay"], group["eps"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -74,9 +72,7 @@ class Adagrad(Optimizer):
                 step_t = _step_counter(state)
                 step_t += 1
                 step = _get_value(step_t)
-                grad = p.grad if not group["maximize"] else -p.grad
-                if weight_decay != 0:
-                    grad = grad.add(p, alpha=weight_decay)
+                grad = _l2_decayed_grad(p, group)
                 clr = lr / (1 + (step - 1) * lr_decay)
                 state_sum = state["sum"]
                 state_sum.addcmul_(grad, grad, value=1)

@@ -17,6 +17,7 @@ from copy import deepcopy
 from itertools import chain
 from typing import Any
 
+from compgrad.autograd.api import reset_grads
 from compgrad.autograd.grad_mode import enable_grad, is_grad_enabled, set_grad_enabled
 from compgrad.autograd.node import RemovableHandle
 from compgrad.tensor import Tensor
@@ -97,6 +98,16 @@ def _step_counter(state: dict) -> Tensor:
     return step
 
 
+def _l2_decayed_grad(p: Tensor, group: dict) -> Tensor:
+    """``p``'s gradient as the update sees it: negated when ``group["maximize"]``, plus
+    ``group["weight_decay"] * p`` (L2 penalty) when that is nonzero; ``p.grad`` itself is
+    not modified."""
+    grad = p.grad if not group["maximize"] else -p.grad
+    if group["weight_decay"] != 0:
+        grad = grad.add(p, alpha=group["weight_decay"])
+    return grad
+
+
 def _check_nonnegative(value, message: str) -> None:
     if not 0.0 <= value:
         raise ValueError(f"{message}: {value}")
@@ -157,6 +168,13 @@ class Optimizer:
                 setattr(self, name, OrderedDict())
         self._patch_step_function()
         self.defaults.setdefault("differentiable", False)
+
+    def _setdefault_in_groups(self, **options: Any) -> None:
+        """Give every param group each of ``options`` it lacks, in the order given
+        (``__setstate__`` of optimizers pickled before those options existed)."""
+        for group in self.param_groups:
+            for name, value in options.items():
+                group.setdefault(name, value)
 
     def __repr__(self) -> str:
         text = self.__class__.__name__ + " ("
@@ -319,17 +337,7 @@ class Optimizer:
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients of all optimized tensors: to ``None`` (default), or to zeros
         in place when ``set_to_none=False``."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    if set_to_none:
-                        p.grad = None
-                    else:
-                        if p.grad.grad_fn is not None:
-                            p.grad.detach_()
-                        else:
-                            p.grad.requires_grad_(False)
-                        p.grad.zero_()
+        reset_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure: Callable[[], Any] | None = None):
         """Perform one optimization step (subclasses implement it)."""

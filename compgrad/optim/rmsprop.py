@@ -9,6 +9,7 @@ from compgrad.optim.optimizer import (
     _check_lr,
     _check_nonnegative,
     _get_value,
+    _l2_decayed_grad,
     _step_counter,
     _use_grad_for_differentiable,
 )
@@ -45,13 +46,8 @@ class RMSprop(Optimizer):
 
     def __setstate__(self, state) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("momentum", 0)
-            group.setdefault("centered", False)
-            group.setdefault("foreach", None)
-            group.setdefault("maximize", False)
-            group.setdefault("differentiable", False)
-            group.setdefault("capturable", False)
+        self._setdefault_in_groups(momentum=0, centered=False, foreach=None, maximize=False,
+                                   differentiable=False, capturable=False)
 
     @_use_grad_for_differentiable
     def step(self, closure=None):
@@ -61,7 +57,7 @@ class RMSprop(Optimizer):
         for group in self.param_groups:
             lr = _get_value(group["lr"])
             alpha, eps = group["alpha"], group["eps"]
-            weight_decay, momentum = group["weight_decay"], group["momentum"]
+            momentum = group["momentum"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -73,12 +69,10 @@ class RMSprop(Optimizer):
                         state["momentum_buffer"] = zeros_like(p)
                     if group["centered"]:
                         state["grad_avg"] = zeros_like(p)
-                grad = p.grad if not group["maximize"] else -p.grad
+                grad = _l2_decayed_grad(p, group)
                 square_avg = state["square_avg"]
                 step = _step_counter(state)
                 step += 1
-                if weight_decay != 0:
-                    grad = grad.add(p, alpha=weight_decay)
                 square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
                 if group["centered"]:
                     grad_avg = state["grad_avg"]

@@ -7,6 +7,7 @@ from compgrad.optim.optimizer import (
     _check_lr,
     _check_nonnegative,
     _get_value,
+    _l2_decayed_grad,
     _use_grad_for_differentiable,
 )
 
@@ -38,12 +39,8 @@ class SGD(Optimizer):
 
     def __setstate__(self, state) -> None:
         super().__setstate__(state)
-        for group in self.param_groups:
-            group.setdefault("nesterov", False)
-            group.setdefault("maximize", False)
-            group.setdefault("foreach", None)
-            group.setdefault("differentiable", False)
-            group.setdefault("fused", False)
+        self._setdefault_in_groups(nesterov=False, maximize=False, foreach=None,
+                                   differentiable=False, fused=False)
 
     @_use_grad_for_differentiable
     def step(self, closure=None):
@@ -52,15 +49,12 @@ class SGD(Optimizer):
         loss = self._run_closure(closure)
         for group in self.param_groups:
             momentum = group["momentum"]
-            weight_decay = group["weight_decay"]
             dampening = group["dampening"]
             lr = _get_value(group["lr"])
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                grad = p.grad if not group["maximize"] else -p.grad
-                if weight_decay != 0:
-                    grad = grad.add(p, alpha=weight_decay)
+                grad = _l2_decayed_grad(p, group)
                 if momentum != 0:
                     state = self.state[p]
                     buf = state.get("momentum_buffer")

@@ -62,15 +62,21 @@ def _compare_samples():
     yield Sample((arr(3, dtype=np.float16), arr(3, dtype=np.float64, seed=1)), grad=False)
 
 
-def _register_compare(name: str, np_fn):
-    op = register_elementwise(name, np_fn, None, _compare_samples, mode="bool")
-
+def _binary_function(op: OpDef, name: str, doc: str | None = None):
+    """The public function ``name(input, other, *, out=None)`` of the binary op ``op``
+    (``out=`` refused), with the docstring ``doc``."""
     def fn(input, other, *, out=None):
         reject_out(out)
         return apply(op, input, other)
 
     fn.__name__ = fn.__qualname__ = name
-    return op, fn
+    fn.__doc__ = doc
+    return fn
+
+
+def _register_compare(name: str, np_fn):
+    op = register_elementwise(name, np_fn, None, _compare_samples, mode="bool")
+    return op, _binary_function(op, name)
 
 
 EQ, eq = _register_compare("eq", np.equal)
@@ -103,14 +109,8 @@ def _logical_samples():
 
 def _register_logical(name: str, np_fn):
     op = register_elementwise(name, np_fn, None, _logical_samples, mode="bool")
-
-    def fn(input, other, *, out=None):
-        reject_out(out)
-        return apply(op, input, other)
-
-    fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"Elementwise {name.split('_')[1].upper()} of the truth values (a bool tensor)."
-    return op, fn
+    doc = f"Elementwise {name.split('_')[1].upper()} of the truth values (a bool tensor)."
+    return op, _binary_function(op, name, doc)
 
 
 LOGICAL_AND, logical_and = _register_logical("logical_and", np.logical_and)
@@ -187,14 +187,8 @@ def _bitwise_samples(kernel: str):
 def _register_bitwise(name: str, np_fn):
     op = register(OpDef(name, OpKind.ELEMENTWISE, _bitwise_rule(name), _bitwise_impl(np_fn),
                         None, _bitwise_samples(name), differentiable=False))
-
-    def fn(input, other, *, out=None):
-        reject_out(out)
-        return apply(op, input, other)
-
-    fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"Elementwise {name.split('_')[1].upper()} of the bits (integer and bool tensors)."
-    return op, fn
+    doc = f"Elementwise {name.split('_')[1].upper()} of the bits (integer and bool tensors)."
+    return op, _binary_function(op, name, doc)
 
 
 BITWISE_AND, bitwise_and = _register_bitwise("bitwise_and", np.bitwise_and)

@@ -390,9 +390,12 @@ def _check_common(stride, dilation, groups):
         raise RuntimeError("non-positive groups is not supported")
 
 
-def _conv(n, input, weight, bias, stride, padding, dilation, groups):
-    from ir.ops.movement import squeeze
-    fname = f"conv{n}d"
+def _conv_args(n, input, weight, stride, dilation, groups, fname):
+    """The arguments common to ``conv{n}d`` and ``conv_transpose{n}d``, checked as PyTorch
+    does: ``stride`` and ``dilation`` expanded to the kernel's dims (a weight that is not
+    ``n + 2``-D reports PyTorch's stride error), ``input`` batched (``added`` tells if a
+    batch dim was added) and ``groups`` an int. Returns
+    ``(x, added, stride, dilation, groups)``."""
     wt = type_of(weight)
     nk = max(wt.ndim - 2, 1)
     stride = expand_param(stride, nk, "stride")
@@ -402,9 +405,16 @@ def _conv(n, input, weight, bias, stride, padding, dilation, groups):
                            f"{nk} values to match the convolution dimensions, but got "
                            f"stride={list(stride)}")
     x, added = _batched(input, n, fname)
-    groups = int(groups)
+    return x, added, stride, dilation, int(groups)
+
+
+def _conv(n, input, weight, bias, stride, padding, dilation, groups):
+    from ir.ops.movement import squeeze
+    fname = f"conv{n}d"
+    x, added, stride, dilation, groups = _conv_args(n, input, weight, stride, dilation,
+                                                    groups, fname)
     _check_common(stride, dilation, groups)
-    kernel = wt.shape[2:]
+    kernel = type_of(weight).shape[2:]
     if isinstance(padding, str):
         if padding == "valid":
             pairs = ((0, 0),) * n
@@ -449,16 +459,8 @@ def _conv_transpose(n, input, weight, bias, stride, padding, output_padding, gro
     fname = f"conv_transpose{n}d"
     if isinstance(padding, str):
         raise TypeError(f"{fname}(): argument 'padding' must be tuple of ints, not str")
-    wt = type_of(weight)
-    nk = max(wt.ndim - 2, 1)
-    stride = expand_param(stride, nk, "stride")
-    dilation = expand_param(dilation, nk, "dilation")
-    if wt.ndim != n + 2:
-        raise RuntimeError(f"expected stride to be a single integer value or a list of "
-                           f"{nk} values to match the convolution dimensions, but got "
-                           f"stride={list(stride)}")
-    x, added = _batched(input, n, fname)
-    groups = int(groups)
+    x, added, stride, dilation, groups = _conv_args(n, input, weight, stride, dilation,
+                                                    groups, fname)
     pad = expand_param(padding, n, "padding")
     out_pad = expand_param(output_padding, n, "output_padding")
     _check_common(stride, dilation, groups)
@@ -478,7 +480,7 @@ def _conv_transpose(n, input, weight, bias, stride, padding, output_padding, gro
                            f"but got {detail}")
     o = type_of(x).shape[2:]
     size = tuple((i - 1) * s - 2 * p + d * (k - 1) + op + 1 for i, s, p, d, k, op in
-                 zip(o, stride, pad, dilation, wt.shape[2:], out_pad))
+                 zip(o, stride, pad, dilation, type_of(weight).shape[2:], out_pad))
     out = conv_transpose_nd(x, weight, bias, stride, pad, dilation, groups, size)
     return squeeze(out, 0) if added else out
 

@@ -47,6 +47,21 @@ def _require_tensor(x, fn: str, arg: str, pos: int):
                         f"{type(x).__name__}")
 
 
+def _check_operands(fn: str, out, operands: dict) -> None:
+    """PyTorch's checks of ``fn``'s tensor arguments: no ``out=``, and each of
+    ``operands`` (argument name -> value, in positional order) a Tensor."""
+    reject_out(out)
+    for pos, (arg, x) in enumerate(operands.items(), 1):
+        _require_tensor(x, fn, arg, pos)
+
+
+def _apply_product(op: OpDef, fn: str, out, operands: dict):
+    """The public function ``fn`` of a product op: its arguments checked
+    (``_check_operands``), then ``op`` applied to ``operands`` in order."""
+    _check_operands(fn, out, operands)
+    return apply(op, *operands.values())
+
+
 def _no_bool(dtype, kernel: str):
     if dtype is dtypes.bool_:
         raise NotImplementedError(f'"{kernel}" not implemented for \'Bool\'')
@@ -212,10 +227,7 @@ MATMUL = register(OpDef("matmul", OpKind.MATMUL, _matmul_rule, _matmul_impl, _ma
 
 def matmul(input, other, *, out=None):
     """Matrix product with NumPy/PyTorch semantics for every rank combination."""
-    reject_out(out)
-    _require_tensor(input, "matmul", "input", 1)
-    _require_tensor(other, "matmul", "other", 2)
-    return apply(MATMUL, input, other)
+    return _apply_product(MATMUL, "matmul", out, {"input": input, "other": other})
 
 
 # --- mm / bmm ----------------------------------------------------------------------------
@@ -255,10 +267,7 @@ MM = register(OpDef("mm", OpKind.MATMUL, _mm_rule, _matmul_impl, _mm_vjp, _mm_sa
 
 def mm(input, mat2, *, out=None):
     """Product of two matrices (no broadcasting)."""
-    reject_out(out)
-    _require_tensor(input, "mm", "input", 1)
-    _require_tensor(mat2, "mm", "mat2", 2)
-    return apply(MM, input, mat2)
+    return _apply_product(MM, "mm", out, {"input": input, "mat2": mat2})
 
 
 def _bmm_rule(types):
@@ -298,10 +307,7 @@ BMM = register(OpDef("bmm", OpKind.MATMUL, _bmm_rule, _matmul_impl, _bmm_vjp, _b
 
 def bmm(input, mat2, *, out=None):
     """Batched product of ``[b, n, k]`` and ``[b, k, m]`` tensors."""
-    reject_out(out)
-    _require_tensor(input, "bmm", "input", 1)
-    _require_tensor(mat2, "bmm", "mat2", 2)
-    return apply(BMM, input, mat2)
+    return _apply_product(BMM, "bmm", out, {"input": input, "mat2": mat2})
 
 
 # --- mv / dot / outer --------------------------------------------------------------------
@@ -336,10 +342,7 @@ MV = register(OpDef("mv", OpKind.MATMUL, _mv_rule, _matmul_impl, _mv_vjp, _mv_sa
 
 def mv(input, vec, *, out=None):
     """Matrix-vector product."""
-    reject_out(out)
-    _require_tensor(input, "mv", "input", 1)
-    _require_tensor(vec, "mv", "vec", 2)
-    return apply(MV, input, vec)
+    return _apply_product(MV, "mv", out, {"input": input, "vec": vec})
 
 
 def _dot_rule(types):
@@ -378,18 +381,12 @@ DOT = register(OpDef("dot", OpKind.MATMUL, _dot_rule, _dot_impl, _dot_vjp, _dot_
 
 def dot(input, tensor, *, out=None):
     """Inner product of two 1-D tensors of one dtype."""
-    reject_out(out)
-    _require_tensor(input, "dot", "input", 1)
-    _require_tensor(tensor, "dot", "tensor", 2)
-    return apply(DOT, input, tensor)
+    return _apply_product(DOT, "dot", out, {"input": input, "tensor": tensor})
 
 
 def vdot(input, other, *, out=None):
     """``dot`` with the first argument conjugated (the same as ``dot`` for real tensors)."""
-    reject_out(out)
-    _require_tensor(input, "vdot", "input", 1)
-    _require_tensor(other, "vdot", "other", 2)
-    return apply(DOT, input, other)
+    return _apply_product(DOT, "vdot", out, {"input": input, "other": other})
 
 
 def _outer_rule(types):
@@ -433,10 +430,7 @@ OUTER = register(OpDef("outer", OpKind.MATMUL, _outer_rule, _outer_impl, _outer_
 
 def outer(input, vec2, *, out=None):
     """Outer product of two vectors (types promote, as for ``mul``)."""
-    reject_out(out)
-    _require_tensor(input, "outer", "input", 1)
-    _require_tensor(vec2, "outer", "vec2", 2)
-    return apply(OUTER, input, vec2)
+    return _apply_product(OUTER, "outer", out, {"input": input, "vec2": vec2})
 
 
 ger = outer
@@ -615,28 +609,28 @@ def _check_coefficients(fn, input, beta, alpha):
             alpha.item() if isinstance(alpha, np.generic) else alpha)
 
 
+def _apply_scaled_product(op: OpDef, fn: str, out, operands: dict, beta, alpha):
+    """The public function ``fn`` of a ``beta * input + alpha * product`` op (addmm, addmv,
+    baddbmm): its tensor arguments checked (``_check_operands``), then ``beta`` and
+    ``alpha`` (``_check_coefficients``), then ``op`` applied to ``operands`` in order."""
+    _check_operands(fn, out, operands)
+    beta, alpha = _check_coefficients(fn, operands["input"], beta, alpha)
+    return apply(op, *operands.values(), beta=beta, alpha=alpha)
+
+
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * (mat1 @ mat2)`` (input broadcasts; ignored when beta is 0)."""
-    reject_out(out)
-    for i, (x, n) in enumerate(((input, "input"), (mat1, "mat1"), (mat2, "mat2"))):
-        _require_tensor(x, "addmm", n, i + 1)
-    beta, alpha = _check_coefficients("addmm", input, beta, alpha)
-    return apply(ADDMM, input, mat1, mat2, beta=beta, alpha=alpha)
+    return _apply_scaled_product(ADDMM, "addmm", out,
+                                 {"input": input, "mat1": mat1, "mat2": mat2}, beta, alpha)
 
 
 def addmv(input, mat, vec, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * (mat @ vec)``."""
-    reject_out(out)
-    for i, (x, n) in enumerate(((input, "input"), (mat, "mat"), (vec, "vec"))):
-        _require_tensor(x, "addmv", n, i + 1)
-    beta, alpha = _check_coefficients("addmv", input, beta, alpha)
-    return apply(ADDMV, input, mat, vec, beta=beta, alpha=alpha)
+    return _apply_scaled_product(ADDMV, "addmv", out,
+                                 {"input": input, "mat": mat, "vec": vec}, beta, alpha)
 
 
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1, out=None):
     """``beta * input + alpha * bmm(batch1, batch2)``."""
-    reject_out(out)
-    for i, (x, n) in enumerate(((input, "input"), (batch1, "batch1"), (batch2, "batch2"))):
-        _require_tensor(x, "baddbmm", n, i + 1)
-    beta, alpha = _check_coefficients("baddbmm", input, beta, alpha)
-    return apply(BADDBMM, input, batch1, batch2, beta=beta, alpha=alpha)
+    return _apply_scaled_product(BADDBMM, "baddbmm", out,
+                                 {"input": input, "batch1": batch1, "batch2": batch2}, beta, alpha)

@@ -39,6 +39,14 @@ def _require_tensor(fn: str, name: str, position: int, x) -> None:
                         f"{type(x).__name__}")
 
 
+def _apply_to_tensors(op: OpDef, fn: str, input, other, out):
+    """``op(input, other)`` for the public function ``fn`` that, as in PyTorch, takes no
+    ``out=`` here and refuses a Python number as ``other``."""
+    reject_out(out)
+    _require_tensor(fn, "other", 2, other)
+    return apply(op, input, other)
+
+
 def _binary_float_samples(low=-2.0, high=2.0):
     def samples():
         yield Sample((arr(3, 4, low=low, high=high), arr(3, 4, low=low, high=high, seed=1)))
@@ -76,9 +84,7 @@ ATAN2 = register_elementwise("atan2", np.arctan2, _atan2_vjp, _atan2_samples, mo
 
 def atan2(input, other, *, out=None):
     """The angle of the point ``(other, input)``: ``atan(input / other)`` by quadrant."""
-    reject_out(out)
-    _require_tensor("atan2", "other", 2, other)
-    return apply(ATAN2, input, other)
+    return _apply_to_tensors(ATAN2, "atan2", input, other, out)
 
 
 arctan2 = atan2
@@ -115,9 +121,7 @@ HYPOT = register(OpDef("hypot", OpKind.ELEMENTWISE, _hypot_rule, _hypot_impl, _h
 
 def hypot(input, other, *, out=None):
     """``sqrt(input**2 + other**2)`` elementwise."""
-    reject_out(out)
-    _require_tensor("hypot", "other", 2, other)
-    return apply(HYPOT, input, other)
+    return _apply_to_tensors(HYPOT, "hypot", input, other, out)
 
 
 # --- minimum / maximum / fmin / fmax -----------------------------------------------------
@@ -166,30 +170,22 @@ FMIN = register_elementwise("fmin", np.fmin, _fminmax_vjp(le), _minmax_samples)
 
 def maximum(input, other, *, out=None):
     """Elementwise maximum (nan propagates)."""
-    reject_out(out)
-    _require_tensor("maximum", "other", 2, other)
-    return apply(MAXIMUM, input, other)
+    return _apply_to_tensors(MAXIMUM, "maximum", input, other, out)
 
 
 def minimum(input, other, *, out=None):
     """Elementwise minimum (nan propagates)."""
-    reject_out(out)
-    _require_tensor("minimum", "other", 2, other)
-    return apply(MINIMUM, input, other)
+    return _apply_to_tensors(MINIMUM, "minimum", input, other, out)
 
 
 def fmax(input, other, *, out=None):
     """Elementwise maximum that ignores nan where the other value is a number."""
-    reject_out(out)
-    _require_tensor("fmax", "other", 2, other)
-    return apply(FMAX, input, other)
+    return _apply_to_tensors(FMAX, "fmax", input, other, out)
 
 
 def fmin(input, other, *, out=None):
     """Elementwise minimum that ignores nan where the other value is a number."""
-    reject_out(out)
-    _require_tensor("fmin", "other", 2, other)
-    return apply(FMIN, input, other)
+    return _apply_to_tensors(FMIN, "fmin", input, other, out)
 
 
 # --- clamp -------------------------------------------------------------------------------

@@ -554,18 +554,25 @@ _ADAPTIVE_MAX_OPS: dict[int, OpDef] = {}
 
 def _adaptive_max(n, input, output_size, return_indices):
     name = f"adaptive_max_pool{n}d"
-    t = type_of(input)
-    if t.ndim not in (n + 1, n + 2):
-        if n == 1:
-            raise RuntimeError(f"Expected 2 to 3 dimensions, but got {t.ndim}-dimensional "
-                               f"tensor for argument #1 'self' (while checking arguments for "
-                               f"{name})")
-        raise RuntimeError(f"{name}(): Expected 3D or 4D tensor, but got: {shape_str(t.shape)}")
+    _check_adaptive_rank(n, name, type_of(input),
+                         f"{name}(): Expected 3D or 4D tensor, but got: {{shape}}")
     x, added = _batched(input, n, name)
     spatial = type_of(x).shape[2:]
     size = _adaptive_size(name, output_size, spatial)
     values, indices = apply(_ADAPTIVE_MAX_OPS[n], x, output_size=size)
     return _unbatch((values, indices) if return_indices else values, added)
+
+
+def _check_adaptive_rank(n, name, t, message):
+    """PyTorch's check that the input (type ``t``) of the ``n``-d adaptive pool ``name`` is
+    ``(C, *spatial)`` or ``(N, C, *spatial)``: the 1-d ops raise ATen's argument-check error,
+    the others ``message`` with ``{shape}`` replaced by the input's shape (RuntimeError)."""
+    if t.ndim not in (n + 1, n + 2):
+        if n == 1:
+            raise RuntimeError(f"Expected 2 to 3 dimensions, but got {t.ndim}-dimensional "
+                               f"tensor for argument #1 'self' (while checking arguments for "
+                               f"{name})")
+        raise RuntimeError(message.format(shape=shape_str(t.shape)))
 
 
 def _adaptive_size(name, output_size, spatial):

@@ -29,7 +29,7 @@ from ir.ops._util import (
     reject_out,
     type_of,
 )
-from ir.samples import arr, bools, ints, noncontig
+from ir.samples import arr, bools, distinct, ints, noncontig
 from ir.types import TensorType, normalize_dim, normalize_dims
 
 __all__ = ["sum", "mean", "prod", "amax", "amin", "max", "min", "argmax", "argmin", "aminmax"]
@@ -158,15 +158,6 @@ def _int_dim(name: str, dim) -> int:
     if isinstance(dim, bool) or not isinstance(dim, int) and not hasattr(dim, "__index__"):
         raise TypeError(f"{name}(): argument 'dim' must be int, not {type(dim).__name__}")
     return dim.__index__()
-
-
-def _perm(*shape, seed=0, dtype=np.float32):
-    """Distinct values (no ties) in a random order, for index-returning reductions."""
-    n = int(np.prod(shape)) if shape else 1
-    vals = np.random.default_rng(seed).permutation(n).astype(dtype)
-    if np.dtype(dtype).kind == "f":
-        vals = vals * 0.5 - n * 0.25
-    return vals.reshape(shape)
 
 
 # --- mean --------------------------------------------------------------------------------
@@ -519,7 +510,7 @@ def _max_dim_samples():
     yield Sample((noncontig(3, 4), -1, True))
     yield Sample((arr(), 0))
     yield Sample((arr(0, 3), 1))
-    yield Sample((_perm(3, 4, dtype=np.int64), 1), grad=False)
+    yield Sample((distinct(3, 4, dtype=np.int64), 1), grad=False)
     yield Sample((np.array([[1, 3, 3, 2]], dtype=np.int32), 1), grad=False,
                  note="ties give the first index")
     yield Sample((bools(3, 4), 0), grad=False)
@@ -629,10 +620,10 @@ def _arg_impl(fn):
 
 
 def _argmax_samples():
-    yield Sample((_perm(3, 4),), grad=False)
-    yield Sample((_perm(3, 4), 1), grad=False)
-    yield Sample((_perm(3, 4),), {"dim": 0, "keepdim": True}, grad=False)
-    yield Sample((_perm(3, 4),), {"keepdim": True}, grad=False, note="dim=None keeps ones")
+    yield Sample((distinct(3, 4),), grad=False)
+    yield Sample((distinct(3, 4), 1), grad=False)
+    yield Sample((distinct(3, 4),), {"dim": 0, "keepdim": True}, grad=False)
+    yield Sample((distinct(3, 4),), {"keepdim": True}, grad=False, note="dim=None keeps ones")
     yield Sample((noncontig(3, 4), -1), grad=False)
     yield Sample((arr(), 0), grad=False)
     yield Sample((arr(0, 3), 1), grad=False)

@@ -231,15 +231,22 @@ def _zeros_2d():
                      [0.0, 0.0, 0.0, 1.0, 2.0]])
 
 
-def _cumprod_grad_samples():
-    note = "internal op"
+def _cumprod_internal_samples(three_inputs_note: str):
+    """Samples shared by the internal cumprod derivative ops (``_cumprod_grad``,
+    ``_cumprod_jvp``): ``x`` with one, then two, more tensors of its shape (the last
+    sample's note, ``three_inputs_note``, says what the third is to the op)."""
     yield Sample((arr(3, 4, low=0.5, high=1.5), arr(3, 4, seed=1)), {"dim": 1}, torch=False,
-                 note=note)
+                 note="internal op")
     yield Sample((_zeros_2d(), arr(3, 5, dtype=np.float64, seed=1)), {"dim": 1}, torch=False,
                  note="zeros")
     yield Sample((_zeros_2d(), arr(3, 5, dtype=np.float64, seed=1),
                   arr(3, 5, dtype=np.float64, seed=2)), {"dim": 0}, torch=False,
-                 note="zeros, one direction")
+                 note=three_inputs_note)
+
+
+def _cumprod_grad_samples():
+    note = "internal op"
+    yield from _cumprod_internal_samples("zeros, one direction")
     yield Sample((arr(), arr(seed=1)), {"dim": 0}, torch=False, note=note)
 
 
@@ -273,14 +280,7 @@ def _cumprod_jvp_vjp(ctx, c):
 
 
 def _cumprod_jvp_samples():
-    note = "internal op"
-    yield Sample((arr(3, 4, low=0.5, high=1.5), arr(3, 4, seed=1)), {"dim": 1}, torch=False,
-                 note=note)
-    yield Sample((_zeros_2d(), arr(3, 5, dtype=np.float64, seed=1)), {"dim": 1}, torch=False,
-                 note="zeros")
-    yield Sample((_zeros_2d(), arr(3, 5, dtype=np.float64, seed=1),
-                  arr(3, 5, dtype=np.float64, seed=2)), {"dim": 0}, torch=False,
-                 note="zeros, two directions")
+    yield from _cumprod_internal_samples("zeros, two directions")
 
 
 CUMPROD_JVP = register(OpDef(

@@ -22,7 +22,7 @@ import numpy as np
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
 from ir.ops._util import OpDef, OpKind, apply, register, type_of
-from ir.ops.pool import _adaptive_size, adaptive_windows
+from ir.ops.pool import _adaptive_size, _check_adaptive_rank, adaptive_windows
 from ir.samples import arr, ints, noncontig
 from ir.types import TensorType, shape_str
 
@@ -192,13 +192,8 @@ def _adaptive_specs(n, input, output_size):
     """The per-dim specs of adaptive average pooling, after PyTorch's checks."""
     name = f"adaptive_avg_pool{n}d"
     t = type_of(input)
-    if t.ndim not in (n + 1, n + 2):
-        if n == 1:
-            raise RuntimeError(f"Expected 2 to 3 dimensions, but got {t.ndim}-dimensional "
-                               f"tensor for argument #1 'self' (while checking arguments for "
-                               f"{name})")
-        raise RuntimeError(f"{name}(): Expected {n + 1}D or {n + 2}D tensor, but got "
-                           f"{shape_str(t.shape)}")
+    _check_adaptive_rank(n, name, t, f"{name}(): Expected {n + 1}D or {n + 2}D tensor, but got "
+                                      "{shape}")
     spatial = t.shape[t.ndim - n:]
     sizes = _adaptive_size(name, output_size, spatial)
     if t.dtype.category != dtypes.CATEGORY_FLOAT:

@@ -45,11 +45,25 @@ def _scan_dtype(a, dtype):
     return a.dtype if dtype is None else dtype.np_dtype
 
 
-def _cumsum_impl(a, dim, dtype):
-    dt = _scan_dtype(a, dtype)
-    if a.ndim == 0:
-        return a.astype(dt)
-    return np.cumsum(a.astype(dt, copy=False), axis=dim)
+def _scan_impl(np_scan):
+    """The reference of a scan: ``np_scan`` (``np.cumsum``, ``np.cumprod``) along ``dim``
+    in the scan's accumulation dtype (``_scan_dtype``); a 0-d input is only cast."""
+    def impl(a, dim, dtype):
+        dt = _scan_dtype(a, dtype)
+        if a.ndim == 0:
+            return a.astype(dt)
+        return np_scan(a.astype(dt, copy=False), axis=dim)
+
+    impl.__name__ = f"_{np_scan.__name__}_impl"
+    return impl
+
+
+def _apply_scan(op: OpDef, input, dim, dtype, out):
+    """The public function of the scan ``op`` (``cumsum``, ``cumprod``): no ``out=``,
+    ``dim`` wrapped to ``input``'s rank, ``dtype`` checked."""
+    reject_out(out)
+    t = type_of(input)
+    return apply(op, input, dim=normalize_dim(dim, t.ndim), dtype=check_dtype_arg(dtype))
 
 
 def _cumsum_vjp(ctx, g):
@@ -70,22 +84,13 @@ def _scan_samples():
     yield ErrorSample((arr(3, 4), 2), {}, IndexError, "Dimension out of range")
 
 
-CUMSUM = register(OpDef("cumsum", OpKind.OPAQUE, _scan_rule, _cumsum_impl, _cumsum_vjp,
-                        _scan_samples))
+CUMSUM = register(OpDef("cumsum", OpKind.OPAQUE, _scan_rule, _scan_impl(np.cumsum),
+                        _cumsum_vjp, _scan_samples))
 
 
 def cumsum(input, dim, *, dtype=None, out=None):
     """Cumulative sum along ``dim`` (integers and bools accumulate in int64)."""
-    reject_out(out)
-    t = type_of(input)
-    return apply(CUMSUM, input, dim=normalize_dim(dim, t.ndim), dtype=check_dtype_arg(dtype))
-
-
-def _cumprod_impl(a, dim, dtype):
-    dt = _scan_dtype(a, dtype)
-    if a.ndim == 0:
-        return a.astype(dt)
-    return np.cumprod(a.astype(dt, copy=False), axis=dim)
+    return _apply_scan(CUMSUM, input, dim, dtype, out)
 
 
 def _cumprod_vjp(ctx, g):
@@ -113,15 +118,13 @@ def _cumprod_samples():
     yield ErrorSample((arr(3, 4), -3), {}, IndexError, "Dimension out of range")
 
 
-CUMPROD = register(OpDef("cumprod", OpKind.OPAQUE, _scan_rule, _cumprod_impl, _cumprod_vjp,
-                         _cumprod_samples))
+CUMPROD = register(OpDef("cumprod", OpKind.OPAQUE, _scan_rule, _scan_impl(np.cumprod),
+                         _cumprod_vjp, _cumprod_samples))
 
 
 def cumprod(input, dim, *, dtype=None, out=None):
     """Cumulative product along ``dim`` (integers and bools accumulate in int64)."""
-    reject_out(out)
-    t = type_of(input)
-    return apply(CUMPROD, input, dim=normalize_dim(dim, t.ndim), dtype=check_dtype_arg(dtype))
+    return _apply_scan(CUMPROD, input, dim, dtype, out)
 
 
 # --- the reverse cumulative sum (cumsum's adjoint) ----------------------------------------

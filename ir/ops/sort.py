@@ -17,7 +17,7 @@ import numpy as np
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
 from ir.ops._util import OpDef, OpKind, apply, register, reject_out, type_of
-from ir.samples import arr, bools, ints, noncontig
+from ir.samples import arr, bools, distinct, ints, noncontig
 from ir.types import TensorType, normalize_dim, shape_str
 
 __all__ = ["sort", "argsort", "topk", "kthvalue", "median", "mode", "unique"]
@@ -31,13 +31,12 @@ median_result = namedtuple("median", ["values", "indices"])
 mode_result = namedtuple("mode", ["values", "indices"])
 
 
-def _perm(*shape, seed=0, dtype=np.float32):
-    """Distinct values in a random order (no ties, so indices are well defined)."""
-    n = int(np.prod(shape)) if shape else 1
-    vals = np.random.default_rng(seed).permutation(n).astype(dtype)
-    if np.dtype(dtype).kind == "f":
-        vals = vals * 0.5 - n * 0.25
-    return vals.reshape(shape)
+def _wrapped_dim(input, dim, out) -> int:
+    """The first steps of the public value-and-index ops (sort, topk, kthvalue, mode):
+    ``out=`` refused, then ``dim`` wrapped to ``input``'s rank (IndexError when out of
+    range)."""
+    reject_out(out)
+    return normalize_dim(dim, type_of(input).ndim)
 
 
 # --- gather / scatter along a dim (internal: the VJPs of the value-selecting ops) --------
@@ -178,9 +177,7 @@ SORT = register(OpDef("sort", OpKind.OPAQUE, _sort_rule, _sort_impl, _sort_vjp, 
 
 def sort(input, dim=-1, descending=False, *, stable=False, out=None):
     """Sorted values and their indices along ``dim`` (always stable here)."""
-    reject_out(out)
-    t = type_of(input)
-    dim = normalize_dim(dim, t.ndim)
+    dim = _wrapped_dim(input, dim, out)
     values, indices = apply(SORT, input, dim=dim, descending=bool(descending))
     return sort_result(values, indices)
 
@@ -237,14 +234,14 @@ def _topk_impl(a, k, dim, largest):
 
 
 def _topk_samples():
-    yield Sample((_perm(3, 5), 2))
-    yield Sample((_perm(3, 5), 2), {"dim": 0, "largest": False})
+    yield Sample((distinct(3, 5), 2))
+    yield Sample((distinct(3, 5), 2), {"dim": 0, "largest": False})
     yield Sample((noncontig(4, 3), 3, -2))
-    yield Sample((_perm(6), 6))
-    yield Sample((_perm(6), 0))
+    yield Sample((distinct(6), 6))
+    yield Sample((distinct(6), 0))
     yield Sample((arr(), 1))
-    yield Sample((_perm(2, 5, dtype=np.int64), 3), grad=False)
-    yield Sample((_perm(7), 3), {"sorted": False}, torch=False,
+    yield Sample((distinct(2, 5, dtype=np.int64), 3), grad=False)
+    yield Sample((distinct(7), 3), {"sorted": False}, torch=False,
                  note="PyTorch leaves the order of unsorted results unspecified")
     yield Sample((np.array([1.0, np.nan, 2.0], dtype=np.float32), 2), grad=False,
                  note="NaN counts as the largest")
@@ -261,9 +258,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):  # noqa: A00
     """The ``k`` largest (or smallest) elements along ``dim`` and their indices.
 
     Results always come sorted; ``sorted=False`` permits that in PyTorch too."""
-    reject_out(out)
-    t = type_of(input)
-    dim = normalize_dim(dim, t.ndim)
+    dim = _wrapped_dim(input, dim, out)
     values, indices = apply(TOPK, input, k=int(k), dim=dim, largest=bool(largest))
     return topk_result(values, indices)
 
@@ -308,12 +303,12 @@ def _select_vjp(ctx, g, _gi=None):
 
 
 def _kthvalue_samples():
-    yield Sample((_perm(3, 5), 2))
-    yield Sample((_perm(3, 5), 3, 0, True))
+    yield Sample((distinct(3, 5), 2))
+    yield Sample((distinct(3, 5), 3, 0, True))
     yield Sample((noncontig(4, 3), 1), {"dim": -2})
     yield Sample((arr(), 1))
     yield Sample((arr(0, 3), 2), {"dim": 1})
-    yield Sample((_perm(2, 5, dtype=np.int64), 5), grad=False)
+    yield Sample((distinct(2, 5, dtype=np.int64), 5), grad=False)
     yield Sample((np.array([2, 1, 2, 1, 2]), 4), grad=False, torch=False,
                  note="ties: stable-sort index; PyTorch's selection algorithm may pick another")
     yield Sample((np.array([1.0, np.nan, 2.0], dtype=np.float32), 3), grad=False)
@@ -327,9 +322,7 @@ KTHVALUE = register(OpDef("kthvalue", OpKind.REDUCTION, _kthvalue_rule, _kthvalu
 
 def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
     """The ``k``-th smallest element along ``dim`` (1-based) and its index."""
-    reject_out(out)
-    t = type_of(input)
-    dim = normalize_dim(dim, t.ndim)
+    dim = _wrapped_dim(input, dim, out)
     values, indices = apply(KTHVALUE, input, k=int(k), dim=dim, keepdim=bool(keepdim))
     return kthvalue_result(values, indices)
 
@@ -360,12 +353,12 @@ def _median_impl(a, dim, keepdim):
 
 
 def _median_samples():
-    yield Sample((_perm(3, 5), 1))
-    yield Sample((_perm(3, 4), 1, True), note="even count: the lower median")
+    yield Sample((distinct(3, 5), 1))
+    yield Sample((distinct(3, 4), 1, True), note="even count: the lower median")
     yield Sample((noncontig(4, 3),), {"dim": 0})
     yield Sample((arr(), 0))
     yield Sample((arr(0, 3), 1))
-    yield Sample((_perm(2, 5, dtype=np.int64), -1), grad=False)
+    yield Sample((distinct(2, 5, dtype=np.int64), -1), grad=False)
     yield Sample((np.array([[1.0, np.nan, 2.0], [3.0, 1.0, 2.0]], dtype=np.float32), 1),
                  grad=False, note="NaN propagates")
     yield ErrorSample((arr(2, 0), 1), {}, IndexError, "Expected reduction dim 1 to have")
@@ -396,8 +389,8 @@ def _median_all_vjp(ctx, g):
 
 
 def _median_all_samples():
-    yield Sample((_perm(3, 5),))
-    yield Sample((_perm(4),), note="even count: the lower median")
+    yield Sample((distinct(3, 5),))
+    yield Sample((distinct(4),), note="even count: the lower median")
     yield Sample((noncontig(3, 4),))
     yield Sample((arr(),))
     yield Sample((arr(0),), grad=False, note="empty gives NaN")
@@ -450,8 +443,8 @@ def _mode_impl(a, dim, keepdim):
 
 
 def _mode_samples():
-    yield Sample((_perm(3, 5),))
-    yield Sample((_perm(3, 5), 0, True))
+    yield Sample((distinct(3, 5),))
+    yield Sample((distinct(3, 5), 0, True))
     yield Sample((noncontig(4, 3),), {"dim": -2})
     yield Sample((arr(), 0))
     yield Sample((arr(0, 3), 1))
@@ -468,9 +461,7 @@ MODE = register(OpDef("mode", OpKind.REDUCTION, _mode_rule, _mode_impl, _select_
 
 def mode(input, dim=-1, keepdim=False, *, out=None):
     """The most frequent value along ``dim`` (the smallest among equals) and its last index."""
-    reject_out(out)
-    t = type_of(input)
-    dim = normalize_dim(dim, t.ndim)
+    dim = _wrapped_dim(input, dim, out)
     values, indices = apply(MODE, input, dim=dim, keepdim=bool(keepdim))
     return mode_result(values, indices)
 

@@ -29,7 +29,42 @@ def _index(idx, n: int, what: str) -> int:
     return idx % n
 
 
-class Sequential(Module):
+def _renumber(container: Module, modules: list, checked: bool = False) -> None:
+    """Make ``modules`` the submodules of ``container``, named ``"0"``, ``"1"``, ... in
+    order, as PyTorch keeps list-like containers' names contiguous after an insert or a
+    delete. ``checked`` registers each through ``add_module`` (which refuses a non-Module
+    with TypeError) instead of storing it directly."""
+    container._modules.clear()
+    for i, m in enumerate(modules):
+        if checked:
+            container.add_module(str(i), m)
+        else:
+            container._modules[str(i)] = m
+
+
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: submodules named ``"0"``, ``"1"``, ... in
+    order, with ``len``, iteration, ``append`` and ``pop`` (subclasses index them)."""
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def append(self, module: Module):
+        """Add ``module`` at the end; returns ``self``."""
+        self.add_module(str(len(self)), module)
+        return self
+
+    def pop(self, key: int) -> Module:
+        """Remove and return the module at index ``key`` (the rest are renumbered)."""
+        module = self[key]
+        del self[key]
+        return module
+
+
+class Sequential(_ModuleSequence):
     """Modules applied in order: ``Sequential(m0, m1, ...)`` or ``Sequential(OrderedDict)``."""
 
     def __init__(self, *args):
@@ -55,27 +90,13 @@ class Sequential(Module):
         targets = keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(self), "")]]
         for key in targets:
             del self._modules[key]
-        # keep names "0", "1", ... contiguous, as PyTorch does
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
+        _renumber(self, list(self._modules.values()))
 
     def __add__(self, other: Sequential) -> Sequential:
         if not isinstance(other, Sequential):
             raise ValueError("add operator supports only objects of Sequential class, but "
                              f"{type(other)} is given.")
         return Sequential(*self, *other)
-
-    def append(self, module: Module) -> Sequential:
-        self.add_module(str(len(self)), module)
-        return self
 
     def insert(self, index: int, module: Module) -> Sequential:
         if not isinstance(module, Module):
@@ -87,9 +108,7 @@ class Sequential(Module):
             index += n
         items = list(self._modules.values())
         items.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
+        _renumber(self, items)
         return self
 
     def extend(self, sequential: Iterable[Module]) -> Sequential:
@@ -97,18 +116,13 @@ class Sequential(Module):
             self.append(m)
         return self
 
-    def pop(self, key: int) -> Module:
-        module = self[key]
-        del self[key]
-        return module
-
     def forward(self, input):
         for module in self:
             input = module(input)
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules, registered so their parameters are found."""
 
     def __init__(self, modules: Iterable[Module] | None = None):
@@ -127,15 +141,7 @@ class ModuleList(Module):
     def __delitem__(self, idx) -> None:
         items = list(self._modules.values())
         del items[idx if isinstance(idx, slice) else _index(idx, len(self), "ModuleList")]
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
+        _renumber(self, items)
 
     def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
         return self.extend(modules)
@@ -146,13 +152,7 @@ class ModuleList(Module):
     def insert(self, index: int, module: Module) -> None:
         items = list(self._modules.values())
         items.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self.add_module(str(i), m)
-
-    def append(self, module: Module) -> ModuleList:
-        self.add_module(str(len(self)), module)
-        return self
+        _renumber(self, items, checked=True)
 
     def extend(self, modules: Iterable[Module]) -> ModuleList:
         if not isinstance(modules, Iterable):
@@ -161,11 +161,6 @@ class ModuleList(Module):
         for m in modules:
             self.append(m)
         return self
-
-    def pop(self, key: int) -> Module:
-        module = self[key]
-        del self[key]
-        return module
 
     def __repr__(self) -> str:
         # PyTorch compresses runs of identical entries: "(0-2): 3 x Linear(...)"
