@@ -285,9 +285,6 @@ def _nll(input, target, weight, ignore_index: int, reduction: str):
     ti, tt = type_of(input), type_of(target)
     if ti.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {ti.ndim})")
-    if tt.dtype not in (dtypes.int64, dtypes.uint8):
-        raise RuntimeError("expected target dtype to be Long or Byte, but got "
-                           f"{tt.dtype.torch_name}")
     if ti.ndim != 1 and tt.ndim >= 1 and ti.shape[0] != tt.shape[0]:
         raise ValueError(f"Expected input batch_size ({ti.shape[0]}) to match target "
                          f"batch_size ({tt.shape[0]}).")
@@ -306,6 +303,10 @@ def _nll(input, target, weight, ignore_index: int, reduction: str):
     elif tt.shape[1:] != ti.shape[2:]:
         raise RuntimeError(f"Expected target size {shape_str((ti.shape[0],) + ti.shape[2:])}, "
                            f"got {shape_str(tt.shape)}")
+    # PyTorch checks shapes before the target dtype
+    if tt.dtype not in (dtypes.int64, dtypes.uint8):
+        raise RuntimeError("expected target dtype to be Long or Byte, but got "
+                           f"{tt.dtype.torch_name}")
     c = ti.shape[0] if ti.ndim == 1 else ti.shape[1]
     if weight is not None:
         tw = type_of(weight)

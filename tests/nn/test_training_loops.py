@@ -450,17 +450,9 @@ def test_second_backward_without_retain_graph_keeps_grads() -> None:
         assert np.array_equal(to_np(p.grad), g)
 
 
-_WRONG_ORDER = pytest.mark.xfail(
-    strict=True, reason="ir/ops/losses.py _nll checks the target dtype before the target "
-    "shape; PyTorch checks the shape (dims, batch size) first")
-
-
 @pytest.mark.parametrize("target_shape", [
     (8,),  # float class indices of the right shape: the dtype is the problem
-    pytest.param((7,), marks=_WRONG_ORDER),
-    pytest.param((8, 3), marks=_WRONG_ORDER),
-    pytest.param((8, 1), marks=_WRONG_ORDER),
-    pytest.param((7, 4), marks=_WRONG_ORDER),
+    (7,), (8, 3), (8, 1), (7, 4),  # shape errors come first, as in PyTorch
 ])
 def test_cross_entropy_float_targets_wrong_shape(target_shape: tuple[int, ...]) -> None:
     def make(lib):
