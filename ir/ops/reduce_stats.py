@@ -85,7 +85,10 @@ def _centered_grad(ctx, g, scale_by_std):
     dof = _count(shape, dims) - ctx.attrs["correction"]
     factor = (1.0 if scale_by_std else 2.0) / dof if dof else float("inf")
     if scale_by_std:
-        g = div(g, ctx.outputs[0])
+        # PyTorch masks the gradient to 0 where std == 0 (constant slices) instead of 0/0
+        from ir.ops.compare import eq, where
+        std = ctx.outputs[0]
+        g = where(eq(std, 0), 0.0, div(g, std))
     centered = sub(x, mean(x, dims, True))
     return mul(mul(unreduce(g, shape, dims, keepdim), centered), factor)
 

@@ -192,3 +192,13 @@ def test_prod_cumprod_zero_safe_derivatives(fn):
         (g3c,) = compgrad.autograd.grad((ggc * compgrad.from_numpy(u)).sum(), c)
         (g3t,) = torch.autograd.grad((ggt * torch.from_numpy(u)).sum(), t)
         _close(g3c, g3t, 1e-10, 1e-10)
+
+
+def test_std_gradient_is_zero_on_constant_slices_like_torch():
+    torch = pytest.importorskip("torch")
+    data = [[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]]
+    ours = compgrad.tensor(data, requires_grad=True)
+    theirs = torch.tensor(data, requires_grad=True)
+    ours.std(dim=1).sum().backward()
+    theirs.std(dim=1).sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-5, atol=1e-7)
