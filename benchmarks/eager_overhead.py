@@ -17,13 +17,7 @@ alike. The report is the median over rounds, plus the ratios between medians.
 
 from __future__ import annotations
 
-import argparse
-import gc
-import json
 import math
-import os
-import platform
-import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -33,17 +27,8 @@ from typing import Any
 
 import numpy as np
 
-import compgrad
-
-try:  # PyTorch is the oracle; compgrad never needs it, this benchmark does
-    import torch
-except ImportError:  # pragma: no cover - reported by main()
-    torch = None
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-CONTESTANTS = ("compgrad", "torch", "numpy")
-REFERENCE = "torch"
-BASELINE = "numpy"
+from benchmarks import harness
+from benchmarks.harness import CONTESTANTS, Runner, environment
 
 DEFAULT_ROUNDS = 15
 DEFAULT_N_OPS = 2000  # ops per timed loop (per-op cases)
@@ -58,8 +43,7 @@ LR = 0.05
 DTYPE_NP = np.float32
 
 # A timed case: a zero-argument-factory per contestant; the factory builds the inputs
-# and returns ``run(n) -> elapsed_ns`` for a loop of n repetitions.
-Runner = Callable[[int], int]
+# and returns ``run(n) -> elapsed_ns`` (a harness.Runner) for a loop of n repetitions.
 Factory = Callable[[], Runner]
 
 
@@ -226,16 +210,9 @@ def mlp_losses(lib: ModuleType, steps: int) -> list[float]:
 
 # ----------------------------------------------------------------------------- the driver
 
-def _libs() -> dict[str, ModuleType]:
-    libs: dict[str, ModuleType] = {"compgrad": compgrad, "numpy": np}
-    if torch is not None:
-        libs["torch"] = torch
-    return libs
-
-
 def build_cases(contestants: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """The case list: name, unit count key ("ops" or "steps") and one factory per contestant."""
-    libs = _libs()
+    libs = harness.libs()
     names = [c for c in (contestants or CONTESTANTS) if c in libs]
     cases: list[dict[str, Any]] = []
     for requires_grad in (False, True):
@@ -263,16 +240,6 @@ def build_cases(contestants: Iterable[str] | None = None) -> list[dict[str, Any]
     return cases
 
 
-def _progress(iterable: Iterable[int], total: int, enabled: bool) -> Iterable[int]:
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is in the `examples` extra; run without a bar otherwise
-        return iterable
-    return tqdm(iterable, total=total, desc="rounds", unit="round", file=sys.stderr)
-
-
 def run_benchmark(rounds: int = DEFAULT_ROUNDS, n_ops: int = DEFAULT_N_OPS,
                   n_steps: int = DEFAULT_N_STEPS, contestants: Iterable[str] | None = None,
                   progress: bool = True) -> dict[str, Any]:
@@ -291,121 +258,33 @@ def run_benchmark(rounds: int = DEFAULT_ROUNDS, n_ops: int = DEFAULT_N_OPS,
             r(3)
         runners.append(rs)
 
-    samples: list[dict[str, list[float]]] = [{c: [] for c in rs} for rs in runners]
-    for rnd in _progress(range(rounds), rounds, progress):
-        for case, rs, smp in zip(cases, runners, samples):
-            n = n_ops if case["unit"] == "ops" else n_steps
-            order = list(rs)
-            k = rnd % len(order)
-            for c in order[k:] + order[:k]:  # rotate who goes first
-                gc.collect()
-                smp[c].append(rs[c](n) / n / 1e3)  # ns per loop -> µs per op
-
-    out_cases = []
-    for case, smp in zip(cases, samples):
-        med = {c: statistics.median(v) for c, v in smp.items()}
-        ratios: dict[str, float] = {}
-        for num in med:
-            for den in (REFERENCE, BASELINE):
-                if num != den and den in med:
-                    ratios[f"{num}/{den}"] = med[num] / med[den]
-        out_cases.append({
-            "name": case["name"],
-            "kind": case["kind"],
-            "requires_grad": case["requires_grad"],
-            "unit": "us/" + case["unit"][:-1],
-            "n_per_round": n_ops if case["unit"] == "ops" else n_steps,
-            "median_us": med,
-            "min_us": {c: min(v) for c, v in smp.items()},
-            "max_us": {c: max(v) for c, v in smp.items()},
-            "rounds_us": smp,
-            "ratios": ratios,
-        })
+    samples = harness.time_interleaved(
+        runners, [n_ops if case["unit"] == "ops" else n_steps for case in cases], rounds,
+        progress)
+    out_cases = [{
+        "name": case["name"],
+        "kind": case["kind"],
+        "requires_grad": case["requires_grad"],
+        "unit": "us/" + case["unit"][:-1],
+        "n_per_round": n_ops if case["unit"] == "ops" else n_steps,
+        **harness.summarize(smp),
+    } for case, smp in zip(cases, samples)]
     return {"cases": out_cases}
 
 
-def environment() -> dict[str, Any]:
-    """Versions and thread counts (left at their defaults, recorded here)."""
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "compgrad": getattr(compgrad, "__version__", None),
-        "threads": {},
-        "thread_env": {
-            k: os.environ.get(k)
-            for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                      "NUMBA_NUM_THREADS")
-        },
-    }
-    if hasattr(os, "getloadavg"):  # other processes on the machine skew the absolute times
-        env["loadavg_1_5_15min"] = list(os.getloadavg())
-    if hasattr(os, "sched_getaffinity"):
-        env["cpus_available"] = len(os.sched_getaffinity(0))
-    try:
-        import numba
-
-        env["numba"] = numba.__version__
-        env["threads"]["numba"] = numba.get_num_threads()
-    except ImportError:  # pragma: no cover
-        pass
-    if torch is not None:
-        env["torch"] = torch.__version__
-        env["threads"]["torch_intra_op"] = torch.get_num_threads()
-        env["threads"]["torch_inter_op"] = torch.get_num_interop_threads()
-    return env
-
-
-def _fmt(x: float | None, ratio: bool = False) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.2f}x" if ratio else (f"{x:.2f}" if x < 100 else f"{x:.1f}")
-
-
 def format_table(result: dict[str, Any]) -> str:
-    cols = ["case", "compgrad µs", "torch µs", "numpy µs", "cg/torch", "cg/numpy", "torch/numpy"]
-    rows = []
-    for case in result["cases"]:
-        med, rat = case["median_us"], case["ratios"]
-        rows.append([
-            case["name"],
-            _fmt(med.get("compgrad")),
-            _fmt(med.get("torch")),
-            _fmt(med.get("numpy")),
-            _fmt(rat.get("compgrad/torch"), True),
-            _fmt(rat.get("compgrad/numpy"), True),
-            _fmt(rat.get("torch/numpy"), True),
-        ])
-    widths = [max(len(r[i]) for r in [cols, *rows]) for i in range(len(cols))]
-
-    def line(r: list[str]) -> str:
-        return "  ".join(s.ljust(w) if i == 0 else s.rjust(w)
-                         for i, (s, w) in enumerate(zip(r, widths)))
-
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cols), sep, *(line(r) for r in rows)])
-
-
-def write_json(result: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    """The results as a text table, one row per case."""
+    return harness.format_table(result, lambda case: case["name"])
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
     """Bar plot of time ratio vs torch eager per case (log scale, a line at 1.0)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cases = result["cases"]
     names = [c["name"] for c in cases]
     series = [("compgrad/torch", "compgrad", "tab:blue"), ("numpy/torch", "numpy", "tab:green")]
     xs = np.arange(len(cases))
     width = 0.4
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.75 * len(cases)), 4.8))
+    fig, ax = harness.new_figure((max(8.0, 0.75 * len(cases)), 4.8))
     for i, (key, label, color) in enumerate(series):
         vals = [c["ratios"].get(key, np.nan) for c in cases]
         pos = xs + (i - 0.5) * width
@@ -419,39 +298,27 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_xticks(xs)
     ax.set_xticklabels(names, rotation=35, ha="right")
     ax.set_ylabel("median time ratio vs torch eager (<1: faster)")
-    env = result.get("environment", {})
     ax.set_title(f"Eager overhead, {result['config']['rounds']} rounds, "
-                 f"{env.get('cpus_available', env.get('cpu_count'))} CPUs "
+                 f"{harness.cpus(result)} CPUs "
                  f"(rg = inputs require grad)", fontsize=10)
     finite = [v for c in cases for v in c["ratios"].values() if np.isfinite(v) and v > 0]
     if finite:  # head room above the tallest bar for the legend
         ax.set_ylim(min(0.5, min(finite)) / 1.5, max(2.0, max(finite)) * 4)
     ax.legend(fontsize=8, loc="upper left", ncol=3)
     ax.grid(axis="y", which="both", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    harness.save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=None,
-                        help=f"interleaved rounds (default {DEFAULT_ROUNDS}, quick {QUICK_ROUNDS})")
+    parser = harness.new_parser(__doc__, DEFAULT_ROUNDS, QUICK_ROUNDS)
     parser.add_argument("--n-ops", type=int, default=None,
                         help=f"ops per timed loop (default {DEFAULT_N_OPS})")
     parser.add_argument("--n-steps", type=int, default=None,
                         help=f"MLP steps per timed loop (default {DEFAULT_N_STEPS})")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke-test sizes: 3 rounds, small loops")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR,
-                        help="where eager_overhead.json / .png go (default benchmarks/results)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    args = parser.parse_args(argv)
-
-    if torch is None:
-        print("PyTorch is not installed: this benchmark compares against torch eager "
-              "(pip install torch==2.13.0)", file=sys.stderr)
+    harness.add_output_options(parser, "eager_overhead",
+                               quick_help="smoke-test sizes: 3 rounds, small loops")
+    args = harness.parse_args(parser, argv)
+    if args is None:
         return 2
 
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS)
@@ -459,10 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     n_steps = args.n_steps or (QUICK_N_STEPS if args.quick else DEFAULT_N_STEPS)
 
     check_steps = 20
-    losses = {c: mlp_losses(lib, check_steps) for c, lib in _libs().items()}
+    losses = {c: mlp_losses(lib, check_steps) for c, lib in harness.libs().items()}
     loss_diff = max(abs(a - b) for a, b in zip(losses["compgrad"], losses["torch"]))
 
-    load_before = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    load_before = harness.loadavg()
     t0 = time.perf_counter()
     result = run_benchmark(rounds, n_ops, n_steps)
     wall = time.perf_counter() - t0
@@ -487,13 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"threads: {thr}; MLP loss check: max |compgrad - torch| over {check_steps} steps "
           f"= {loss_diff:.2e}; wall {wall:.1f} s")
 
-    json_path = args.out_dir / "eager_overhead.json"
-    write_json(result, json_path)
-    print(f"wrote {json_path}")
-    if not args.no_plot:
-        png_path = args.out_dir / "eager_overhead.png"
-        plot(result, png_path)
-        print(f"wrote {png_path}")
+    harness.write_outputs(result, args.out_dir, "eager_overhead", plot, args.no_plot)
     return 0
 
 

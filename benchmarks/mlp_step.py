@@ -24,10 +24,7 @@ into BLAS matmul, other NumPy kernels and Python overhead.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
-import gc
-import json
 import os
 import pstats
 import statistics
@@ -40,18 +37,9 @@ from typing import Any
 
 import numpy as np
 
-import compgrad
-from benchmarks.eager_overhead import environment as _base_environment
+from benchmarks import harness
+from benchmarks.harness import CONTESTANTS, Runner, torch
 
-try:  # PyTorch is the oracle and the reference; compgrad never needs it, this benchmark does
-    import torch
-except ImportError:  # pragma: no cover - reported by main()
-    torch = None
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-CONTESTANTS = ("compgrad", "torch", "numpy")
-REFERENCE = "torch"
-BASELINE = "numpy"
 GOAL_RATIO = 1.1  # issue 5: compgrad eager within 10% of torch eager on this step
 
 SIZES = (784, 512, 512, 10)
@@ -67,8 +55,6 @@ QUICK_ROUNDS = 3
 QUICK_N_STEPS = 2
 QUICK_PROFILE_STEPS = 5
 CHECK_STEPS = 10
-
-Runner = Callable[[int], int]  # run(n) -> elapsed ns of n training steps
 
 
 # ------------------------------------------------------------------------ shared set-up
@@ -167,13 +153,6 @@ class NumpyMLP:
         return loss
 
 
-def _libs() -> dict[str, ModuleType]:
-    libs: dict[str, ModuleType] = {"compgrad": compgrad, "numpy": np}
-    if torch is not None:
-        libs["torch"] = torch
-    return libs
-
-
 def make_runner(contestant: str, state: dict[str, np.ndarray], batch: int) -> Runner:
     """``run(n)``: n training steps cycling through the batch's data; elapsed ns."""
     data = make_data(batch)
@@ -183,7 +162,7 @@ def make_runner(contestant: str, state: dict[str, np.ndarray], batch: int) -> Ru
         batches = [(x, y) for x, y in data]
         extra: tuple = ()
     else:
-        lib = _libs()[contestant]
+        lib = harness.libs()[contestant]
         model, loss_fn, optimizer = make_training(lib, state)
         step = train_step
         batches = [(lib.from_numpy(x.copy()), lib.from_numpy(y.copy())) for x, y in data]
@@ -206,7 +185,7 @@ def loss_trajectory(contestant: str, state: dict[str, np.ndarray], batch: int,
     if contestant == "numpy":
         net = NumpyMLP(state)
         return [net.step(*data[i % len(data)]) for i in range(steps)]
-    lib = _libs()[contestant]
+    lib = harness.libs()[contestant]
     model, loss_fn, optimizer = make_training(lib, state)
     out = []
     for i in range(steps):
@@ -219,16 +198,6 @@ def loss_trajectory(contestant: str, state: dict[str, np.ndarray], batch: int,
 
 # ----------------------------------------------------------------------------- timing
 
-def _progress(iterable: Iterable[int], total: int, enabled: bool) -> Iterable[int]:
-    if not enabled:
-        return iterable
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is in the `examples` extra; run without a bar otherwise
-        return iterable
-    return tqdm(iterable, total=total, desc="rounds", unit="round", file=sys.stderr)
-
-
 def run_benchmark(rounds: int = DEFAULT_ROUNDS, n_steps: int = DEFAULT_N_STEPS,
                   batches: Iterable[int] = BATCHES, contestants: Iterable[str] | None = None,
                   progress: bool = True) -> dict[str, Any]:
@@ -237,7 +206,7 @@ def run_benchmark(rounds: int = DEFAULT_ROUNDS, n_steps: int = DEFAULT_N_STEPS,
     Returns ``{"cases": [...]}``; each case holds per contestant the per-round times in
     µs per step, their median, min and max, and the ratios of medians.
     """
-    libs = _libs()
+    libs = harness.libs()
     names = [c for c in (contestants or CONTESTANTS) if c in libs]
     state = initial_state()
     batches = list(batches)
@@ -248,34 +217,14 @@ def run_benchmark(rounds: int = DEFAULT_ROUNDS, n_steps: int = DEFAULT_N_STEPS,
             r(2)
         runners.append(rs)
 
-    samples: list[dict[str, list[float]]] = [{c: [] for c in rs} for rs in runners]
-    for rnd in _progress(range(rounds), rounds, progress):
-        for rs, smp in zip(runners, samples):
-            order = list(rs)
-            k = rnd % len(order)
-            for c in order[k:] + order[:k]:  # rotate who goes first
-                gc.collect()
-                smp[c].append(rs[c](n_steps) / n_steps / 1e3)  # ns per loop -> µs per step
-
-    cases = []
-    for batch, smp in zip(batches, samples):
-        med = {c: statistics.median(v) for c, v in smp.items()}
-        ratios: dict[str, float] = {}
-        for num in med:
-            for den in (REFERENCE, BASELINE):
-                if num != den and den in med:
-                    ratios[f"{num}/{den}"] = med[num] / med[den]
-        cases.append({
-            "name": f"mlp {'-'.join(map(str, SIZES))} step, batch {batch}",
-            "batch": batch,
-            "unit": "us/step",
-            "n_per_round": n_steps,
-            "median_us": med,
-            "min_us": {c: min(v) for c, v in smp.items()},
-            "max_us": {c: max(v) for c, v in smp.items()},
-            "rounds_us": smp,
-            "ratios": ratios,
-        })
+    samples = harness.time_interleaved(runners, [n_steps] * len(runners), rounds, progress)
+    cases = [{
+        "name": f"mlp {'-'.join(map(str, SIZES))} step, batch {batch}",
+        "batch": batch,
+        "unit": "us/step",
+        "n_per_round": n_steps,
+        **harness.summarize(smp),
+    } for batch, smp in zip(batches, samples)]
     return {"cases": cases}
 
 
@@ -379,7 +328,7 @@ def environment() -> dict[str, Any]:
         pools = threadpoolctl.threadpool_info()
     except ImportError:  # pragma: no cover - threadpoolctl is optional
         pools = None
-    env = _base_environment()
+    env = harness.environment()
     env["threadpools"] = pools
     if torch_threads is not None:
         env["threads"]["torch_intra_op"] = torch_threads
@@ -397,30 +346,10 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def _fmt(x: float | None, ratio: bool = False) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.2f}x" if ratio else (f"{x:.1f}" if x < 1000 else f"{x:.0f}")
-
-
 def format_table(result: dict[str, Any]) -> str:
-    cols = ["case", "compgrad µs", "torch µs", "numpy µs", "cg/torch", "cg/numpy", "torch/numpy"]
-    rows = []
-    for case in result["cases"]:
-        med, rat = case["median_us"], case["ratios"]
-        rows.append([
-            f"batch {case['batch']}",
-            _fmt(med.get("compgrad")), _fmt(med.get("torch")), _fmt(med.get("numpy")),
-            _fmt(rat.get("compgrad/torch"), True), _fmt(rat.get("compgrad/numpy"), True),
-            _fmt(rat.get("torch/numpy"), True),
-        ])
-    widths = [max(len(r[i]) for r in [cols, *rows]) for i in range(len(cols))]
-
-    def line(r: list[str]) -> str:
-        return "  ".join(s.ljust(w) if i == 0 else s.rjust(w)
-                         for i, (s, w) in enumerate(zip(r, widths)))
-
-    return "\n".join([line(cols), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
+    """The results as a text table, one row per batch size."""
+    return harness.format_table(result, lambda case: f"batch {case['batch']}",
+                                digits=1, wide_from=1000)
 
 
 def format_profile(prof: dict[str, Any], top: int = 8) -> str:
@@ -440,24 +369,14 @@ def format_profile(prof: dict[str, Any], top: int = 8) -> str:
     return "\n".join(lines)
 
 
-def write_json(result: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 def plot(result: dict[str, Any], path: Path) -> None:
     """Grouped bars: median ms per step per contestant and batch, ratio to torch on top."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cases = result["cases"]
     colors = {"compgrad": "tab:blue", "torch": "tab:orange", "numpy": "tab:green"}
     names = [c for c in CONTESTANTS if any(c in case["median_us"] for case in cases)]
     xs = np.arange(len(cases))
     width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(7.0, 4.6))
+    fig, ax = harness.new_figure((7.0, 4.6))
     for i, c in enumerate(names):
         vals = [case["median_us"].get(c, np.nan) / 1e3 for case in cases]
         bars = ax.bar(xs + (i - (len(names) - 1) / 2) * width, vals, width,
@@ -471,17 +390,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_xticks(xs)
     ax.set_xticklabels([f"batch {c['batch']}" for c in cases])
     ax.set_ylabel("median ms per training step (labels: ratio to torch)")
-    env = result.get("environment", {})
     ax.set_title(f"MLP {'-'.join(map(str, SIZES))} SGD-momentum step, "
                  f"{result['config']['rounds']} rounds, threads: "
                  f"{result['config']['threads'] or 'default'}, "
-                 f"{env.get('cpus_available', env.get('cpu_count'))} CPUs", fontsize=10)
+                 f"{harness.cpus(result)} CPUs", fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    harness.save_figure(fig, path)
 
 
 def _limit_threads(n: int) -> Any:
@@ -497,9 +412,7 @@ def _limit_threads(n: int) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=None,
-                        help=f"interleaved rounds (default {DEFAULT_ROUNDS}, quick {QUICK_ROUNDS})")
+    parser = harness.new_parser(__doc__, DEFAULT_ROUNDS, QUICK_ROUNDS)
     parser.add_argument("--n-steps", type=int, default=None,
                         help=f"training steps per timed loop (default {DEFAULT_N_STEPS})")
     parser.add_argument("--profile-steps", type=int, default=None,
@@ -507,16 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="limit torch and BLAS (NumPy/SciPy OpenBLAS) to N threads "
                              "(default: leave every library at its default)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke-test sizes: 3 rounds, 2 steps per loop, 5 profiled steps")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR,
-                        help="where mlp_step.json / .png go (default benchmarks/results)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    args = parser.parse_args(argv)
-
-    if torch is None:
-        print("PyTorch is not installed: this benchmark compares against torch eager "
-              "(pip install torch==2.13.0)", file=sys.stderr)
+    harness.add_output_options(
+        parser, "mlp_step",
+        quick_help="smoke-test sizes: 3 rounds, 2 steps per loop, 5 profiled steps")
+    args = harness.parse_args(parser, argv)
+    if args is None:
         return 2
 
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS)
@@ -538,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
                 max(abs(a - b) for a, b in zip(losses["numpy"], losses["torch"])),
         }
 
-    load_before = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    load_before = harness.loadavg()
     t0 = time.perf_counter()
     result = run_benchmark(rounds, n_steps)
     wall = time.perf_counter() - t0
@@ -569,13 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(format_profile(prof))
 
-    json_path = args.out_dir / "mlp_step.json"
-    write_json(result, json_path)
-    print(f"\nwrote {json_path}")
-    if not args.no_plot:
-        png_path = args.out_dir / "mlp_step.png"
-        plot(result, png_path)
-        print(f"wrote {png_path}")
+    print()
+    harness.write_outputs(result, args.out_dir, "mlp_step", plot, args.no_plot)
     return 0
 
 
