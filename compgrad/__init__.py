@@ -68,6 +68,7 @@ from compgrad.autograd import (  # noqa: E402
     no_grad,
     set_grad_enabled,
 )
+from compgrad.compile import compile  # noqa: E402
 from compgrad.factories import *  # noqa: E402,F403
 from compgrad.random import (  # noqa: E402
     Generator,

@@ -15,15 +15,25 @@ import numpy as np
 
 from compgrad.size import Size
 from ir import dtypes, ops
+from ir.dispatch import current_interpreter
 from ir.dtypes import DType, can_cast
 from ir.types import CPU, Device, TensorType, broadcast_shapes, shape_str
 
 __all__ = ["Tensor", "INPLACE_HOOKS"]
 
+
+def _active_trace():
+    """The @compile trace recording ops in this context, or None when running eagerly."""
+    return getattr(current_interpreter(), "trace", None)
+
 # Autograd's rules for in-place writes, installed by compgrad.autograd: each is called
 # as hook(tensor, value) before the write (it may refuse it) and may return a callable
 # to run once the write is done.
 INPLACE_HOOKS: list = []
+
+OVERLAP_MESSAGE = ("unsupported operation: more than one element of the written-to tensor refers "
+                   "to a single memory location. Please clone() the tensor before performing the "
+                   "operation.")
 
 _NP_TO_DTYPE = {d.np_dtype: d for d in dtypes.ALL_DTYPES}
 
@@ -50,6 +60,18 @@ class Tensor:
 
     # NumPy scalars on the left (np.float64(2) * t) defer to Tensor's reflected operators
     __array_priority__ = 1000
+
+    # Set while @compile records this tensor: its pending state in the trace. A
+    # recorded tensor has no ``_data`` yet; reading it computes the pending graph.
+    _lazy = None
+
+    def __getattr__(self, name: str):
+        # only reached when normal lookup fails: ``_data`` of a recorded tensor
+        if name == "_data":
+            lazy = self._lazy
+            if lazy is not None:
+                return lazy.force(self)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     # --- construction --------------------------------------------------------------------
 
@@ -97,24 +119,28 @@ class Tensor:
             self._type_cache = t
         return t
 
+    # Metadata reads go through the type, never the data: a tensor recorded by
+    # @compile has a type but no data until its value is needed.
+
     @property
     def shape(self) -> Size:
-        return Size(self._data.shape)
+        return Size(self._type.shape)
 
     def size(self, dim: int | None = None):
         """The shape, or the size of one dim."""
+        shape = self._type.shape
         if dim is None:
-            return Size(self._data.shape)
+            return Size(shape)
         from ir.types import normalize_dim
-        if self._data.ndim == 0:
+        if not shape:
             normalize_dim(dim, 0)
             raise IndexError("dimension specified as " + str(dim) + " but tensor has no "
                              "dimensions")
-        return self._data.shape[normalize_dim(dim, self._data.ndim)]
+        return shape[normalize_dim(dim, len(shape))]
 
     @property
     def dtype(self) -> DType:
-        return _NP_TO_DTYPE[self._data.dtype]
+        return self._type.dtype
 
     @property
     def device(self) -> Device:
@@ -126,28 +152,28 @@ class Tensor:
 
     @property
     def ndim(self) -> int:
-        return self._data.ndim
+        return len(self._type.shape)
 
     def dim(self) -> int:
-        return self._data.ndim
+        return len(self._type.shape)
 
     ndimension = dim
 
     def numel(self) -> int:
-        return int(self._data.size)
+        return self._type.numel
 
     nelement = numel
 
     def element_size(self) -> int:
-        return self._data.itemsize
+        return self._type.dtype.itemsize
 
     @property
     def itemsize(self) -> int:
-        return self._data.itemsize
+        return self._type.dtype.itemsize
 
     @property
     def nbytes(self) -> int:
-        return int(self._data.nbytes)
+        return self._type.numel * self._type.dtype.itemsize
 
     def stride(self, dim: int | None = None):
         """Strides in elements, as PyTorch reports them."""
@@ -202,7 +228,7 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
-        if value and self._data.dtype.kind != "f":
+        if value and self._type.dtype.category != dtypes.CATEGORY_FLOAT:
             raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if not value and self.grad_fn is not None:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
@@ -252,6 +278,9 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A tensor sharing storage with this one that requires no grad."""
+        trace = _active_trace()
+        if trace is not None:
+            return trace.alias(self)
         out = Tensor._view_of(self, self._data)
         out._detached = True  # outside autograd: in-place writes through it are allowed
         return out
@@ -332,12 +361,13 @@ class Tensor:
         return arr.copy() if copy else arr
 
     def __len__(self) -> int:
-        if self._data.ndim == 0:
+        shape = self._type.shape
+        if not shape:
             raise TypeError("len() of a 0-d tensor")
-        return self._data.shape[0]
+        return shape[0]
 
     def __iter__(self):
-        if self._data.ndim == 0:
+        if not self._type.shape:
             raise TypeError("iteration over a 0-d tensor")
         return iter(ops.unbind(self, 0))
 
@@ -563,10 +593,11 @@ class Tensor:
         if not can_cast(vt.dtype, st.dtype):
             raise RuntimeError(f"result type {vt.dtype.torch_name} can't be cast to the desired "
                                f"output type {st.dtype.torch_name}")
+        trace = _active_trace()
+        if trace is not None:
+            return trace.write(self, value)
         if not self._data.flags.writeable and self._data.size > 1:
-            raise RuntimeError("unsupported operation: more than one element of the written-to "
-                               "tensor refers to a single memory location. Please clone() the "
-                               "tensor before performing the operation.")
+            raise RuntimeError(OVERLAP_MESSAGE)
         after = [hook(self, value) for hook in INPLACE_HOOKS]
         if not self._data.flags.writeable:
             self._data = self._data.copy()

@@ -7,3 +7,7 @@ import tempfile
 _CACHE = tempfile.mkdtemp(prefix="compgrad-test-cache-")
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(_CACHE, "numba"))
 os.environ.setdefault("COMPGRAD_CACHE_DIR", os.path.join(_CACHE, "compgrad"))
+
+# Every graph a test verifies is also printed, parsed back and printed again
+# (ir.verify checks the text is unchanged), so passes exercise the IR text form.
+os.environ.setdefault("COMPGRAD_VERIFY_ROUNDTRIP", "1")

@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from compgrad.autograd.engine import run_backward
-from compgrad.tensor import Tensor
+from compgrad.tensor import Tensor, _active_trace
 
 __all__ = ["backward", "grad"]
+
+
+def _run(*args, **kwargs):
+    # inside a compiled function the symbolic backward of the recorded graph runs
+    trace = _active_trace()
+    if trace is not None:
+        from compgrad.compile.autograd import trace_backward
+        return trace_backward(trace, *args, **kwargs)
+    return run_backward(*args, **kwargs)
 
 
 def _as_tuple(x, what: str) -> tuple:
@@ -43,7 +52,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
         inputs = _as_tuple(inputs, "inputs")
         if not inputs:
             raise RuntimeError("'inputs' argument to backward() cannot be empty.")
-    run_backward(roots, grads, retain_graph, create_graph, inputs=inputs, accumulate=True)
+    _run(roots, grads, retain_graph, create_graph, inputs=inputs, accumulate=True)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
@@ -61,7 +70,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     grads = _grad_list(grad_outputs, len(outs), "grad_outputs")
     if retain_graph is None:
         retain_graph = create_graph
-    return run_backward(outs, grads, retain_graph, create_graph, inputs=ins,
+    return _run(outs, grads, retain_graph, create_graph, inputs=ins,
                         allow_unused=bool(allow_unused) or materialize_grads, accumulate=False,
                         materialize_grads=materialize_grads)
 

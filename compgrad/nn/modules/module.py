@@ -458,6 +458,19 @@ class Module:
         return handle
 
     def __call__(self, *args, **kwargs):
+        compiled = self.__dict__.get("_compiled_call_impl")
+        if compiled is not None:
+            return compiled(*args, **kwargs)
+        return self._call_impl(*args, **kwargs)
+
+    def compile(self, *args, **kwargs) -> None:
+        """Compile this module's calls in place with :func:`compgrad.compile` (same
+        arguments); ``module(x)`` then runs compiled."""
+        from compgrad.compile import compile as compile_fn
+        object.__setattr__(self, "_compiled_call_impl", compile_fn(self._call_impl, *args,
+                                                                   **kwargs))
+
+    def _call_impl(self, *args, **kwargs):
         for hid, hook in list(self._forward_pre_hooks.items()):
             if hid in self._forward_pre_hooks_with_kwargs:
                 result = hook(self, args, kwargs)

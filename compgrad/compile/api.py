@@ -1,0 +1,241 @@
+"""``compgrad.compile``: run a function (a whole training step) as compiled programs.
+
+Default mode (DESIGN.md, "A compiled call"): Python runs the function on
+every call with tensors recorded lazily; each run of recorded ops between
+points where Python needs a value is a segment, looked up by its structure
+in this function's program cache and compiled on a miss. Nothing about the
+user's Python is frozen, so results and side effects are the eager ones.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from compgrad import config
+from compgrad.compile.explain import BreakReason, ExplainOutput
+from compgrad.compile.lazy import LazyInterpreter
+from compgrad.compile.naming import captured_names
+from compgrad.compile.segment import build_program_graph, segment_key
+from compgrad.tensor import _active_trace
+from ir.dispatch import interpreter
+from ir.interpret import interpret
+
+__all__ = ["compile", "CompiledFunction", "BACKENDS"]
+
+BACKENDS = ("numba", "interpret", "eager")
+
+
+class Program:
+    """One compiled segment: its Graph and how to run it."""
+
+    def __init__(self, graph, backend: str):
+        self.graph = graph
+        self.backend = backend
+        self.runs = 0
+
+    def run(self, args: list) -> tuple[list, list]:
+        # until code generation lands every backend runs the reference interpreter
+        result = interpret(self.graph, args)
+        self.runs += 1
+        return result.outputs, [arr for _, arr in result.mutations]
+
+
+class CompiledFunction:
+    """What ``compile(fn)`` returns: call it like ``fn``; ``explain()`` reports what
+    was captured."""
+
+    def __init__(self, fn: Callable, *, backend: str = "numba", fullgraph: bool = False,
+                 dynamic: bool | None = None, mode: str | None = None,
+                 options: dict | None = None, disable: bool = False):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown compgrad backend {backend!r}; expected one of "
+                             f"{', '.join(BACKENDS)}")
+        if mode not in (None, "default", "reduce-overhead", "max-autotune"):
+            raise ValueError(f"unknown compile mode {mode!r}")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.backend = backend
+        self.fullgraph = fullgraph
+        self.dynamic = dynamic
+        self.mode = mode
+        self.options = dict(options or {})
+        self.disable = disable
+        self.programs: dict[tuple, Program] = {}
+        self._order: list[tuple] = []            # keys in compile order
+        self._gave_up: str | None = None
+        self._stats = {"calls": 0, "eager_calls": 0, "hits": 0, "misses": 0,
+                       "compile_times": [], "breaks": {}, "paths": {}, "recompiles": []}
+        self._name = getattr(fn, "__qualname__", getattr(fn, "__name__", "fn"))
+
+    # --- calling ------------------------------------------------------------------------
+
+    def __call__(self, *args, **kwargs):
+        if self.disable or self.backend == "eager" or config.disabled():
+            return self.fn(*args, **kwargs)
+        if _active_trace() is not None:
+            return self.fn(*args, **kwargs)   # nested: recorded into the caller's trace
+        if self._gave_up is not None:
+            self._stats["eager_calls"] += 1
+            return self.fn(*args, **kwargs)
+        from compgrad.compile.trace import Trace
+        self._stats["calls"] += 1
+        trace = Trace(self._name, self._run_segment, captured_names(self.fn, args, kwargs))
+        trace.final = False
+        trace.path = []
+        with interpreter(LazyInterpreter(trace)):
+            try:
+                result = self.fn(*args, **kwargs)
+            except BaseException:
+                # the work recorded before the exception happened eagerly too
+                trace.final = True
+                if trace.pending():
+                    try:
+                        trace.flush(reason="exception")
+                    except Exception:  # noqa: BLE001 - the user's exception matters more
+                        pass
+                raise
+            trace.final = True
+            if trace.pending():
+                trace.flush(reason="return")
+        path = tuple(trace.path)
+        self._stats["paths"][path] = self._stats["paths"].get(path, 0) + 1
+        return result
+
+    def _run_segment(self, trace, nodes, outputs, writes, reason: str) -> dict:
+        if not trace.final:
+            if self.fullgraph:
+                raise RuntimeError(f"compgrad.compile(fullgraph=True): graph break in "
+                                   f"{self._name}: {reason}")
+            self._stats["breaks"][reason] = self._stats["breaks"].get(reason, 0) + 1
+        key, external = segment_key(nodes, outputs, writes)
+        program = self.programs.get(key)
+        if program is None:
+            program = self._compile(key, nodes, external, outputs, writes)
+            self._stats["misses"] += 1
+        else:
+            self._stats["hits"] += 1
+        trace.path.append(self._order.index(key) if len(self._order) < 64 else -1)
+        outs, muts = program.run([trace.env[v] for v in external])
+        results = dict(zip(outputs, outs))
+        for (_, _, value), arr in zip(writes, muts):
+            results[value] = arr
+        return results
+
+    def _compile(self, key, nodes, external, outputs, writes) -> Program:
+        from ir.verify import verify
+        start = time.perf_counter()
+        graph = build_program_graph(f"{_ident(self._name)}_{len(self._order)}", nodes, external,
+                                    outputs, writes)
+        verify(graph)
+        program = Program(graph, self.backend)
+        elapsed = time.perf_counter() - start
+        self._stats["compile_times"].append({"capture": elapsed})
+        _dump(graph, "capture")
+        if self._order:
+            self._stats["recompiles"].append(_recompile_cause(self.programs, key))
+        self.programs[key] = program
+        self._order.append(key)
+        limit = config.recompile_limit()
+        if len(self._order) > limit and self._gave_up is None:
+            cause = self._stats["recompiles"][-1]
+            self._gave_up = cause
+            warnings.warn(f"compgrad.compile: {self._name} compiled {len(self._order)} programs "
+                          f"(recompile limit {limit}); it runs eagerly from now on. Last "
+                          f"recompile: {cause}", RuntimeWarning, stacklevel=4)
+        return program
+
+    # --- reporting ----------------------------------------------------------------------
+
+    def explain(self) -> ExplainOutput:
+        """What the calls so far captured: graphs, breaks, paths, recompiles, caches."""
+        graphs = [self.programs[k].graph for k in self._order]
+        stats = self._stats
+        return ExplainOutput(
+            graphs=graphs,
+            graph_count=len(graphs),
+            graph_break_count=sum(stats["breaks"].values()),
+            break_reasons=[BreakReason(reason, count) for reason, count in stats["breaks"].items()],
+            ops_per_graph=[[n.op.name for n in g.nodes] for g in graphs],
+            compile_times=stats["compile_times"],
+            paths=dict(stats["paths"]),
+            recompiles=list(stats["recompiles"]),
+            calls=stats["calls"], eager_calls=stats["eager_calls"],
+            cache_hits=stats["hits"], cache_misses=stats["misses"],
+            backend=self.backend, gave_up=self._gave_up,
+            guards=[_guards(g) for g in graphs])
+
+    def __repr__(self) -> str:
+        return f"<compgrad.compile({self._name}, backend={self.backend!r})>"
+
+    def __get__(self, obj, objtype=None):
+        # decorating a method: bind like a function
+        if obj is None:
+            return self
+        return functools.partial(self.__call__, obj)
+
+
+def _ident(name: str) -> str:
+    out = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    return out if out and not out[0].isdigit() else f"f_{out}"
+
+
+def _guards(graph) -> list[str]:
+    """What a call must match to reuse the program: its input types (structure is the key)."""
+    return [f"%{v.name}: {v.type}{' weak' if v.type.weak else ''}" for v in graph.inputs]
+
+
+def _recompile_cause(programs: dict, key: tuple) -> str:
+    parts, outs, muts, types = key
+    for old in programs:
+        if old[0] == parts and old[1:3] == (outs, muts):
+            for i, (a, b) in enumerate(zip(old[3], types)):
+                if a != b:
+                    return f"input {i} changed type: {a} -> {b}"
+    for old in programs:
+        if len(old[0]) != len(parts):
+            continue
+        for a, b in zip(old[0], parts):
+            if a[0] != b[0] or a[2] != b[2]:
+                return f"recorded op changed: {a[0]} -> {b[0]}"
+    return "a new sequence of recorded ops (a new path through the function)"
+
+
+def _dump(graph, stage: str) -> None:
+    directory = config.dump_dir()
+    if directory is None:
+        return
+    from ir.printer import print_graph
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, f"{graph.name}.{stage}.ir"), "w") as f:
+        f.write(print_graph(graph))
+
+
+def compile(fn: Callable | None = None, *, backend: str = "numba", fullgraph: bool = False,  # noqa: A001
+            dynamic: bool | None = None, mode: str | None = None,
+            options: dict[str, Any] | None = None, disable: bool = False):
+    """Compile ``fn`` (a function, a training step, or an ``nn.Module``), as
+    ``torch.compile``: ``@compile``, ``@compile(backend=...)``, ``compile(fn)``,
+    ``compile(module)``.
+
+    ``backend``: ``"numba"`` (generated kernels; until code generation lands it
+    runs the reference interpreter), ``"interpret"`` (the reference interpreter:
+    checks capture without codegen) or ``"eager"`` (the plain function).
+    ``fullgraph=True`` makes a graph break an error naming the user's line.
+    ``COMPGRAD_DISABLE=1`` turns compilation off everywhere.
+    """
+    kwargs = dict(backend=backend, fullgraph=fullgraph, dynamic=dynamic, mode=mode,
+                  options=options, disable=disable)
+    if fn is None:
+        return lambda f: compile(f, **kwargs)
+    from compgrad.nn.modules.module import Module
+    if isinstance(fn, Module):
+        from compgrad.compile.module import OptimizedModule
+        return OptimizedModule(fn, CompiledFunction(fn.__call__, **kwargs))
+    if not callable(fn):
+        raise TypeError(f"compile() expects a callable or an nn.Module, got {type(fn).__name__}")
+    return CompiledFunction(fn, **kwargs)

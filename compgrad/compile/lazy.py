@@ -1,0 +1,190 @@
+"""Recorded (lazy) tensors: the interpreter @compile installs, and the state a
+recorded tensor carries.
+
+While a compiled function runs, every op applied to tensors appends a node to
+the call's :class:`~compgrad.compile.trace.Trace` instead of computing. The
+result is an ordinary :class:`~compgrad.tensor.Tensor` with a type but no
+``_data``; its ``_lazy`` slot holds a :class:`LazyRef`. Reading the data
+(``item()``, printing, ``numpy()``) computes the pending graph first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from compgrad.autograd.grad_mode import _STATE
+from compgrad.tensor import Tensor
+from ir.dispatch import Interpreter, is_scalar
+from ir.dtypes import CATEGORY_FLOAT
+from ir.graph import Node, Value
+from ir.opdef import OpDef, infer_type
+from ir.types import TensorType, scalar_type
+
+__all__ = ["LazyRef", "PendingWrite", "LazyGradFn", "LazyInterpreter", "user_location"]
+
+
+class LazyRef:
+    """A recorded tensor's place in the trace.
+
+    ``value`` is its current SSA value. A view (or alias) also knows its
+    ``root`` tensor (the owner of the storage) and the ``chain`` of view ops
+    from the root, so a write through any alias updates the root, and other
+    aliases re-derive their values from it; ``gen`` is the root's write
+    generation that ``value`` reflects.
+    """
+
+    __slots__ = ("trace", "value", "root", "chain", "gen")
+
+    def __init__(self, trace, value: Value, root: Tensor | None = None, chain: tuple = (),
+                 gen: int = 0):
+        self.trace = trace
+        self.value = value
+        self.root = root
+        self.chain = chain
+        self.gen = gen
+
+    def force(self, tensor: Tensor) -> np.ndarray:
+        """Compute the pending graph (a graph break) and return ``tensor``'s data."""
+        self.trace.flush(reason=_force_reason())
+        return object.__getattribute__(tensor, "_data")
+
+
+class PendingWrite:
+    """Marks a tensor from outside the trace that has a recorded, unapplied write:
+    its stale ``_data`` is hidden until the pending graph runs."""
+
+    __slots__ = ("trace",)
+
+    def __init__(self, trace):
+        self.trace = trace
+
+    def force(self, tensor: Tensor) -> np.ndarray:
+        self.trace.flush(reason=_force_reason())
+        return object.__getattribute__(tensor, "_data")
+
+
+class LazyGradFn:
+    """``grad_fn`` of a recorded tensor: names the op like PyTorch (``MulBackward0``)
+    and points at the graph value; the symbolic backward reads the graph, not this."""
+
+    __slots__ = ("node", "index", "trace", "_tensor_hooks", "_retained_refs")
+
+    def __init__(self, trace, node: Node | None, index: int = 0):
+        self.trace = trace
+        self.node = node
+        self.index = index
+        self._tensor_hooks: dict[int, dict] = {}
+        self._retained_refs: dict = {}
+
+    # the hooks protocol of compgrad.autograd.hooks (register_hook, retain_grad)
+    def _add_tensor_hook(self, output_nr: int, fn):
+        from compgrad.autograd.node import RemovableHandle
+        hooks = self._tensor_hooks.setdefault(output_nr, {})
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = fn
+        self.trace.graph_fns.add(self)
+        return handle
+
+    @property
+    def _retained(self) -> dict:
+        self.trace.graph_fns.add(self)
+        return self._retained_refs
+
+    def name(self) -> str:
+        from compgrad.autograd.node import node_class
+        if self.node is None:
+            return "CopySlices"
+        return node_class(self.node.op.name).__name__
+
+    @property
+    def next_functions(self) -> tuple:
+        return ()
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object (recorded by compgrad.compile)>"
+
+
+# --- user locations ---------------------------------------------------------------------
+
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))          # compgrad/
+_IR = os.path.join(os.path.dirname(_HERE), "ir")
+_INTERNAL = (_HERE + os.sep, _IR + os.sep)
+_LOC_CACHE: dict = {}
+
+
+def user_location(depth: int = 2) -> str | None:
+    """``file:line`` of the innermost frame outside compgrad and ir (the user's line)."""
+    f = sys._getframe(depth)
+    while f is not None:
+        code = f.f_code
+        internal = _LOC_CACHE.get(code)
+        if internal is None:
+            internal = code.co_filename.startswith(_INTERNAL) or code.co_filename.startswith("<")
+            internal = internal and "/tests/" not in code.co_filename
+            _LOC_CACHE[code] = internal
+        if not internal:
+            return f"{os.path.basename(code.co_filename)}:{f.f_lineno}"
+        f = f.f_back
+    return None
+
+
+def _force_reason() -> str:
+    """What read a recorded value (the Tensor method) and where the user did it."""
+    f = sys._getframe(2)
+    method = None
+    while f is not None:
+        name = f.f_code.co_filename
+        if name.startswith(_INTERNAL):
+            if name.endswith(os.path.join("compgrad", "tensor.py")) or "_tensor_str" in name:
+                method = f.f_code.co_name
+        else:
+            where = f"{os.path.basename(name)}:{f.f_lineno}"
+            return f"{method or 'data'}() read a tensor's value at {where}"
+        f = f.f_back
+    return f"{method or 'data'}() read a tensor's value"
+
+
+# --- the interpreter --------------------------------------------------------------------
+
+class LazyInterpreter(Interpreter):
+    """Records each applied op into ``trace`` (see the module docstring)."""
+
+    def __init__(self, trace):
+        self.trace = trace
+
+    def type_of(self, value) -> TensorType:
+        if isinstance(value, Tensor):
+            return value._type
+        if is_scalar(value):
+            return scalar_type(value)
+        raise TypeError(f"expected a Tensor or a number, got {type(value).__name__}")
+
+    def apply(self, op: OpDef, args: tuple, attrs: dict):
+        trace = self.trace
+        values = []
+        requires_grad = False
+        for a in args:
+            if isinstance(a, Tensor):
+                values.append(trace.value_of(a))
+                if a._requires_grad:
+                    requires_grad = True
+            elif is_scalar(a):
+                values.append(trace.scalar(a))
+            else:
+                what = "a Tensor argument" if a is None or isinstance(a, (str, tuple)) else \
+                    "a Tensor or a number"
+                raise TypeError(f"{op.name}(): expected {what}, got {type(a).__name__}")
+        out_type = infer_type(op, tuple(v.type for v in values), attrs)
+        types = out_type if isinstance(out_type, tuple) else (out_type,)
+        node = Node(op, tuple(values), attrs, types, user_location())
+        trace.graph.nodes.append(node)
+        requires_grad = requires_grad and _STATE.enabled and op.differentiable
+        source = args[0] if op.is_view and args and isinstance(args[0], Tensor) else None
+        outs = tuple(trace.new_tensor(v, requires_grad and v.type.dtype.category ==
+                                      CATEGORY_FLOAT, node, source=source)
+                     for v in node.outputs)
+        # multi-output ops give a plain tuple, as the eager interpreter does
+        return outs if isinstance(out_type, tuple) else outs[0]

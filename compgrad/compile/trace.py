@@ -1,0 +1,367 @@
+"""One compiled call's recording: the growing Graph, the tensors bound to its
+inputs, in-place writes as functional updates, and flushing pending nodes
+through the program cache.
+
+The default mode of DESIGN.md: Python runs every call and tensors are lazy.
+Ops append nodes (see :mod:`compgrad.compile.lazy`); tensors from outside the
+call (arguments, parameters, optimizer state, ``.grad``) and Python scalars
+become graph inputs bound to this call's objects. When Python needs a value,
+or the function returns, :meth:`Trace.flush` cuts the pending nodes into a
+segment, finds its program by the segment's structure (compiling on a miss),
+runs it, writes mutations back into the same tensor objects and gives every
+live recorded tensor its data. The Graph keeps growing across flushes, so a
+``backward()`` after a flush still differentiates what came before it.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from compgrad.autograd.grad_mode import _STATE
+from compgrad.compile.lazy import LazyGradFn, LazyRef, PendingWrite
+from compgrad.tensor import OVERLAP_MESSAGE, Tensor
+from ir import ops
+from ir.dispatch import interpreter, is_scalar
+from ir.dtypes import CATEGORY_FLOAT
+from ir.graph import Graph, Role, Value
+from ir.types import scalar_type
+
+__all__ = ["Trace"]
+
+_LEAF_INPLACE = ("a leaf Variable that requires grad is being used in an in-place operation.")
+_VIEW_OF_LEAF_INPLACE = ("a view of a leaf Variable that requires grad is being used in an "
+                         "in-place operation.")
+
+
+class Trace:
+    """The recording of one call of a compiled function (see the module docstring).
+
+    ``runner`` turns a flushed segment into outputs: ``runner(trace, nodes,
+    outputs, writes, reason)`` (the compiled function's program cache).
+    """
+
+    def __init__(self, name: str, runner, names: dict[int, tuple[str, Role]] | None = None):
+        self.graph = Graph(name)
+        self.runner = runner
+        self.names = names or {}
+        self.env: dict[Value, object] = {}      # computed values: bound inputs, flushed results
+        self.start = 0                          # first node not yet run
+        self.bound: dict[int, tuple[Tensor, Value]] = {}   # id(tensor) -> (tensor, its value)
+        self.written: dict[int, Tensor] = {}    # outside tensors with a pending write
+        self.hidden: dict[int, np.ndarray] = {}  # their data, hidden until the write lands
+        self.gen: dict[int, int] = {}           # write generation per storage root
+        self.lazies: list[weakref.ref] = []     # recorded tensors made since the last flush
+        self.requires_grad: set[Value] = set()  # values whose tensor required grad
+        self.leaves: dict[Value, Tensor] = {}   # values of leaves that require grad
+        self.versions: dict[Value, tuple[list, int]] = {}  # version counter when recorded
+        self.freed: set = set()                 # forward nodes whose saved values were freed
+        self.graph_fns: set = set()             # grad_fns with tensor hooks or retain_grad
+        self.segments: list[dict] = []           # what each flush did (for explain())
+        self.counts = {"scalar": 0, "input": 0}
+
+    # --- binding ------------------------------------------------------------------------
+
+    def scalar(self, x) -> Value:
+        """A Python scalar operand, lifted to a weak scalar input (its value is not
+        part of the program, so a new learning rate compiles nothing)."""
+        if isinstance(x, np.generic):
+            x = x.item()
+        v = self.graph.add_input(scalar_type(x), Role.ARGUMENT, f"s{self.counts['scalar']}")
+        self.counts["scalar"] += 1
+        self.env[v] = x
+        return v
+
+    def value_of(self, t: Tensor, role: Role | None = None) -> Value:
+        """The current value of tensor ``t`` in the graph (binding it as an input the
+        first time a tensor from outside the call is read)."""
+        ref = t._lazy
+        if type(ref) is LazyRef:
+            if ref.root is not None and ref.gen != self.gen.get(id(ref.root), 0):
+                self._refresh_view(t, ref)
+            return ref.value
+        base = t._base
+        if base is not None and id(base) in self.written and base is not t:
+            # an alias made outside the call of a tensor written inside it: run the
+            # pending graph so the alias sees the write, then read it
+            self.flush(reason="read of a view whose base was written in place")
+        entry = self.bound.get(id(t))
+        if entry is not None and entry[0] is t:
+            return entry[1]
+        return self._bind(t, role)
+
+    def _bind(self, t: Tensor, role: Role | None) -> Value:
+        known = self.names.get(id(t))
+        if role is None:
+            role = known[1] if known else _role_of(t)
+        name = known[0] if known else None
+        n = self.counts["input"]
+        self.counts["input"] += 1
+        v = self.graph.add_input(t._type, role, name or f"{_PREFIX[role]}{n}")
+        self.env[v] = object.__getattribute__(t, "_data")
+        self.bound[id(t)] = (t, v)
+        self.versions[v] = (t._version, t._version[0])
+        if t._requires_grad:
+            self.requires_grad.add(v)
+            if t.grad_fn is None:
+                self.leaves[v] = t
+        return v
+
+    # --- recorded tensors -----------------------------------------------------------------
+
+    def new_tensor(self, value: Value, requires_grad: bool, node, source: Tensor | None = None,
+                   chain_step: tuple | None = None) -> Tensor:
+        """A recorded tensor holding ``value`` (the output of ``node``); ``source`` is
+        the input a view op aliases."""
+        t = Tensor.__new__(Tensor)
+        t._device = value.type.device
+        t._type_cache = value.type
+        t._requires_grad = requires_grad
+        t.grad_fn = None
+        if source is not None:
+            root, chain = self._root_and_chain(source)
+            step = chain_step if chain_step is not None else (node.op, node.attrs, value.index)
+            t._base = root
+            t._version = root._version
+            t._lazy = LazyRef(self, value, root, chain + (step,), self.gen.get(id(root), 0))
+        else:
+            t._base = None
+            t._version = [0]
+            t._lazy = LazyRef(self, value)
+        if requires_grad:
+            t.grad_fn = LazyGradFn(self, node, value.index)
+            t._output_nr = value.index
+            self.requires_grad.add(value)
+        self.versions[value] = (t._version, t._version[0])
+        self.lazies.append(weakref.ref(t))
+        return t
+
+    def _root_and_chain(self, t: Tensor) -> tuple[Tensor, tuple]:
+        ref = t._lazy
+        if type(ref) is LazyRef and ref.root is not None:
+            return ref.root, ref.chain
+        return t, ()
+
+    def alias(self, t: Tensor) -> Tensor:
+        """``t.detach()``: a tensor sharing ``t``'s storage that requires no grad."""
+        value = self.value_of(t)
+        out = self.new_tensor(value, False, value.node, source=t, chain_step=(None, None, 0))
+        out._detached = True
+        return out
+
+    def _refresh_view(self, t: Tensor, ref: LazyRef) -> None:
+        # the root was written since this view's value was recorded: read it again
+        positions = Tensor._from_array(self.positions(ref))
+        fresh = ops.take(ref.root, positions)
+        ref.value = fresh._lazy.value
+        ref.gen = self.gen.get(id(ref.root), 0)
+        if fresh._requires_grad and not t._detached:
+            t._requires_grad = True
+            t.grad_fn = fresh.grad_fn
+
+    def positions(self, ref: LazyRef) -> np.ndarray:
+        """Flat indices into the root of each element of the view ``ref`` describes."""
+        root_type = ref.root._type
+        arr = np.arange(root_type.numel, dtype=np.int64).reshape(root_type.shape)
+        for op, attrs, index in ref.chain:
+            if op is None:
+                continue
+            arr = op.impl(arr, **attrs)
+            if isinstance(arr, (tuple, list)):
+                arr = arr[index]
+        return np.asarray(arr)
+
+    # --- in-place writes ------------------------------------------------------------------
+
+    def write(self, target: Tensor, value: Tensor) -> Tensor:
+        """``Tensor._write`` while recording: ``target`` takes ``value`` (already
+        checked for shape and dtype) as a new SSA value; writes through views update
+        the root, and writes to tensors from outside become mutation records."""
+        grad_on = _STATE.enabled
+        ref = target._lazy
+        lazy = type(ref) is LazyRef
+        root = ref.root if lazy else None
+        if grad_on:
+            if target._requires_grad and target.grad_fn is None and root is None \
+                    and target._base is None:
+                raise RuntimeError(_LEAF_INPLACE)
+            if root is not None and not target._detached and root._requires_grad \
+                    and root.grad_fn is None:
+                raise RuntimeError(_VIEW_OF_LEAF_INPLACE)
+        if not lazy and target._base is not None:
+            return self._write_outside_view(target, value)
+        if value.dtype is not target.dtype:
+            value = ops.to_dtype(value, target.dtype)
+        if value.shape != target.shape:
+            value = ops.expand(value, tuple(target.shape))
+        new = self.value_of(value)
+        requires_grad = grad_on and target.dtype.category == CATEGORY_FLOAT and (
+            value._requires_grad or (target._requires_grad and not target._detached))
+        if root is not None:
+            positions = self.positions(ref)
+            if positions.size > 1 and np.unique(positions).size != positions.size:
+                raise RuntimeError(OVERLAP_MESSAGE)
+            flat = ops.index_put(ops.reshape(root, (-1,)),
+                                 (Tensor._from_array(positions.reshape(-1)),),
+                                 ops.reshape(value, (-1,)))
+            new_root = ops.reshape(flat, tuple(root.shape))
+            self._set_root(root, new_root._lazy.value)
+            if new_root._requires_grad:
+                root._requires_grad = True
+                root.grad_fn = new_root.grad_fn
+                self.requires_grad.add(new_root._lazy.value)
+            ref.value = new
+            ref.gen = self.gen[id(root)]
+        else:
+            self._set_root(target, new)
+        target._version[0] += 1
+        self.versions[new] = (target._version, target._version[0])
+        if requires_grad:
+            target._requires_grad = True
+            target.grad_fn = value.grad_fn if value.grad_fn is not None else LazyGradFn(
+                self, new.node, new.index)
+            self.requires_grad.add(new)
+        elif target.grad_fn is not None and not target._detached:
+            target.grad_fn = None
+            target._requires_grad = False
+        return target
+
+    def _set_root(self, root: Tensor, value: Value) -> None:
+        key = id(root)
+        self.gen[key] = self.gen.get(key, 0) + 1
+        ref = root._lazy
+        if type(ref) is LazyRef:
+            ref.value = value
+            ref.gen = self.gen[key]
+        else:
+            if key not in self.written:
+                target = self.value_of(root)  # bound, so the mutation has a target input
+                root._type_cache = root._type
+                self.hidden[key] = object.__getattribute__(root, "_data")
+                del root._data
+                root._lazy = PendingWrite(self)
+                self.written[key] = (root, target)
+            self.bound[key] = (root, value)
+
+    def _write_outside_view(self, target: Tensor, value: Tensor) -> Tensor:
+        # a view made outside the call: its aliasing is NumPy's, not recorded; run the
+        # pending graph and write eagerly (a graph break)
+        self.flush(reason="in-place write into a view made outside the compiled function")
+        from compgrad._eager import EAGER
+        with interpreter(EAGER):
+            value._data  # noqa: B018 - computes it if it is still pending
+            return target._write(value)
+
+    # --- running ----------------------------------------------------------------------------
+
+    def pending(self) -> bool:
+        return self.start < len(self.graph.nodes) or bool(self.written) or bool(self.lazies)
+
+    def flush(self, reason: str) -> None:
+        """Run the pending nodes as one program and give live tensors their data."""
+        alive = [t for r in self.lazies if (t := r()) is not None and t._lazy is not None]
+        for t in alive:
+            self.value_of(t)  # refresh stale views before the segment is cut
+        nodes = self.graph.nodes[self.start:]
+        produced = {o for n in nodes for o in n.outputs}
+        outputs: list[Value] = []
+        seen: set[Value] = set()
+
+        def keep(v):
+            if v in produced and v not in seen:
+                seen.add(v)
+                outputs.append(v)
+
+        for t in alive:
+            keep(t._lazy.value)
+        if self.requires_grad:
+            # values a later backward may read (the saved tensors eager autograd keeps)
+            rg = self.requires_grad
+            freed = self.freed
+            for n in nodes:
+                if n.op.differentiable and n not in freed and any(o in rg for o in n.outputs):
+                    for x in n.inputs:
+                        if type(x) is Value:
+                            keep(x)
+                    for o in n.outputs:
+                        keep(o)
+        writes = []
+        for key, (root, target) in self.written.items():
+            value = self.bound[key][1]
+            keep(value)
+            writes.append((root, target, value))
+        results = self.runner(self, nodes, outputs, writes, reason) if (nodes or writes) else {}
+        self.env.update(results)
+        self.start = len(self.graph.nodes)
+        self._land_writes(writes)
+        self._materialize(alive)
+        self.lazies = []
+
+    def _land_writes(self, writes) -> None:
+        for root, _target, value in writes:
+            key = id(root)
+            data = self.hidden.pop(key)
+            root._data = data
+            root._lazy = None
+            np.copyto(data, self.env[value], casting="unsafe")
+            del self.written[key]
+            del self.bound[key]   # the next read binds the written data afresh
+
+    def _materialize(self, alive: list[Tensor]) -> None:
+        views = []
+        for t in alive:
+            ref = t._lazy
+            if ref.root is not None:
+                views.append(t)
+                continue
+            arr = self.env[ref.value]
+            t._data = arr if not _aliases_input(ref.value, arr, self.env) else arr.copy()
+            t._lazy = None
+            self.bound[id(t)] = (t, ref.value)
+        for t in views:
+            ref = t._lazy
+            t._data = self._view_data(ref)
+            t._lazy = None
+            self.bound[id(t)] = (t, ref.value)
+
+    def _view_data(self, ref: LazyRef) -> np.ndarray:
+        # replay the view chain on the root's real array, so the view shares its storage
+        root_data = object.__getattribute__(ref.root, "_data")
+        arr = root_data
+        for op, attrs, index in ref.chain:
+            if op is None:
+                continue
+            arr = op.impl(arr, **attrs)
+            if isinstance(arr, (tuple, list)):
+                arr = arr[index]
+        arr = np.asarray(arr)
+        want = self.env[ref.value]
+        if arr.shape != want.shape or arr.dtype != want.dtype or not np.shares_memory(
+                arr, root_data):
+            return np.array(want)
+        return arr
+
+
+_PREFIX = {Role.ARGUMENT: "x", Role.PARAMETER: "p", Role.BUFFER: "b", Role.OPTIMIZER_STATE: "st",
+           Role.GRAD: "g", Role.RNG_STATE: "rng", Role.CONSTANT: "c"}
+
+
+def _role_of(t: Tensor) -> Role:
+    from compgrad.nn.parameter import Parameter
+    return Role.PARAMETER if isinstance(t, Parameter) else Role.ARGUMENT
+
+
+def _aliases_input(value: Value, arr, env) -> bool:
+    # results of non-view ops must own their memory (an in-place op on them must not
+    # reach an input), as eager results do
+    node = value.node
+    if node is None or node.op.is_view or not isinstance(arr, np.ndarray):
+        return False
+    return any(type(x) is Value and isinstance(env.get(x), np.ndarray)
+               and np.may_share_memory(arr, env[x]) for x in node.inputs)
+
+
+def is_recorded(x) -> bool:
+    """Whether ``x`` is a tensor recorded by a trace and not yet computed."""
+    return isinstance(x, Tensor) and x._lazy is not None and not is_scalar(x)
