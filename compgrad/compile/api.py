@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from compgrad import config
+from compgrad.compile.escape import attach_backward
 from compgrad.compile.explain import BreakReason, ExplainOutput
 from compgrad.compile.lazy import LazyInterpreter
 from compgrad.compile.naming import captured_names
@@ -85,8 +86,6 @@ class CompiledFunction:
         from compgrad.compile.trace import Trace
         self._stats["calls"] += 1
         trace = Trace(self._name, self._run_segment, captured_names(self.fn, args, kwargs))
-        trace.final = False
-        trace.path = []
         with interpreter(LazyInterpreter(trace)):
             try:
                 result = self.fn(*args, **kwargs)
@@ -102,6 +101,7 @@ class CompiledFunction:
             trace.final = True
             if trace.pending():
                 trace.flush(reason="return")
+            attach_backward(trace, trace.escaped)
         path = tuple(trace.path)
         self._stats["paths"][path] = self._stats["paths"].get(path, 0) + 1
         return result

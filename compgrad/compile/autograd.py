@@ -22,7 +22,7 @@ from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Value, live_values
 from passes import autodiff
 
-__all__ = ["trace_backward"]
+__all__ = ["trace_backward", "check_saved"]
 
 _FREED = ("Trying to backward through the graph a second time (or directly access saved "
           "tensors after they have already been freed). Saved intermediate values of the graph "
@@ -36,6 +36,18 @@ def _modified(v: Value, version: int) -> str:
             f"inplace operation: [{v.type}], which is output 0 of its producer; its version is "
             f"now ahead of version {version}. Hint: the backtrace further above shows the "
             "operation that failed to compute its gradient.")
+
+
+def check_saved(trace, node, kind: str, index: int, reads: list) -> None:
+    """Eager autograd's checks when a VJP reads a saved value: the graph was not
+    freed by an earlier backward, and the value was not modified in place since."""
+    if node in trace.freed:
+        raise RuntimeError(_FREED)
+    reads.append(node)
+    v = (node.inputs if kind == "input" else node.outputs)[index]
+    recorded = trace.versions.get(v)
+    if recorded is not None and recorded[0][0] != recorded[1]:
+        raise RuntimeError(_modified(v, recorded[1]))
 
 
 def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, retain_graph: bool,
@@ -62,13 +74,7 @@ def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, ret
     grads_by_value: dict[Value, Value] = {}
 
     def on_saved(node, kind, index):
-        if node in trace.freed:
-            raise RuntimeError(_FREED)
-        reads.append(node)
-        v = (node.inputs if kind == "input" else node.outputs)[index]
-        recorded = trace.versions.get(v)
-        if recorded is not None and recorded[0][0] != recorded[1]:
-            raise RuntimeError(_modified(v, recorded[1]))
+        check_saved(trace, node, kind, index, reads)
 
     def on_grad(v, g):
         hooks, keep = hooked.get(v, ((), None))

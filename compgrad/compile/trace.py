@@ -60,6 +60,9 @@ class Trace:
         self.graph_fns: set = set()             # grad_fns with tensor hooks or retain_grad
         self.segments: list[dict] = []           # what each flush did (for explain())
         self.counts = {"scalar": 0, "input": 0}
+        self.final = False      # set for the flush at the end of the call
+        self.escaped: list[Tensor] = []   # materialised results that require grad
+        self.path: list[int] = []         # programs run, in order (for explain())
 
     # --- binding ------------------------------------------------------------------------
 
@@ -324,6 +327,8 @@ class Trace:
             t._data = self._view_data(ref)
             t._lazy = None
             self.bound[id(t)] = (t, ref.value)
+        if self.final:
+            self.escaped = [t for t in alive if t._requires_grad]
 
     def _view_data(self, ref: LazyRef) -> np.ndarray:
         # replay the view chain on the root's real array, so the view shares its storage

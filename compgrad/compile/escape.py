@@ -1,0 +1,99 @@
+"""Compiled forwards used from eager code: outputs that require grad leave the
+compiled call with a ``grad_fn`` (``CompiledFunctionBackward``, as in
+PyTorch) that runs the symbolic backward of the recorded graph as a compiled
+program when eager autograd reaches it.
+
+``out = compiled_model(x); loss = f(out); loss.backward()`` thus works: the
+eager engine hands the output gradients to this node, which appends the
+backward of the call's graph (``passes.autodiff``, the OpDefs' VJP rules),
+runs it through the compiled function's program cache and returns the
+gradients of the tensors from outside the call that required grad
+(parameters, or eager tensors whose own ``grad_fn`` continues the chain).
+"""
+
+from __future__ import annotations
+
+from compgrad.autograd.function import Function
+from compgrad.compile.lazy import LazyGradFn, LazyInterpreter
+from compgrad.tensor import Tensor
+from ir import ops
+from ir.dispatch import interpreter
+from passes import autodiff
+
+__all__ = ["attach_backward"]
+
+
+class _Region:
+    """What the backward of one compiled call needs: its trace, the escaped
+    outputs' values and the outside tensors gradients flow to."""
+
+    def __init__(self, trace, outputs: list[Tensor], inputs: list[tuple[Tensor, object]]):
+        self.trace = trace
+        self.values = [t._lazy_value for t in outputs]
+        self.types = [(tuple(t.shape), t.dtype) for t in outputs]
+        self.inputs = inputs
+
+    def backward(self, grads: tuple) -> tuple:
+        from compgrad.compile.autograd import check_saved
+        trace = self.trace
+        if trace is None:
+            raise RuntimeError("compgrad.compile: the backward of this compiled call was "
+                               "already run and its saved values freed")
+        roots, seeds = [], []
+        with interpreter(LazyInterpreter(trace)):
+            for v, (shape, dtype), g in zip(self.values, self.types, grads):
+                if g is None:
+                    continue
+                if not isinstance(g, Tensor):
+                    g = ops.full(shape, g, dtype=dtype)
+                roots.append(v)
+                seeds.append(trace.value_of(g))
+            result = autodiff.backward(trace.graph, roots, seeds, [v for _, v in self.inputs],
+                                       requires_grad=trace.requires_grad.__contains__,
+                                       on_saved=lambda node, kind, i: check_saved(
+                                           trace, node, kind, i, []))
+            out = [None if v is None else trace.new_tensor(v, False, v.node) for v in result]
+            trace.final = True
+            if trace.pending():
+                trace.flush(reason="backward of a compiled call")
+        return tuple(out)
+
+
+class CompiledFunction(Function):
+    """The autograd node of a compiled call's outputs (named as PyTorch names it)."""
+
+    @staticmethod
+    def forward(ctx, region, *inputs):
+        ctx.region = region
+        return tuple(region.outputs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (None,) + ctx.region.backward(grads)
+
+
+def attach_backward(trace, escaped: list[Tensor]) -> None:
+    """Give ``escaped`` (materialised outputs of the call that still carry a
+    recorded ``grad_fn``) an eager ``grad_fn`` running the compiled backward."""
+    escaped = [t for t in escaped if isinstance(t.grad_fn, LazyGradFn)]
+    if not escaped:
+        return
+    for t in escaped:
+        t._lazy_value = trace.bound[id(t)][1]
+    inputs = [(t, v) for v, t in _outside_tensors(trace)]
+    region = _Region(trace, escaped, inputs)
+    region.outputs = escaped
+    for t in escaped:   # become outputs of the node below
+        t.grad_fn = None
+        t._requires_grad = False
+    CompiledFunction.apply(region, *[t for t, _ in inputs])
+
+
+def _outside_tensors(trace):
+    """Tensors from outside the call that require grad and were read by it."""
+    seen = set()
+    for tensor, value in list(trace.bound.values()):
+        if value.node is None and tensor._requires_grad and id(tensor) not in seen \
+                and not isinstance(tensor.grad_fn, LazyGradFn):
+            seen.add(id(tensor))
+            yield value, tensor
