@@ -69,6 +69,7 @@ class CompiledFunction:
         self.programs: dict[tuple, Program] = {}
         self._order: list[tuple] = []            # keys in compile order
         self._gave_up: str | None = None
+        self._variants: dict[tuple, int] = {}     # programs per op sequence (type variants)
         self._stats = {"calls": 0, "eager_calls": 0, "hits": 0, "misses": 0,
                        "compile_times": [], "breaks": {}, "paths": {}, "recompiles": []}
         self._name = getattr(fn, "__qualname__", getattr(fn, "__name__", "fn"))
@@ -140,12 +141,15 @@ class CompiledFunction:
             self._stats["recompiles"].append(_recompile_cause(self.programs, key))
         self.programs[key] = program
         self._order.append(key)
+        # a recompile in torch's sense: the same ops at the same place, new input types
+        group = (tuple(p[0] for p in key[0]), key[1], key[2])
+        variants = self._variants[group] = self._variants.get(group, 0) + 1
         limit = config.recompile_limit()
-        if len(self._order) > limit and self._gave_up is None:
+        if variants > limit and self._gave_up is None:
             cause = self._stats["recompiles"][-1]
             self._gave_up = cause
-            warnings.warn(f"compgrad.compile: {self._name} compiled {len(self._order)} programs "
-                          f"(recompile limit {limit}); it runs eagerly from now on. Last "
+            warnings.warn(f"compgrad.compile: {self._name} recompiled the same ops {variants} "
+                          f"times (recompile limit {limit}); it runs eagerly from now on. Last "
                           f"recompile: {cause}", RuntimeWarning, stacklevel=4)
         return program
 

@@ -47,8 +47,18 @@ class LazyRef:
         self.gen = gen
 
     def force(self, tensor: Tensor) -> np.ndarray:
-        """Compute the pending graph (a graph break) and return ``tensor``'s data."""
-        self.trace.flush(reason=_force_reason())
+        """Compute the pending graph (a graph break) and return ``tensor``'s data.
+
+        A Python number read (``item()``, ``bool()``) of a small value that depends
+        on little pending work (an optimizer's step counter) is computed on the
+        side instead, and recording goes on: no graph break.
+        """
+        method, where = _force_site()
+        if method in _SCALAR_READS:
+            arr = self.trace.side_value(self.trace.value_of(tensor))
+            if arr is not None:
+                return arr
+        self.trace.flush(reason=_reason(method, where))
         return object.__getattribute__(tensor, "_data")
 
 
@@ -61,9 +71,7 @@ class PendingWrite:
     def __init__(self, trace):
         self.trace = trace
 
-    def force(self, tensor: Tensor) -> np.ndarray:
-        self.trace.flush(reason=_force_reason())
-        return object.__getattribute__(tensor, "_data")
+    force = LazyRef.force
 
 
 class LazyGradFn:
@@ -131,8 +139,12 @@ def user_location(depth: int = 2) -> str | None:
     return None
 
 
-def _force_reason() -> str:
-    """What read a recorded value (the Tensor method) and where the user did it."""
+_SCALAR_READS = frozenset(("item", "_scalar_for_python", "__bool__", "__index__", "__float__",
+                           "__int__", "tolist", "__format__"))
+
+
+def _force_site() -> tuple[str | None, str | None]:
+    """The Tensor method that read a recorded value, and the user's line."""
     f = sys._getframe(2)
     method = None
     while f is not None:
@@ -141,10 +153,14 @@ def _force_reason() -> str:
             if name.endswith(os.path.join("compgrad", "tensor.py")) or "_tensor_str" in name:
                 method = f.f_code.co_name
         else:
-            where = f"{os.path.basename(name)}:{f.f_lineno}"
-            return f"{method or 'data'}() read a tensor's value at {where}"
+            return method, f"{os.path.basename(name)}:{f.f_lineno}"
         f = f.f_back
-    return f"{method or 'data'}() read a tensor's value"
+    return method, None
+
+
+def _reason(method: str | None, where: str | None) -> str:
+    text = f"{method or 'data'}() read a tensor's value"
+    return f"{text} at {where}" if where else text
 
 
 # --- the interpreter --------------------------------------------------------------------

@@ -61,6 +61,8 @@ class Trace:
         self.segments: list[dict] = []           # what each flush did (for explain())
         self.counts = {"scalar": 0, "input": 0}
         self.final = False      # set for the flush at the end of the call
+        self.side: dict[Value, object] = {}     # small values computed apart (side_value)
+        self._node_index: dict = {}
         self.escaped: list[Tensor] = []   # materialised results that require grad
         self.path: list[int] = []         # programs run, in order (for explain())
 
@@ -257,6 +259,45 @@ class Trace:
             return target._write(value)
 
     # --- running ----------------------------------------------------------------------------
+
+    SIDE_MAX_NODES = 32
+    SIDE_MAX_NUMEL = 256
+
+    def side_value(self, value: Value):
+        """``value`` computed apart from the pending graph when it needs only a few
+        small pending nodes (else None). SSA values never change, so results are
+        remembered for the rest of the call."""
+        if value in self.env:
+            return self.env[value]
+        side = self.side
+        cone, stack, seen = [], [value], set()
+        while stack:
+            v = stack.pop()
+            if v in seen or v in self.env or v in side:
+                continue
+            seen.add(v)
+            node = v.node
+            if node is None or len(cone) >= self.SIDE_MAX_NODES or any(
+                    o.type.numel > self.SIDE_MAX_NUMEL for o in node.outputs):
+                return None
+            cone.append(node)
+            stack.extend(x for x in node.inputs if type(x) is Value)
+        from ir.dispatch import _conform
+        for node in sorted(set(cone), key=self._position):
+            args = [self.env[x] if x in self.env else side[x] if type(x) is Value else x
+                    for x in node.inputs]
+            result = node.op.impl(*args, **node.attrs)
+            results = result if isinstance(result, tuple) else (result,)
+            for o, r in zip(node.outputs, results):
+                side[o] = _conform(r, o.type)
+        return side[value]
+
+    def _position(self, node) -> int:
+        index = self._node_index
+        if node not in index:
+            for i, n in enumerate(self.graph.nodes[len(index):], start=len(index)):
+                index[n] = i
+        return index[node]
 
     def pending(self) -> bool:
         return self.start < len(self.graph.nodes) or bool(self.written) or bool(self.lazies)
