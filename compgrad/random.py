@@ -70,6 +70,7 @@ class Generator:
     def next_key(self) -> Tensor:
         """The key for the next random op, advancing the generator."""
         key = self.get_state()
+        key._rng_key = True   # a compiled program binds it as RNG state
         self._counter += 1
         return key
 

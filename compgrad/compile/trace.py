@@ -395,7 +395,9 @@ _PREFIX = {Role.ARGUMENT: "x", Role.PARAMETER: "p", Role.BUFFER: "b", Role.OPTIM
 
 def _role_of(t: Tensor) -> Role:
     from compgrad.nn.parameter import Parameter
-    return Role.PARAMETER if isinstance(t, Parameter) else Role.ARGUMENT
+    if isinstance(t, Parameter):
+        return Role.PARAMETER
+    return Role.RNG_STATE if t.__dict__.get("_rng_key") else Role.ARGUMENT
 
 
 def _aliases_input(value: Value, arr, env) -> bool:
