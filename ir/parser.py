@@ -109,13 +109,17 @@ _KEYWORDS = {"None": None, "True": True, "False": False, "inf": float("inf"),
 
 
 def _decode_string(tok: Token) -> str:
-    return json.loads(tok.text)
+    try:
+        return json.loads(tok.text)
+    except ValueError as e:
+        raise IRParseError(f"bad string {tok.text}: {e}", tok.line) from None
 
 
 class _Parser:
     def __init__(self, text: str):
         self.lines = text.split("\n")
         self.tokens = tokenize(text)
+        self.count = len(self.tokens)
         self.pos = 0
         self.graph: Graph | None = None
         self.scope: dict[str, Value] = {}
@@ -124,7 +128,8 @@ class _Parser:
     # --- token helpers ------------------------------------------------------------------
 
     def peek(self, offset: int = 0) -> Token:
-        return self.tokens[min(self.pos + offset, len(self.tokens) - 1)]
+        i = self.pos + offset
+        return self.tokens[i] if i < self.count else self.tokens[-1]
 
     def next(self) -> Token:
         tok = self.peek()
@@ -133,7 +138,8 @@ class _Parser:
 
     def error(self, message: str, tok: Token | None = None) -> IRParseError:
         line = (tok or self.peek()).line
-        return IRParseError(message, line, self.lines[line - 1] if line <= len(self.lines) else None)
+        source = self.lines[line - 1] if line <= len(self.lines) else None
+        return IRParseError(message, line, source)
 
     def at(self, kind: str, text: str | None = None) -> bool:
         tok = self.peek()
@@ -191,7 +197,10 @@ class _Parser:
         while not self.at("punct", "]"):
             if dims:
                 self.expect("punct", ",")
-            dims.append(int(self.expect("number", what="a dimension size").text))
+            dim = self.expect("number", what="a dimension size")
+            if not dim.text.isdigit():
+                raise self.error(f"a dimension size is a whole number, not {dim.text}", dim)
+            dims.append(int(dim.text))
         self.next()
         device = None
         if self.accept("punct", "@"):
@@ -249,6 +258,8 @@ class _Parser:
                 self.expect("punct", ")")
                 return self.array_data(data, t, tok)
             raise self.error(f"unknown name {tok.text!r} in a value", tok)
+        if tok.kind == "value":
+            raise self.error(f"an attribute is a constant, not a graph value ({tok.text})", tok)
         raise self.error(f"expected a value, found {tok.text or 'end of line'!r}", tok)
 
     def items(self, close: str) -> list:

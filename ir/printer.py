@@ -25,7 +25,7 @@ the same thing (``print_graph(parse(print_graph(g))) == print_graph(g)``):
 attribute value            text
 =========================  ===========================================
 None, True, False          ``None``, ``True``, ``False``
-int, float                 ``repr``: ``-1``, ``2.5``, ``1e-05``, ``inf``, ``-inf``, ``nan``, ``-0.0``
+int, float                 ``repr``: ``-1``, ``2.5``, ``1e-05``, ``-inf``, ``nan``, ``-0.0``
 str                        a JSON string: ``"floor"``
 tuple / list               ``(1, 2)``, ``(1,)``, ``()`` / ``[1, 2]``
 DType                      its name: ``float32``, ``int64``, ``bool``

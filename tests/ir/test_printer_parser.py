@@ -62,7 +62,8 @@ CONSTANTS = """\
 graph consts(%b: bool[2,2] const=[[True, False], [False, True]], \
 %u: u8[3] const=[0, 128, 255], %i8: i8[2] const=[-128, 127], \
 %i64: i64[2] const=[-9223372036854775808, 9223372036854775807], \
-%h: f16[4] const=[0.1, -0.0, inf, 6.55e+04], %f: f32[5] const=[0.1, -0.0, -inf, nan, 3.4028235e+38], \
+%h: f16[4] const=[0.1, -0.0, inf, 6.55e+04], \
+%f: f32[5] const=[0.1, -0.0, -inf, nan, 3.4028235e+38], \
 %d: f64[3] const=[0.1, 5e-324, 1.7976931348623157e+308], %e: f32[0,3] const=[], \
 %e2: i32[2,0] const=[[], []], %s: i16[] const=-3, %w: f64[] weak const=0.5, \
 %wi: i64[] weak const=7, %wb: bool[] weak const=True) {
@@ -369,6 +370,13 @@ PARSE_ERRORS = [
     ("bad-dtype", "graph g(%x: f33[3]) {\n  return\n}", 1, "unknown dtype 'f33'"),
     ("bad-dims", "graph g(%x: f32[3, a]) {\n  return\n}", 1, "expected a dimension size"),
     ("negative-dim", "graph g(%x: f32[-3]) {\n  return\n}", 1, "expected a dimension size"),
+    ("float-dim", "graph g(%x: f32[1.5]) {\n  return\n}", 1,
+     "a dimension size is a whole number, not 1.5"),
+    ("bad-escape", _OK_HEAD + '  %0 = div(%x, %x)[rounding_mode="fl\\qoor"] : f32[3]\n'
+     "  return %0\n}", 2, "bad string"),
+    ("bad-name-escape", 'graph g(%"a\\q": f32[3]) {\n  return\n}', 1, "bad string"),
+    ("value-attr", _OK_HEAD + "  %0 = max(%x)[dim=%x, keepdim=False] : f32[], i64[]\n"
+     "  return %0\n}", 2, "an attribute is a constant, not a graph value (%x)"),
     ("bad-device", "graph g(%x: f32[3]@tpu:0) {\n  return\n}", 1, "bad device 'tpu:0'"),
     ("wrong-type", _OK_HEAD + "  %0 = add(%x, %x) : f64[3]\n  return %0\n}", 2,
      "output 0 has type f64[3], the type rule of add gives f32[3]"),
