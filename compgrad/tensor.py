@@ -235,6 +235,9 @@ class Tensor:
                                "you want to use a computed variable in a subgraph that doesn't "
                                "require differentiation use var_no_grad = var.detach().")
         self._requires_grad = bool(value)
+        trace = _active_trace()
+        if trace is not None:  # inside @compile: the symbolic backward must see the new leaf
+            trace.set_requires_grad(self, bool(value))
 
     @property
     def grad(self):

@@ -20,12 +20,13 @@ import weakref
 import numpy as np
 
 from compgrad.autograd.grad_mode import _STATE
-from compgrad.compile.lazy import LazyGradFn, LazyRef, PendingWrite
+from compgrad.compile.lazy import LazyGradFn, LazyRef, PendingWrite, user_location
 from compgrad.tensor import OVERLAP_MESSAGE, Tensor
 from ir import ops
 from ir.dispatch import interpreter, is_scalar
 from ir.dtypes import CATEGORY_FLOAT
-from ir.graph import Graph, Role, Value
+from ir.graph import Graph, Node, Role, Value
+from ir.opdef import REGISTRY
 from ir.types import scalar_type
 
 __all__ = ["Trace"]
@@ -63,6 +64,9 @@ class Trace:
         self.final = False      # set for the flush at the end of the call
         self.side: dict[Value, object] = {}     # small values computed apart (side_value)
         self._node_index: dict = {}
+        # leaves whose current value was computed outside autograd (a no_grad write, a
+        # requires_grad_() on a computed tensor): cut from their history when read
+        self.stale: dict[int, Tensor] = {}
         self.escaped: list[Tensor] = []   # materialised results that require grad
         self.path: list[int] = []         # programs run, in order (for explain())
 
@@ -85,6 +89,8 @@ class Trace:
         if type(ref) is LazyRef:
             if ref.root is not None and ref.gen != self.gen.get(id(ref.root), 0):
                 self._refresh_view(t, ref)
+            if self.stale and id(t) in self.stale and _STATE.enabled:
+                return self._cut(t)
             return ref.value
         base = t._base
         if base is not None and id(base) in self.written and base is not t:
@@ -93,6 +99,8 @@ class Trace:
             self.flush(reason="read of a view whose base was written in place")
         entry = self.bound.get(id(t))
         if entry is not None and entry[0] is t:
+            if self.stale and id(t) in self.stale and _STATE.enabled:
+                return self._cut(t)
             return entry[1]
         return self._bind(t, role)
 
@@ -155,6 +163,60 @@ class Trace:
         out._detached = True
         return out
 
+    def set_requires_grad(self, t: Tensor, flag: bool) -> None:
+        """``t.requires_grad_(flag)`` on a tensor the trace knows (recorded, or bound):
+        its value becomes (or stops being) a leaf the symbolic backward reaches."""
+        if type(t._lazy) is not LazyRef and id(t) not in self.bound:
+            return  # an outside tensor not read yet: binding reads the flag
+        prev = _STATE.enabled
+        _STATE.enabled = False   # the current value, not a cut one
+        try:
+            v = self.value_of(t)
+        finally:
+            _STATE.enabled = prev
+        if not flag:
+            self.stale.pop(id(t), None)
+            self.requires_grad.discard(v)
+            self.leaves.pop(v, None)
+        elif t.grad_fn is None:
+            self._new_leaf(t, v)
+
+    def _new_leaf(self, t: Tensor, v: Value) -> None:
+        """``t`` (a leaf that requires grad) now holds ``v``. A value computed from
+        values that require grad (a no_grad update of a parameter), or shared with
+        another tensor (an alias), is cut from its history at its next read with grad
+        enabled, so gradients stop at the leaf as eagerly (see :meth:`_cut`)."""
+        node = v.node
+        shared = type(t._lazy) is LazyRef and t._lazy.root is not None
+        if shared or (node is not None and any(
+                type(x) is Value and x in self.requires_grad for x in node.inputs)):
+            self.stale[id(t)] = t
+            return
+        self.stale.pop(id(t), None)
+        self.requires_grad.add(v)
+        self.leaves[v] = t
+
+    def _cut(self, t: Tensor) -> Value:
+        """A fresh value for the stale leaf ``t`` (an identity ``reshape`` of its
+        current value, which does not require grad): the symbolic backward reaches
+        it as a leaf and stops there."""
+        del self.stale[id(t)]
+        ref = t._lazy
+        lazy = type(ref) is LazyRef
+        v = ref.value if lazy else self.bound[id(t)][1]
+        node = Node(_RESHAPE, (v,), {"shape": tuple(v.type.shape)}, (v.type,),
+                    user_location())
+        self.graph.nodes.append(node)
+        new = node.outputs[0]
+        if lazy:
+            ref.value = new
+        else:
+            self.bound[id(t)] = (t, new)
+        self.versions[new] = (t._version, t._version[0])
+        self.requires_grad.add(new)
+        self.leaves[new] = t
+        return new
+
     def _refresh_view(self, t: Tensor, ref: LazyRef) -> None:
         # the root was written since this view's value was recorded: read it again
         positions = Tensor._from_array(self.positions(ref))
@@ -207,15 +269,23 @@ class Trace:
             positions = self.positions(ref)
             if positions.size > 1 and np.unique(positions).size != positions.size:
                 raise RuntimeError(OVERLAP_MESSAGE)
-            flat = ops.index_put(ops.reshape(root, (-1,)),
-                                 (Tensor._from_array(positions.reshape(-1)),),
-                                 ops.reshape(value, (-1,)))
-            new_root = ops.reshape(flat, tuple(root.shape))
+            # a write through a detached alias is outside autograd: the root keeps its
+            # grad_fn (a leaf stays a leaf), as eagerly
+            _STATE.enabled = grad_on and not target._detached
+            try:
+                flat = ops.index_put(ops.reshape(root, (-1,)),
+                                     (Tensor._from_array(positions.reshape(-1)),),
+                                     ops.reshape(value, (-1,)))
+                new_root = ops.reshape(flat, tuple(root.shape))
+            finally:
+                _STATE.enabled = grad_on
             self._set_root(root, new_root._lazy.value)
             if new_root._requires_grad:
                 root._requires_grad = True
                 root.grad_fn = new_root.grad_fn
                 self.requires_grad.add(new_root._lazy.value)
+            elif root._requires_grad and root.grad_fn is None:
+                self._new_leaf(root, new_root._lazy.value)
             ref.value = new
             ref.gen = self.gen[id(root)]
         else:
@@ -230,6 +300,8 @@ class Trace:
         elif target.grad_fn is not None and not target._detached:
             target.grad_fn = None
             target._requires_grad = False
+        elif root is None and target._requires_grad and target.grad_fn is None:
+            self._new_leaf(target, new)   # a leaf written outside autograd stays a leaf
         return target
 
     def _set_root(self, root: Tensor, value: Value) -> None:
@@ -351,6 +423,7 @@ class Trace:
             np.copyto(data, self.env[value], casting="unsafe")
             del self.written[key]
             del self.bound[key]   # the next read binds the written data afresh
+            self.stale.pop(key, None)
 
     def _materialize(self, alive: list[Tensor]) -> None:
         views = []
@@ -388,6 +461,8 @@ class Trace:
             return np.array(want)
         return arr
 
+
+_RESHAPE = REGISTRY["reshape"]
 
 _PREFIX = {Role.ARGUMENT: "x", Role.PARAMETER: "p", Role.BUFFER: "b", Role.OPTIMIZER_STATE: "st",
            Role.GRAD: "g", Role.RNG_STATE: "rng", Role.CONSTANT: "c"}
