@@ -44,6 +44,8 @@ def check_saved(trace, node, kind: str, index: int, reads: list) -> None:
     if node in trace.freed:
         raise RuntimeError(_FREED)
     reads.append(node)
+    if kind == "input" and (node, index) in trace.originals:
+        return
     v = (node.inputs if kind == "input" else node.outputs)[index]
     recorded = trace.versions.get(v)
     if recorded is not None and recorded[0][0] != recorded[1]:
@@ -63,10 +65,11 @@ def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, ret
                 raise TypeError("inputs must be Tensors")
             if not t.requires_grad:
                 raise RuntimeError("One of the differentiated Tensors does not require grad")
-        targets = [(t, trace.value_of(t)) for t in inputs]
+        targets, groups = _input_targets(trace, inputs)
     else:
         live = live_values(graph, roots)
         targets = [(t, v) for v, t in trace.leaves.items() if v in live]
+        groups = _by_tensor(targets)
     hooked = _hooked_values(trace, accumulate and inputs is None)
     interp = LazyInterpreter(trace)
     first_new = len(graph.nodes)
@@ -102,6 +105,11 @@ def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, ret
         if not retain_graph:
             trace.freed.update(reads)
         with interpreter(interp):
+            # a leaf written under no_grad in this call has a value per version: its
+            # gradient is the sum over them, as eagerly (one .grad, one hook call)
+            result = [_combine(trace, [result[k] for k in idxs], create_graph)
+                      for _t, idxs in groups]
+            targets = [(t, None) for t, _idxs in groups]
             if not accumulate:
                 return _collect(trace, targets, result, create_graph, allow_unused,
                                 materialize_grads)
@@ -121,6 +129,43 @@ def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, ret
     finally:
         _STATE.enabled = prev
     return None
+
+
+def _input_targets(trace, inputs) -> tuple[list, list]:
+    """The values to differentiate for explicit ``inputs``: each input's current
+    value, and for a leaf also its earlier values in this call (it was written under
+    no_grad); with the groups of positions that make up each input's gradient."""
+    targets, groups = [], []
+    for t in inputs:
+        idxs = [len(targets)]
+        cur = trace.value_of(t)
+        targets.append((t, cur))
+        if t.grad_fn is None:
+            for v, leaf in trace.leaves.items():
+                if leaf is t and v is not cur:
+                    idxs.append(len(targets))
+                    targets.append((t, v))
+        groups.append((t, idxs))
+    return targets, groups
+
+
+def _by_tensor(targets) -> list:
+    """Positions of ``targets`` grouped by tensor, in first-seen order."""
+    groups: dict[int, tuple] = {}
+    for k, (t, _v) in enumerate(targets):
+        groups.setdefault(id(t), (t, []))[1].append(k)
+    return list(groups.values())
+
+
+def _combine(trace, grads: list, create_graph: bool):
+    """The sum of the Values in ``grads`` that are not None (None if all are)."""
+    present = [g for g in grads if g is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+    total = _as_tensor(trace, present[0], create_graph)
+    for g in present[1:]:
+        total = ops.add(total, _as_tensor(trace, g, create_graph))
+    return trace.value_of(total)
 
 
 def _roots(trace, tensors, grad_tensors):

@@ -58,6 +58,7 @@ class Trace:
         self.leaves: dict[Value, Tensor] = {}   # values of leaves that require grad
         self.versions: dict[Value, tuple[list, int]] = {}  # version counter when recorded
         self.freed: set = set()                 # forward nodes whose saved values were freed
+        self.originals: set = set()   # (node, input index): an in-place op's own target
         self.graph_fns: set = set()             # grad_fns with tensor hooks or retain_grad
         self.segments: list[dict] = []           # what each flush did (for explain())
         self.counts = {"scalar": 0, "input": 0}
@@ -197,17 +198,18 @@ class Trace:
         self.leaves[v] = t
 
     def _cut(self, t: Tensor) -> Value:
-        """A fresh value for the stale leaf ``t`` (an identity ``reshape`` of its
-        current value, which does not require grad): the symbolic backward reaches
-        it as a leaf and stops there."""
+        """A fresh value for the stale leaf ``t``: an identity ``reshape`` of a value
+        that does not require grad (its current value, or an identity of it when that
+        one does), so the symbolic backward reaches it as a leaf and stops there."""
         del self.stale[id(t)]
         ref = t._lazy
         lazy = type(ref) is LazyRef
-        v = ref.value if lazy else self.bound[id(t)][1]
-        node = Node(_RESHAPE, (v,), {"shape": tuple(v.type.shape)}, (v.type,),
-                    user_location())
-        self.graph.nodes.append(node)
-        new = node.outputs[0]
+        new = ref.value if lazy else self.bound[id(t)][1]
+        loc = user_location()
+        for _ in range(2 if new in self.requires_grad else 1):
+            node = Node(_RESHAPE, (new,), {"shape": tuple(new.type.shape)}, (new.type,), loc)
+            self.graph.nodes.append(node)
+            new = node.outputs[0]
         if lazy:
             ref.value = new
         else:
@@ -263,6 +265,7 @@ class Trace:
         if value.shape != target.shape:
             value = ops.expand(value, tuple(target.shape))
         new = self.value_of(value)
+        self._keep_original(target, new)
         requires_grad = grad_on and target.dtype.category == CATEGORY_FLOAT and (
             value._requires_grad or (target._requires_grad and not target._detached))
         if root is not None:
@@ -303,6 +306,23 @@ class Trace:
         elif root is None and target._requires_grad and target.grad_fn is None:
             self._new_leaf(target, new)   # a leaf written outside autograd stays a leaf
         return target
+
+    def _keep_original(self, target: Tensor, new: Value) -> None:
+        # the op computing the written value (``x.mul_(w)``) read the target's value
+        # before the write: as eager autograd keeps that original, its VJP may read it
+        # whatever the version counter says (SSA values never change)
+        node = new.node
+        if node is None:
+            return
+        ref = target._lazy
+        if type(ref) is LazyRef:
+            old = ref.value
+        else:
+            entry = self.bound.get(id(target))
+            old = entry[1] if entry is not None and entry[0] is target else None
+        for i, x in enumerate(node.inputs):
+            if x is old:
+                self.originals.add((node, i))
 
     def _set_root(self, root: Tensor, value: Value) -> None:
         key = id(root)

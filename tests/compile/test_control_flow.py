@@ -397,7 +397,8 @@ def test_compile_decorator_forms():
         return x + 1
 
     x = compgrad.ones(2)
-    for cf in (compgrad.compile(f), compgrad.compile()(f), compgrad.compile(backend="interpret")(f)):
+    forms = (compgrad.compile(f), compgrad.compile()(f), compgrad.compile(backend="interpret")(f))
+    for cf in forms:
         assert_same(cf(x), f(x))
         assert cf.__name__ == "f" and cf.__wrapped__ is f
 

@@ -53,6 +53,12 @@ def _train_step(model, opt, x, y):
     return loss
 
 
+def _same_loss(a, b, msg: str = "") -> None:
+    """Equal loss values (within 1e-6; requires_grad of a returned loss is tested
+    apart, see test_returned_loss_keeps_requires_grad)."""
+    assert_same(a, b, atol=1e-6, msg=msg, requires_grad=False)
+
+
 def _twins(sizes, kind: str):
     """Two identical (model, optimizer) pairs."""
     out = []
@@ -88,7 +94,7 @@ def test_mlp_784_512_512_10_twenty_steps(kind, backend):
         x, y = batches[i % len(batches)]
         l1 = _train_step(m1, o1, x, y)
         l2 = step(m2, o2, x, y)
-        assert_same(l1, l2, atol=1e-6, msg=f"loss at step {i}", requires_grad=False)
+        _same_loss(l1, l2, f"loss at step {i}")
         if i == 1:
             # the first call compiles; the second sees .grad / optimizer state exist
             programs_after_two = step.explain().graph_count
@@ -141,7 +147,7 @@ def test_zero_grad_set_to_none_false(backend):
     x, y = _data(8, 12, 5, seed=1)
     grads_before = None
     for i in range(5):
-        assert_same(step(m1, o1, x, y), cstep(m2, o2, x, y), atol=1e-6, msg=f"step {i}", requires_grad=False)
+        _same_loss(step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
         grads = [p.grad for p in m2.parameters()]
         if grads_before is not None:
             # zeroed and accumulated in place: the same .grad objects every step
@@ -170,7 +176,7 @@ def test_gradient_accumulation_two_micro_batches(backend):
         batches = [_data(6, 12, 5, seed=10 * i + k) for k in range(2)]
         xs = [b[0] for b in batches]
         ys = [b[1] for b in batches]
-        assert_same(step(m1, o1, xs, ys), cstep(m2, o2, xs, ys), atol=1e-6, msg=f"step {i}", requires_grad=False)
+        _same_loss(step(m1, o1, xs, ys), cstep(m2, o2, xs, ys), f"step {i}")
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
     assert_states_equal(optimizer_state(o1), optimizer_state(o2), atol=1e-6)
     report = cstep.explain()
@@ -187,7 +193,7 @@ def test_lr_scheduler_changes_lr_without_recompiling(backend):
     x, y = _data(8, 12, 5, seed=2)
     lrs = []
     for i in range(6):
-        assert_same(_train_step(m1, o1, x, y), cstep(m2, o2, x, y), atol=1e-6, msg=f"step {i}", requires_grad=False)
+        _same_loss(_train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
         s1.step()
         s2.step()
         lrs.append(o2.param_groups[0]["lr"])
@@ -212,9 +218,66 @@ def test_lr_set_inside_the_step(backend):
     cstep = compgrad.compile(step, backend=backend)
     x, y = _data(8, 12, 5, seed=3)
     for it in range(5):
-        assert_same(step(m1, o1, x, y, it), cstep(m2, o2, x, y, it), atol=1e-6, requires_grad=False)
+        _same_loss(step(m1, o1, x, y, it), cstep(m2, o2, x, y, it))
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
     assert cstep.explain().graph_count <= 2
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_two_optimizer_steps_in_one_call(kind, backend):
+    # the second forward reads the parameters optimizer.step() just wrote (under
+    # no_grad): they are still leaves, so the second backward reaches them, and only
+    # through the second forward
+    def two_steps(model, opt, batches):
+        losses = []
+        for x, y in batches:
+            losses.append(_train_step(model, opt, x, y).detach())
+        return losses
+
+    (m1, o1), (m2, o2) = _twins(SMALL, kind)
+    cstep = compgrad.compile(two_steps, backend=backend)
+    for i in range(3):
+        batches = [_data(8, 12, 5, seed=50 + 2 * i + k) for k in range(2)]
+        assert_same(two_steps(m1, o1, batches), cstep(m2, o2, batches), atol=1e-6,
+                    msg=f"call {i}")
+    assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
+    assert_states_equal(optimizer_state(o1), optimizer_state(o2), atol=1e-6)
+    assert all(p.is_leaf for p in m2.parameters())
+    assert cstep.explain().graph_break_count == 0
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_freezing_and_unfreezing_a_layer_between_calls(backend):
+    (m1, o1), (m2, o2) = _twins(SMALL, "adam")
+    cstep = compgrad.compile(_train_step, backend=backend)
+    x, y = _data(8, 12, 5, seed=60)
+    for i in range(6):
+        if i in (2, 4):
+            for m in (m1, m2):
+                m[0].weight.requires_grad_(i == 4)
+        _same_loss(_train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
+        assert (m2[0].weight.grad is None) == (m1[0].weight.grad is None)
+    assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
+    assert_states_equal(optimizer_state(o1), optimizer_state(o2), atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_param_group_added_between_calls(backend):
+    def build():
+        model = _mlp(SMALL)
+        return model, compgrad.optim.SGD(model[0].parameters(), lr=0.1, momentum=0.9)
+
+    (m1, o1), (m2, o2) = build(), build()
+    cstep = compgrad.compile(_train_step, backend=backend)
+    x, y = _data(8, 12, 5, seed=61)
+    for i in range(4):
+        if i == 2:
+            for m, o in ((m1, o1), (m2, o2)):
+                o.add_param_group({"params": m[2].parameters(), "lr": 0.01})
+        _same_loss(_train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
+    assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
+    assert_states_equal(optimizer_state(o1), optimizer_state(o2), atol=1e-6)
 
 
 # ------------------------------------------------------------- compiled modules
@@ -301,7 +364,7 @@ def test_batchnorm_running_stats_written_back(backend):
     mean_obj, var_obj = m2.bn.running_mean, m2.bn.running_var
     for i in range(4):
         x, y = _data(10, 6, 3, seed=30 + i)
-        assert_same(_train_step(m1, o1, x, y), cstep(m2, o2, x, y), atol=1e-6, msg=f"step {i}", requires_grad=False)
+        _same_loss(_train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
     # the buffers are updated in place: same objects, the eager values
     assert m2.bn.running_mean is mean_obj and m2.bn.running_var is var_obj
     assert int(m2.bn.num_batches_tracked) == 4
