@@ -496,13 +496,13 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        return ops.permute(self, tuple(reversed(range(self._data.ndim))))
+        return ops.permute(self, tuple(reversed(range(self.ndim))))
 
     @property
     def mT(self) -> Tensor:
-        if self._data.ndim < 2:
+        if self.ndim < 2:   # metadata only: no read of a recorded tensor's data
             raise RuntimeError("tensor.mT is only supported on matrices or batches of matrices. "
-                               f"Got {self._data.ndim}-D tensor.")
+                               f"Got {self.ndim}-D tensor.")
         return ops.transpose(self, -2, -1)
 
     @property

@@ -160,6 +160,13 @@ class Trace:
     def alias(self, t: Tensor) -> Tensor:
         """``t.detach()``: a tensor sharing ``t``'s storage that requires no grad."""
         value = self.value_of(t)
+        if value in self.requires_grad:
+            # its own value (an identity that does not require grad), so gradients
+            # never flow through the alias: ``y * y.detach()``
+            node = Node(_RESHAPE, (value,), {"shape": tuple(value.type.shape)}, (value.type,),
+                        user_location())
+            self.graph.nodes.append(node)
+            value = node.outputs[0]
         out = self.new_tensor(value, False, value.node, source=t, chain_step=(None, None, 0))
         out._detached = True
         return out
@@ -222,7 +229,12 @@ class Trace:
     def _refresh_view(self, t: Tensor, ref: LazyRef) -> None:
         # the root was written since this view's value was recorded: read it again
         positions = Tensor._from_array(self.positions(ref))
-        fresh = ops.take(ref.root, positions)
+        grad_on = _STATE.enabled
+        _STATE.enabled = grad_on and not t._detached   # a detached alias reads outside autograd
+        try:
+            fresh = ops.take(ref.root, positions)
+        finally:
+            _STATE.enabled = grad_on
         ref.value = fresh._lazy.value
         ref.gen = self.gen.get(id(ref.root), 0)
         if fresh._requires_grad and not t._detached:
@@ -442,8 +454,12 @@ class Trace:
             root._lazy = None
             np.copyto(data, self.env[value], casting="unsafe")
             del self.written[key]
-            del self.bound[key]   # the next read binds the written data afresh
-            self.stale.pop(key, None)
+            if root.grad_fn is not None:
+                # its value has autograd history in this trace: keep reading that value
+                self.bound[key] = (root, value)
+            else:
+                del self.bound[key]   # the next read binds the written data afresh
+                self.stale.pop(key, None)
 
     def _materialize(self, alive: list[Tensor]) -> None:
         views = []

@@ -266,6 +266,32 @@ def test_detach_requires_grad_is_a_new_leaf(backend):
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_no_gradient_through_detach(backend):
+    def f(w, x):
+        y = w * x
+        target = y.detach() * 0.5 + 1      # a fixed target built from the prediction
+        ((y - target) ** 2).sum().backward(retain_graph=True)
+        (y * y.detach()).sum().backward()
+        return w.grad
+
+    (g1, _), (g2, _), _ = _both(f, _args_w_x, backend)
+    assert_same(g1, g2, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_detached_alias_shares_the_version_counter(backend):
+    def f(w):
+        y = w * 2
+        z = y * y.detach()     # mul saves the alias
+        y.mul_(3)              # bumps the version the alias shares
+        z.sum().backward()
+
+    e1, _ = _assert_same_error(f, lambda: (_randn(3, seed=37, requires_grad=True),), backend,
+                               contains="modified by an inplace operation")
+    assert isinstance(e1, RuntimeError)
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_requires_grad_on_a_computed_tensor(backend):
     def f(w, x):
         with compgrad.no_grad():
