@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import compgrad
-from compgrad._eager import EAGER
 from ir import dtypes
-from ir.dispatch import Interpreter, interpreter
+from ir.dispatch import interpreter
 from ir.opdef import REGISTRY, ErrorSample, Sample
 from ir.vjp import call_vjp
 from tests.oracle import assert_same, call, convert, resolve, to_numpy, torch
+from tests.recording import Recorder
 
 OPS = sorted(REGISTRY.values(), key=lambda op: op.name)
 
@@ -35,29 +35,11 @@ def _cases(kind):
     return out
 
 
-class Recorder(Interpreter):
-    """Delegates to the eager interpreter and remembers every apply."""
-
-    def __init__(self):
-        self.nodes = []
-
-    def type_of(self, value):
-        return EAGER.type_of(value)
-
-    def apply(self, op, args, attrs):
-        # inputs are snapshotted before the op runs, so in-place samples still check
-        snapshot = tuple(np.array(a._data) if isinstance(a, compgrad.Tensor) else a
-                         for a in args)
-        out = EAGER.apply(op, args, attrs)
-        self.nodes.append((op, args, snapshot, attrs, out))
-        return out
-
-
 def _run_recorded(op, sample):
     rec = Recorder()
     with interpreter(rec):
         result, targs = call("compgrad", op.public, sample.args, sample.kwargs)
-    return result, targs, rec.nodes
+    return result, targs, rec.records
 
 
 @pytest.mark.parametrize("op", OPS, ids=[op.name for op in OPS])
@@ -72,7 +54,7 @@ def test_forward_matches_reference(op, index):
     sample = _samples(op)[index]
     result, _, nodes = _run_recorded(op, sample)
     assert any(n[0] is op for n in nodes), f"calling {op.public} did not apply {op.name}"
-    for node_op, _args, snapshot, attrs, out in nodes:
+    for node_op, _args, snapshot, attrs, out, _outputs in nodes:
         if node_op.kind.value == "random":
             continue
         expected = node_op.impl(*snapshot, **attrs)
@@ -138,7 +120,7 @@ def test_vjp_matches_finite_differences(op, index):
     sample = _samples(op)[index]
     if not sample.grad or not op.differentiable:
         pytest.skip("no gradient for this sample")
-    (_, _, snapshot, attrs, out), _, _ = _grad_node(op, sample)
+    (_, _, snapshot, attrs, out, _), _, _ = _grad_node(op, sample)
     attrs = _f64_attrs(attrs)
     xs = [_as_f64(x) for x in snapshot]
     diff = [i for i, x in enumerate(xs) if _differentiable(x)]
@@ -188,7 +170,7 @@ def test_vjp_matches_torch(op, index):
     sample = _samples(op)[index]
     if not (sample.grad and sample.torch and op.differentiable):
         pytest.skip("no gradient comparison for this sample")
-    (_, args, snapshot, attrs, out), targs, nodes = _grad_node(op, sample)
+    (_, args, snapshot, attrs, out, _), targs, nodes = _grad_node(op, sample)
     if len(nodes) != 1:
         pytest.skip("public call applies several ops; gradients are checked per op")
     flat = list(targs)

@@ -16,13 +16,14 @@ import numpy as np
 
 import compgrad
 from compgrad._eager import EAGER
-from ir.dispatch import Interpreter, apply, interpreter
+from ir.dispatch import apply, interpreter
 from ir.dtypes import from_numpy_dtype
 from ir.graph import Graph, GraphBuilder, Role, Value
 from ir.opdef import REGISTRY, OpDef, OpKind, Sample, register
 from ir.types import TensorType
 from ir.vjp import call_vjp
 from tests.oracle import call
+from tests.recording import Recorder
 
 OPS = sorted(REGISTRY.values(), key=lambda op: op.name)
 
@@ -34,25 +35,6 @@ def samples(op) -> list:
 def sample_cases() -> list[tuple]:
     """(op, index, sample) for every forward sample in the registry."""
     return [(op, i, s) for op in OPS for i, s in enumerate(samples(op)) if isinstance(s, Sample)]
-
-
-class Recorder(Interpreter):
-    """Delegates to the eager interpreter; keeps (op, args, input arrays, attrs,
-    outputs, output arrays) for every apply, arrays copied when the op ran."""
-
-    def __init__(self):
-        self.records = []
-
-    def type_of(self, value):
-        return EAGER.type_of(value)
-
-    def apply(self, op, args, attrs):
-        snapshot = tuple(np.array(a._data) if isinstance(a, compgrad.Tensor) else a
-                         for a in args)
-        out = EAGER.apply(op, args, attrs)
-        outs = out if isinstance(out, tuple) else (out,)
-        self.records.append((op, args, snapshot, attrs, outs, [np.array(o._data) for o in outs]))
-        return out
 
 
 @dataclass
@@ -72,7 +54,8 @@ def record_sample(op, sample) -> Recorded:
     env: dict[int, Value] = {}
     feeds, expected = [], []
     builder = GraphBuilder(graph, loc=f"sample {op.name}")
-    for node_op, args, snapshot, attrs, outs, arrays in rec.records:
+    for node_op, args, snapshot, attrs, out, arrays in rec.records:
+        outs = out if isinstance(out, tuple) else (out,)
         ins = []
         for a, s in zip(args, snapshot):
             if isinstance(a, compgrad.Tensor):

@@ -15,15 +15,15 @@ import pytest
 
 import compgrad
 from compgrad import autograd
-from compgrad._eager import EAGER
 from ir import dtypes
-from ir.dispatch import Interpreter, interpreter
+from ir.dispatch import interpreter
 from ir.graph import Graph, Role
 from ir.interpret import interpret
 from ir.opdef import REGISTRY, OpKind, Sample
 from ir.verify import verify
 from passes.autodiff import backward
 from tests.oracle import resolve
+from tests.recording import Recorder
 
 OPS = sorted(REGISTRY.values(), key=lambda op: op.name)
 
@@ -46,24 +46,6 @@ def _cases():
                     marks = pytest.mark.xfail(reason=DATA_DEPENDENT[op.name], strict=True)
                 out.append(pytest.param(op, i, id=f"{op.name}-{i}", marks=marks))
     return out
-
-
-class Recorder(Interpreter):
-    """Delegates to the eager interpreter and remembers every apply, with the
-    arrays the inputs held when it ran."""
-
-    def __init__(self):
-        self.records = []
-
-    def type_of(self, value):
-        return EAGER.type_of(value)
-
-    def apply(self, op, args, attrs):
-        snapshot = tuple(np.array(a._data) if isinstance(a, compgrad.Tensor) else a
-                         for a in args)
-        out = EAGER.apply(op, args, attrs)
-        self.records.append((op, args, snapshot, attrs, out))
-        return out
 
 
 def _f64(value):
@@ -156,7 +138,7 @@ class Case:
                 value_of[id(t)] = v
             return v
 
-        for rop, rargs, snap, attrs, out in rec.records:
+        for rop, rargs, snap, attrs, out, _ in rec.records:
             ins = [value(a, s) if isinstance(a, compgrad.Tensor) else
                    (a.item() if isinstance(a, np.generic) else a) for a, s in zip(rargs, snap)]
             node = self.graph.add_node(rop, ins, attrs)
