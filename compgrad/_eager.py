@@ -14,7 +14,7 @@ from ir.dispatch import Interpreter, is_scalar
 from ir.opdef import OpDef, infer_type
 from ir.types import TensorType, scalar_type
 
-__all__ = ["EagerInterpreter", "EAGER", "RECORD_HOOKS"]
+__all__ = ["EagerInterpreter", "EAGER", "RECORD_HOOKS", "argument_error"]
 
 # Autograd installs its recorder here (compgrad.autograd); kept as a list so the
 # interpreter does not import the engine.
@@ -42,12 +42,8 @@ class EagerInterpreter(Interpreter):
                 a = a.item() if isinstance(a, np.generic) else a
                 arrays.append(a)
                 types.append(scalar_type(a))
-            elif a is None or isinstance(a, (str, tuple)):
-                raise TypeError(f"{op.name}(): expected a Tensor argument, got "
-                                f"{type(a).__name__}")
             else:
-                raise TypeError(f"{op.name}(): argument must be a Tensor or a number, not "
-                                f"{type(a).__name__}")
+                raise argument_error(op, a)
         types = tuple(types)
         out_type = infer_type(op, types, attrs)
         result = op.impl(*arrays, **attrs)
@@ -58,6 +54,15 @@ class EagerInterpreter(Interpreter):
         for hook in RECORD_HOOKS:
             hook(op, args, attrs, outputs, types)
         return outputs
+
+
+def argument_error(op: OpDef, arg) -> TypeError:
+    """The error for an op argument that is neither a Tensor nor a number (eager and
+    recorded calls raise the same one)."""
+    if arg is None or isinstance(arg, (str, tuple)):
+        return TypeError(f"{op.name}(): expected a Tensor argument, got {type(arg).__name__}")
+    return TypeError(f"{op.name}(): argument must be a Tensor or a number, not "
+                     f"{type(arg).__name__}")
 
 
 def _wrap(op: OpDef, result, t: TensorType, args, arrays):

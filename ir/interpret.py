@@ -17,7 +17,7 @@ import numpy as np
 from ir.dispatch import _conform
 from ir.graph import Graph, Mutation, Node, Role, Value
 
-__all__ = ["interpret", "Result", "describe_node"]
+__all__ = ["interpret", "run_node", "Result", "describe_node"]
 
 
 @dataclass
@@ -34,6 +34,15 @@ def describe_node(node: Node) -> str:
     from ir.printer import format_node
     text = format_node(node)
     return text if node.loc is None or "#" in text else f"{text}  # {node.loc}"
+
+
+def run_node(node: Node, args: Sequence) -> tuple:
+    """``node``'s outputs from its op's reference implementation on ``args`` (arrays and
+    scalars), cast and shape-checked against the node's output types."""
+    result = node.op.impl(*args, **node.attrs)
+    if len(node.outputs) == 1 and not isinstance(result, tuple):
+        result = (result,)
+    return tuple(_conform(r, out.type) for out, r in zip(node.outputs, result))
 
 
 def interpret(graph: Graph, inputs: Sequence) -> Result:
@@ -54,11 +63,7 @@ def interpret(graph: Graph, inputs: Sequence) -> Result:
     for node in graph.nodes:
         args = [env[a] if isinstance(a, Value) else a for a in node.inputs]
         try:
-            result = node.op.impl(*args, **node.attrs)
-            if len(node.outputs) == 1 and not isinstance(result, tuple):
-                result = (result,)
-            for out, r in zip(node.outputs, result):
-                env[out] = _conform(r, out.type)
+            env.update(zip(node.outputs, run_node(node, args)))
         except Exception as e:
             e.add_note(f"while running IR node: {describe_node(node)}")
             raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from compgrad.autograd.grad_mode import _STATE
+from compgrad.autograd.node import FREED_MESSAGE
 from compgrad.compile.lazy import LazyGradFn, LazyInterpreter
 from compgrad.tensor import Tensor
 from ir import ops
@@ -23,13 +24,6 @@ from ir.graph import Value, live_values
 from passes import autodiff
 
 __all__ = ["trace_backward", "check_saved"]
-
-_FREED = ("Trying to backward through the graph a second time (or directly access saved "
-          "tensors after they have already been freed). Saved intermediate values of the graph "
-          "are freed when you call .backward() or autograd.grad(). Specify retain_graph=True if "
-          "you need to backward through the graph a second time or if you need to access saved "
-          "tensors after calling backward.")
-
 
 def _modified(v: Value, version: int) -> str:
     return ("one of the variables needed for gradient computation has been modified by an "
@@ -42,7 +36,7 @@ def check_saved(trace, node, kind: str, index: int, reads: list) -> None:
     """Eager autograd's checks when a VJP reads a saved value: the graph was not
     freed by an earlier backward, and the value was not modified in place since."""
     if node in trace.freed:
-        raise RuntimeError(_FREED)
+        raise RuntimeError(FREED_MESSAGE)
     reads.append(node)
     if kind == "input" and (node, index) in trace.originals:
         return

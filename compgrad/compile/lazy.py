@@ -15,13 +15,13 @@ import sys
 
 import numpy as np
 
+from compgrad._eager import EagerInterpreter, argument_error
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.tensor import Tensor
 from ir.dispatch import Interpreter, is_scalar
 from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Node, Value
 from ir.opdef import OpDef, infer_type
-from ir.types import TensorType, scalar_type
 
 __all__ = ["LazyRef", "PendingWrite", "LazyGradFn", "LazyInterpreter", "user_location"]
 
@@ -171,12 +171,7 @@ class LazyInterpreter(Interpreter):
     def __init__(self, trace):
         self.trace = trace
 
-    def type_of(self, value) -> TensorType:
-        if isinstance(value, Tensor):
-            return value._type
-        if is_scalar(value):
-            return scalar_type(value)
-        raise TypeError(f"expected a Tensor or a number, got {type(value).__name__}")
+    type_of = EagerInterpreter.type_of   # tensors and numbers, as eagerly
 
     def apply(self, op: OpDef, args: tuple, attrs: dict):
         trace = self.trace
@@ -190,9 +185,7 @@ class LazyInterpreter(Interpreter):
             elif is_scalar(a):
                 values.append(trace.scalar(a))
             else:
-                what = "a Tensor argument" if a is None or isinstance(a, (str, tuple)) else \
-                    "a Tensor or a number"
-                raise TypeError(f"{op.name}(): expected {what}, got {type(a).__name__}")
+                raise argument_error(op, a)
         out_type = infer_type(op, tuple(v.type for v in values), attrs)
         types = out_type if isinstance(out_type, tuple) else (out_type,)
         node = Node(op, tuple(values), attrs, types, user_location())

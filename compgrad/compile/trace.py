@@ -26,6 +26,7 @@ from ir import ops
 from ir.dispatch import interpreter, is_scalar
 from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Graph, Node, Role, Value
+from ir.interpret import run_node
 from ir.opdef import REGISTRY
 from ir.types import scalar_type
 
@@ -244,14 +245,8 @@ class Trace:
     def positions(self, ref: LazyRef) -> np.ndarray:
         """Flat indices into the root of each element of the view ``ref`` describes."""
         root_type = ref.root._type
-        arr = np.arange(root_type.numel, dtype=np.int64).reshape(root_type.shape)
-        for op, attrs, index in ref.chain:
-            if op is None:
-                continue
-            arr = op.impl(arr, **attrs)
-            if isinstance(arr, (tuple, list)):
-                arr = arr[index]
-        return np.asarray(arr)
+        return _replay_view_chain(ref.chain, np.arange(root_type.numel, dtype=np.int64)
+                                  .reshape(root_type.shape))
 
     # --- in-place writes ------------------------------------------------------------------
 
@@ -386,14 +381,10 @@ class Trace:
                 return None
             cone.append(node)
             stack.extend(x for x in node.inputs if type(x) is Value)
-        from ir.dispatch import _conform
         for node in sorted(set(cone), key=self._position):
             args = [self.env[x] if x in self.env else side[x] if type(x) is Value else x
                     for x in node.inputs]
-            result = node.op.impl(*args, **node.attrs)
-            results = result if isinstance(result, tuple) else (result,)
-            for o, r in zip(node.outputs, results):
-                side[o] = _conform(r, o.type)
+            side.update(zip(node.outputs, run_node(node, args)))
         return side[value]
 
     def _position(self, node) -> int:
@@ -483,14 +474,7 @@ class Trace:
     def _view_data(self, ref: LazyRef) -> np.ndarray:
         # replay the view chain on the root's real array, so the view shares its storage
         root_data = object.__getattribute__(ref.root, "_data")
-        arr = root_data
-        for op, attrs, index in ref.chain:
-            if op is None:
-                continue
-            arr = op.impl(arr, **attrs)
-            if isinstance(arr, (tuple, list)):
-                arr = arr[index]
-        arr = np.asarray(arr)
+        arr = _replay_view_chain(ref.chain, root_data)
         want = self.env[ref.value]
         if arr.shape != want.shape or arr.dtype != want.dtype or not np.shares_memory(
                 arr, root_data):
@@ -502,6 +486,18 @@ _RESHAPE = REGISTRY["reshape"]
 
 _PREFIX = {Role.ARGUMENT: "x", Role.PARAMETER: "p", Role.BUFFER: "b", Role.OPTIMIZER_STATE: "st",
            Role.GRAD: "g", Role.RNG_STATE: "rng", Role.CONSTANT: "c"}
+
+
+def _replay_view_chain(chain: tuple, arr: np.ndarray) -> np.ndarray:
+    """Apply a view's chain of view ops (``(op, attrs, output index)``; op None is an
+    alias) to ``arr``: the root's data, or its element positions."""
+    for op, attrs, index in chain:
+        if op is None:
+            continue
+        arr = op.impl(arr, **attrs)
+        if isinstance(arr, (tuple, list)):
+            arr = arr[index]
+    return np.asarray(arr)
 
 
 def _role_of(t: Tensor) -> Role:
