@@ -34,9 +34,10 @@ BACKENDS = ("numba", "interpret", "eager")
 class Program:
     """One compiled segment: its Graph and how to run it."""
 
-    def __init__(self, graph, backend: str):
+    def __init__(self, graph, backend: str, index: int = 0):
         self.graph = graph
         self.backend = backend
+        self.index = index          # its place in compile order (explain()'s paths)
         self.runs = 0
 
     def run(self, args: list) -> tuple[list, list]:
@@ -120,7 +121,7 @@ class CompiledFunction:
             self._stats["misses"] += 1
         else:
             self._stats["hits"] += 1
-        trace.path.append(self._order.index(key) if len(self._order) < 64 else -1)
+        trace.path.append(program.index)
         outs, muts = program.run([trace.env[v] for v in external])
         results = dict(zip(outputs, outs))
         for (_, _, value), arr in zip(writes, muts):
@@ -133,7 +134,7 @@ class CompiledFunction:
         graph = build_program_graph(f"{_ident(self._name)}_{len(self._order)}", nodes, external,
                                     outputs, writes)
         verify(graph)
-        program = Program(graph, self.backend)
+        program = Program(graph, self.backend, index=len(self._order))
         elapsed = time.perf_counter() - start
         self._stats["compile_times"].append({"capture": elapsed})
         _dump(graph, "capture")

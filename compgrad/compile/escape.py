@@ -29,6 +29,7 @@ class _Region:
 
     def __init__(self, trace, outputs: list[Tensor], inputs: list[tuple[Tensor, object]]):
         self.trace = trace
+        self.outputs = outputs
         self.values = [t._lazy_value for t in outputs]
         self.types = [(tuple(t.shape), t.dtype) for t in outputs]
         self.inputs = inputs
@@ -82,7 +83,6 @@ def attach_backward(trace, escaped: list[Tensor]) -> None:
         t._lazy_value = trace.bound[id(t)][1]
     inputs = [(t, v) for v, t in _outside_tensors(trace)]
     region = _Region(trace, escaped, inputs)
-    region.outputs = escaped
     for t in escaped:   # become outputs of the node below
         t.grad_fn = None
         t._requires_grad = False
