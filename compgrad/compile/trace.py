@@ -70,6 +70,10 @@ class Trace:
         # requires_grad_() on a computed tensor): cut from their history when read
         self.stale: dict[int, Tensor] = {}
         self.escaped: list[Tensor] = []   # materialised results that require grad
+        # views made in this call that were given their data at a flush: id -> (weak
+        # tensor, its LazyRef). A write through one, or into its root, makes it lazy
+        # again, so it keeps following its root as eagerly (see _relazy)
+        self.mviews: dict[int, tuple[weakref.ref, LazyRef]] = {}
         self.path: list[int] = []         # programs run, in order (for explain())
 
     # --- binding ------------------------------------------------------------------------
@@ -154,9 +158,25 @@ class Trace:
 
     def _root_and_chain(self, t: Tensor) -> tuple[Tensor, tuple]:
         ref = t._lazy
-        if type(ref) is LazyRef and ref.root is not None:
+        if type(ref) is not LazyRef:
+            ref = self._materialized_view(t)
+        if ref is not None and ref.root is not None:
             return ref.root, ref.chain
         return t, ()
+
+    def _materialized_view(self, t: Tensor) -> LazyRef | None:
+        entry = self.mviews.get(id(t))
+        return entry[1] if entry is not None and entry[0]() is t else None
+
+    def _relazy(self, t: Tensor, ref: LazyRef) -> None:
+        """Make the materialised view ``t`` lazy again (its root is being written):
+        its value is re-derived from the root, and the next flush gives it data that
+        is again a view of the root's."""
+        del self.mviews[id(t)]
+        ref.value = self.bound.pop(id(t))[1]
+        t._lazy = ref
+        del t._data
+        self.lazies.append(weakref.ref(t))
 
     def alias(self, t: Tensor) -> Tensor:
         """``t.detach()``: a tensor sharing ``t``'s storage that requires no grad."""
@@ -256,6 +276,9 @@ class Trace:
         the root, and writes to tensors from outside become mutation records."""
         grad_on = _STATE.enabled
         ref = target._lazy
+        if ref is None and (mview := self._materialized_view(target)) is not None:
+            self._relazy(target, mview)
+            ref = mview
         lazy = type(ref) is LazyRef
         root = ref.root if lazy else None
         if grad_on:
@@ -334,6 +357,11 @@ class Trace:
     def _set_root(self, root: Tensor, value: Value) -> None:
         key = id(root)
         self.gen[key] = self.gen.get(key, 0) + 1
+        for vkey, (tref, vref) in list(self.mviews.items()):
+            if vref.root is root and (view := tref()) is not None and view._lazy is None:
+                self._relazy(view, vref)   # it re-reads the root's new value when used
+            elif tref() is None:
+                del self.mviews[vkey]
         ref = root._lazy
         if type(ref) is LazyRef:
             ref.value = value
@@ -433,14 +461,25 @@ class Trace:
         results = self.runner(self, nodes, outputs, writes, reason) if (nodes or writes) else {}
         self.env.update(results)
         self.start = len(self.graph.nodes)
-        self._land_writes(writes)
+        # values computed so far are read again after a graph break, or by the backward
+        # of results that require grad: landing a write must not change them
+        keep_env = not self.final or any(t._requires_grad for t in alive)
+        self._land_writes(writes, keep_env)
         self._materialize(alive)
         self.lazies = []
 
-    def _land_writes(self, writes) -> None:
+    def _land_writes(self, writes, keep_env: bool) -> None:
+        env = self.env
         for root, _target, value in writes:
             key = id(root)
             data = self.hidden.pop(key)
+            if keep_env:
+                # SSA values never change: one whose array is (a view of) the storage
+                # about to be overwritten keeps a copy of what it held
+                for table in (env, self.side):
+                    for v, arr in table.items():
+                        if isinstance(arr, np.ndarray) and np.may_share_memory(arr, data):
+                            table[v] = arr.copy()
             root._data = data
             root._lazy = None
             np.copyto(data, self.env[value], casting="unsafe")
@@ -468,6 +507,7 @@ class Trace:
             t._data = self._view_data(ref)
             t._lazy = None
             self.bound[id(t)] = (t, ref.value)
+            self.mviews[id(t)] = (weakref.ref(t), ref)
         if self.final:
             self.escaped = [t for t in alive if t._requires_grad]
 

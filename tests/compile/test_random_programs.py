@@ -84,27 +84,19 @@ class _Ctx:
         self.epoch = 0                   # Python reads so far (graph breaks when compiled)
         self.viewed: set[int] = set()    # ids of tensors that pool views look into
         self.detached: set[int] = set()  # ids of pool tensors made by detach()
-        self.born = {id(t): -1 for t in tensors}   # epoch each pool tensor was made in
         self.backward_done = False
-        self.grad_write = False   # an in-place op with autograd on a tensor made before a read
         self.no_backward = False
 
     def read(self) -> None:
         """Python is about to read a value (a graph break when compiled)."""
-        if self.backward_done or self.grad_write:
-            self.no_backward = True   # BUGS 10 and 17: no backward after such a read
+        if self.backward_done:
+            self.no_backward = True   # BUG 10: no backward after such a read
         self.epoch += 1
-
-    def old(self, t: Tensor) -> bool:
-        """Whether ``t`` (or what it views) was made before the latest read."""
-        return self.born.get(id(_root(t)), self.epoch) < self.epoch
 
     def ref(self, i: int) -> Tensor:
         return self.pool[-1 - i % len(self.pool)]
 
     def push(self, *ts: Tensor) -> None:
-        for t in ts:
-            self.born.setdefault(id(t), self.epoch)
         self.pool.extend(ts)
 
 
@@ -368,8 +360,6 @@ def _inplace(ctx: _Ctx, step: Step) -> None:
         t = t.clone()   # in place on a leaf that requires grad raises; mostly avoid it
     if id(t) in ctx.detached:
         t = t.clone()   # BUG 6: no writes through a detach() alias
-    if (t._base is not None or id(t) in ctx.viewed) and (ctx.epoch or kind == 7):
-        t = t.clone()   # BUG 11: views given their data at a graph break, then a write
     if not _is_float(t) and mode % 6 != 4:
         t = t.double()  # float operands cannot be written into integers (mostly avoided)
     keep_views = not t.requires_grad and id(_root(t)) in ctx.viewed   # BUG 12
@@ -412,7 +402,6 @@ def _inplace(ctx: _Ctx, step: Step) -> None:
     else:
         alpha = 0.5 if _is_float(t) else 2   # integer tensors refuse float alphas
         t.sub_(operand(t), alpha=alpha)
-    ctx.grad_write |= t.requires_grad and ctx.old(t)   # BUG 17
     ctx.push(t)
 
 
