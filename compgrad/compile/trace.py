@@ -499,7 +499,11 @@ class Trace:
                 views.append(t)
                 continue
             arr = self.env[ref.value]
-            t._data = arr if not _aliases_input(ref.value, arr, self.env) else arr.copy()
+            # a tensor that is not a view owns writable memory, as eagerly (a .grad
+            # made by backward may be a broadcast; a later accumulation writes it)
+            owned = isinstance(arr, np.ndarray) and arr.flags.writeable \
+                and not _aliases_input(ref.value, arr, self.env)
+            t._data = arr if owned or not isinstance(arr, np.ndarray) else arr.copy()
             t._lazy = None
             self.bound[id(t)] = (t, ref.value)
         for t in views:

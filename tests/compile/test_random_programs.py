@@ -81,17 +81,8 @@ class _Ctx:
     def __init__(self, tensors):
         self.pool: list[Tensor] = list(tensors)
         self.scalars: list = []
-        self.epoch = 0                   # Python reads so far (graph breaks when compiled)
         self.viewed: set[int] = set()    # ids of tensors that pool views look into
         self.detached: set[int] = set()  # ids of pool tensors made by detach()
-        self.backward_done = False
-        self.no_backward = False
-
-    def read(self) -> None:
-        """Python is about to read a value (a graph break when compiled)."""
-        if self.backward_done:
-            self.no_backward = True   # BUG 10: no backward after such a read
-        self.epoch += 1
 
     def ref(self, i: int) -> Tensor:
         return self.pool[-1 - i % len(self.pool)]
@@ -393,7 +384,6 @@ def _inplace(ctx: _Ctx, step: Step) -> None:
         view = t1.select(d, _mod(lit, t1.shape[d]))
         view.add_(operand(view))
     elif kind == 7:
-        ctx.read()
         t[t > _literal(lit)] = _literal(k) if mode % 2 else _literal(k + 1)
     elif kind == 8 and t.numel():   # an empty t: BUG 1
         t1 = _nonscalar(t)
@@ -423,12 +413,10 @@ def _index(ctx: _Ctx, step: Step) -> None:
         idx = _index_tensor(x.shape[-1], b, 1 + a % 3)
         ctx.push(x[..., idx])
     elif kind == 2:
-        ctx.read()
         ctx.push(x[x > _literal(b)])   # data-dependent shape
     elif kind == 3:
         m = ctx.ref(step.refs[1])
         m = m > 0 if tuple(m.shape) == tuple(x.shape) else x < 0
-        ctx.read()
         ctx.push(x[m])
     elif kind == 4:
         # index_select refuses negative indices, found late when compiled (BUG 1)
@@ -447,7 +435,6 @@ def _index(ctx: _Ctx, step: Step) -> None:
 # --- Python reads, branches, backward ---------------------------------------------------
 
 def _item(ctx: _Ctx, step: Step) -> None:
-    ctx.read()
     t, kind = ctx.ref(step.refs[0]), step.args[0] % 4
     if kind < 2:
         ctx.scalars.append(t.sum().item() if kind == 0 else float(t.max()))
@@ -458,7 +445,6 @@ def _item(ctx: _Ctx, step: Step) -> None:
 
 def _branch(ctx: _Ctx, step: Step) -> None:
     kind, lit = step.args
-    ctx.read()
     value = ctx.ref(step.refs[0]).sum().item()
     ctx.scalars.append(value)
     if kind % 2 == 0:
@@ -468,7 +454,6 @@ def _branch(ctx: _Ctx, step: Step) -> None:
     # a loop that runs until a tensor condition holds (at most 3 times)
     x = ctx.ref(step.refs[0])
     for _ in range(3):
-        ctx.read()
         if not bool(x.abs().sum() > abs(_literal(lit)) + 1):
             break
         for sub in step.then:
@@ -484,8 +469,6 @@ def _loss(ts) -> Tensor | None:
 
 def _backward(ctx: _Ctx, step: Step) -> None:
     n, retain = step.args
-    if ctx.no_backward:
-        return
     loss = _loss(ctx.pool[-1 - n % 3:])
     if loss is None:
         loss = _loss(ctx.pool)
@@ -493,7 +476,6 @@ def _backward(ctx: _Ctx, step: Step) -> None:
         if retain % 8 != 7:
             return
         loss = ctx.ref(step.refs[0]).sum()   # does not require grad: both runs raise
-    ctx.backward_done = True
     loss.backward(retain_graph=retain % 3 != 2)
     ctx.push(loss)
 
@@ -514,7 +496,7 @@ def run(program: Program, tensors) -> tuple[list, list]:
     ctx = _Ctx(tensors)
     for step in program.steps:
         _apply(ctx, step)
-    if program.backward and not ctx.no_backward:
+    if program.backward:
         loss = _loss(ctx.pool)
         if loss is not None:
             loss.backward()
