@@ -173,7 +173,7 @@ class Graph:
         inputs = tuple(inputs)
         attrs = {} if attrs is None else dict(attrs)
         if output_types is None:
-            output_types = infer_type(op, tuple(_type_of(a) for a in inputs), attrs)
+            output_types = infer_type(op, tuple(input_type(a) for a in inputs), attrs)
         if isinstance(output_types, TensorType):
             output_types = (output_types,)
         node = Node(op, inputs, attrs, output_types, loc)
@@ -238,7 +238,8 @@ class Graph:
                 f"{len(self.outputs)} outputs, {len(self.mutations)} mutations>")
 
 
-def _type_of(arg) -> TensorType:
+def input_type(arg) -> TensorType:
+    """The type of a node input: a Value's own, or a Python scalar's (a weak scalar)."""
     if isinstance(arg, Value):
         return arg.type
     if is_scalar(arg):
@@ -258,7 +259,7 @@ class GraphBuilder(Interpreter):
         self.loc = loc
 
     def type_of(self, value) -> TensorType:
-        return _type_of(value)
+        return input_type(value)
 
     def apply(self, op: OpDef, args: tuple, attrs: dict):
         args = tuple(a.item() if isinstance(a, np.generic) else a for a in args)
@@ -266,7 +267,7 @@ class GraphBuilder(Interpreter):
             if not isinstance(a, Value) and not is_scalar(a):
                 raise TypeError(f"{op.name}(): expected a graph Value or a number, got "
                                 f"{type(a).__name__}")
-        out_type = infer_type(op, tuple(_type_of(a) for a in args), attrs)
+        out_type = infer_type(op, tuple(input_type(a) for a in args), attrs)
         node = self.graph.add_node(op, args, attrs, out_type, loc=self.loc)
         return node.outputs if isinstance(out_type, tuple) else node.outputs[0]
 

@@ -21,6 +21,7 @@ from compgrad.tensor import Tensor
 from ir.dispatch import Interpreter, is_scalar
 from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Node, Value
+from ir.graph import input_type
 from ir.opdef import OpDef, infer_type
 
 __all__ = ["LazyRef", "PendingWrite", "LazyGradFn", "LazyInterpreter", "user_location"]
@@ -183,10 +184,12 @@ class LazyInterpreter(Interpreter):
                 if a._requires_grad:
                     requires_grad = True
             elif is_scalar(a):
-                values.append(trace.scalar(a))
+                # a bool is a flag, not a quantity (``x ** True``): a constant of the
+                # program, as eager VJP rules see a Python bool
+                values.append(bool(a) if isinstance(a, (bool, np.bool_)) else trace.scalar(a))
             else:
                 raise argument_error(op, a)
-        out_type = infer_type(op, tuple(v.type for v in values), attrs)
+        out_type = infer_type(op, tuple(input_type(v) for v in values), attrs)
         types = out_type if isinstance(out_type, tuple) else (out_type,)
         node = Node(op, tuple(values), attrs, types, user_location())
         trace.graph.nodes.append(node)

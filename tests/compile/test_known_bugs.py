@@ -125,8 +125,7 @@ _X2 = [3.0, 1.0]
            _bug12, [0.5, 1.0], (True, False), True),
     _known(13, "eager: a write into an expand() that repeats nothing raises",
            _bug13, [[1.0, 2.0, 3.0]], (False,), [3.0, 5.0, 7.0]),
-    _known(14, "compiled: x ** True fails at backward", _bug14, [_X2], (True,), None,
-           [[1.0, 1.0]]),
+    _fixed(_bug14, [_X2], (True,), None, [[1.0, 1.0]]),
     _fixed(_bug17, [[1.0, 3.0]], (True,), None, [[0.0, 1.0]]),
 ])
 def test_known_bug(fn, values, grad, expected):

@@ -160,8 +160,6 @@ def _binary(ctx: _Ctx, step: Step) -> None:
     mode, lit, flip = step.args
     y = _operand(ctx, x, step.refs[1], mode, lit)
     fn = _BINARY[step.op]
-    if step.op == "pow" and isinstance(y, bool):
-        y = int(y)   # BUG 14
     if step.op == "pow" and isinstance(y, Tensor) and not flip % 2:
         y = y.tanh() if _is_float(y) else y   # keep x ** y finite-ish
     ctx.push(fn(y, x) if flip % 2 else fn(x, y))
