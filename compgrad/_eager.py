@@ -72,7 +72,10 @@ def _wrap(op: OpDef, result, t: TensorType, args, arrays):
     if arr.shape != t.shape:
         raise AssertionError(f"{op.name}: kernel produced shape {arr.shape}, type rule "
                              f"says {t.shape}")
-    if op.is_view and isinstance(args[0], _Tensor) and np.may_share_memory(arr, arrays[0]):
+    # an empty result of a view op is a view too (it shares no bytes, but autograd's
+    # in-place rules treat it as one, as PyTorch does)
+    if op.is_view and isinstance(args[0], _Tensor) and (
+            arr.size == 0 or np.may_share_memory(arr, arrays[0])):
         return _Tensor._view_of(args[0], arr)
     # safety net: only view ops may alias an input (a kernel returning its input unchanged
     # would otherwise let an in-place op leak into a value PyTorch would have copied)

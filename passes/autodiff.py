@@ -77,9 +77,9 @@ def backward(graph: Graph, outputs: Sequence[Value], grad_outputs: Sequence[Valu
       gradient and no call.
     * ``on_saved(node, "input" | "output", index)`` is called the first time
       (per call of ``backward``) a VJP rule reads the forward ``node``'s
-      input or output ``index`` that is a Value; scalar inputs report
-      nothing. A caller raises eager's errors (saved tensor modified in
-      place, graph freed) from it.
+      input or output ``index`` that is a Value; Python scalars (raw or lifted
+      as weak scalar Values) report nothing. A caller raises eager's errors
+      (saved tensor modified in place, graph freed) from it.
 
     Backward nodes get the ``loc`` of the forward node they differentiate.
     A RuntimeError names an op without a VJP rule.
@@ -242,7 +242,9 @@ class _SavedValues(Sequence):
         if i < 0:
             i += len(self._items)
         item = self._items[i]
-        if isinstance(item, Value) and i not in self._seen:
+        # a weak scalar is a Python number lifted into the graph (a learning rate):
+        # eagerly it is no saved tensor, so reading it frees nothing and checks nothing
+        if isinstance(item, Value) and not item.type.weak and i not in self._seen:
             self._seen.add(i)
             self._on_saved(self._node, self._kind, i)
         return item

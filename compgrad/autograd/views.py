@@ -30,6 +30,8 @@ def view_positions(view: Tensor) -> np.ndarray | None:
     None when the base's memory is not one dense block, where positions are not
     defined by strides alone.
     """
+    if view._data.size == 0:
+        return np.empty(view._data.shape, dtype=np.int64)
     root = view._base._data
     if root.size == 0 or any(s < 0 for s in root.strides):
         return None

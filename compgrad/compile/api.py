@@ -92,13 +92,11 @@ class CompiledFunction:
             try:
                 result = self.fn(*args, **kwargs)
             except BaseException:
-                # the work recorded before the exception happened eagerly too
+                # the work recorded before the exception happened eagerly too; an error
+                # it raises (found only when it runs) came first eagerly, so it wins
                 trace.final = True
-                if trace.pending():
-                    try:
-                        trace.flush(reason="exception")
-                    except Exception:  # noqa: BLE001 - the user's exception matters more
-                        pass
+                if trace.error is None and trace.pending():
+                    trace.flush(reason="exception")
                 raise
             trace.final = True
             if trace.pending():

@@ -217,10 +217,9 @@ def _mark_differentiable(trace, nodes) -> None:
 
 def _store_grad(trace, var: Tensor, g: Value, create_graph: bool) -> None:
     gt = _as_tensor(trace, g, create_graph)
-    if var._grad is None:
-        var._grad = gt
-    elif create_graph or var._grad.requires_grad:
-        var._grad = ops.add(var._grad, gt)
+    if var._grad is None or create_graph or var._grad.requires_grad:
+        trace.grads_set.append((len(trace.graph.nodes), var, var._grad))  # see Trace
+        var._grad = gt if var._grad is None else ops.add(var._grad, gt)
     else:
         prev = _STATE.enabled
         _STATE.enabled = False

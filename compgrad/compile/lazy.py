@@ -20,8 +20,7 @@ from compgrad.autograd.grad_mode import _STATE
 from compgrad.tensor import Tensor
 from ir.dispatch import Interpreter, is_scalar
 from ir.dtypes import CATEGORY_FLOAT
-from ir.graph import Node, Value
-from ir.graph import input_type
+from ir.graph import Node, Value, input_type
 from ir.opdef import OpDef, infer_type
 
 __all__ = ["LazyRef", "PendingWrite", "LazyGradFn", "LazyInterpreter", "user_location"]
@@ -188,8 +187,15 @@ class LazyInterpreter(Interpreter):
                 # program, as eager VJP rules see a Python bool
                 values.append(bool(a) if isinstance(a, (bool, np.bool_)) else trace.scalar(a))
             else:
+                trace.flush(reason="an op raised while recording")   # as below
                 raise argument_error(op, a)
-        out_type = infer_type(op, tuple(input_type(v) for v in values), attrs)
+        try:
+            out_type = infer_type(op, tuple(input_type(v) for v in values), attrs)
+        except Exception:
+            # eagerly, an error the pending work hides (an index out of range, found
+            # only when it runs) would have come first: run it, then raise this one
+            trace.flush(reason="an op raised while recording")
+            raise
         types = out_type if isinstance(out_type, tuple) else (out_type,)
         node = Node(op, tuple(values), attrs, types, user_location())
         trace.graph.nodes.append(node)

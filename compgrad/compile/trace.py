@@ -75,6 +75,11 @@ class Trace:
         # again, so it keeps following its root as eagerly (see _relazy)
         self.mviews: dict[int, tuple[weakref.ref, LazyRef]] = {}
         self.path: list[int] = []         # programs run, in order (for explain())
+        # since the last flush: (nodes recorded by then, ...) of each .grad replaced and
+        # each write, so a segment that fails when it runs undoes only what came after
+        self.grads_set: list[tuple[int, Tensor, Tensor | None]] = []
+        self.write_log: list[tuple[int, int, Value, Value]] = []   # (.., root, old, new)
+        self.error: Exception | None = None   # a flush failed: the call is over
 
     # --- binding ------------------------------------------------------------------------
 
@@ -298,7 +303,12 @@ class Trace:
         self._keep_original(target, new)
         requires_grad = grad_on and target.dtype.category == CATEGORY_FLOAT and (
             value._requires_grad or (target._requires_grad and not target._detached))
+        # a write outside autograd (no_grad, or through a detach() alias) into a tensor
+        # with history keeps that history, as eagerly: the new data, the old gradient path
+        outside = not (grad_on and not target._detached)
         if root is not None:
+            old_root = self.value_of(root) if outside and _has_history(root) else None
+            old_view = self.value_of(target) if outside and _has_history(target) else None
             positions = self.positions(ref)
             if positions.size > 1 and np.unique(positions).size != positions.size:
                 raise RuntimeError(OVERLAP_MESSAGE)
@@ -312,16 +322,23 @@ class Trace:
                 new_root = ops.reshape(flat, tuple(root.shape))
             finally:
                 _STATE.enabled = grad_on
-            self._set_root(root, new_root._lazy.value)
+            root_value = new_root._lazy.value
+            if old_root is not None and not new_root._requires_grad:
+                root_value = self._straight_through(root_value, old_root)
+            self._set_root(root, root_value)
             if new_root._requires_grad:
                 root._requires_grad = True
                 root.grad_fn = new_root.grad_fn
                 self.requires_grad.add(new_root._lazy.value)
             elif root._requires_grad and root.grad_fn is None:
                 self._new_leaf(root, new_root._lazy.value)
+            if old_view is not None:
+                new = self._straight_through(new, old_view)
             ref.value = new
             ref.gen = self.gen[id(root)]
         else:
+            if outside and _has_history(target):
+                new = self._straight_through(new, self.value_of(target))
             self._set_root(target, new)
         target._version[0] += 1
         self.versions[new] = (target._version, target._version[0])
@@ -330,12 +347,19 @@ class Trace:
             target.grad_fn = value.grad_fn if value.grad_fn is not None else LazyGradFn(
                 self, new.node, new.index)
             self.requires_grad.add(new)
-        elif target.grad_fn is not None and not target._detached:
+        elif not outside and target.grad_fn is not None:
             target.grad_fn = None
             target._requires_grad = False
         elif root is None and target._requires_grad and target.grad_fn is None:
             self._new_leaf(target, new)   # a leaf written outside autograd stays a leaf
         return target
+
+    def _straight_through(self, new: Value, old: Value) -> Value:
+        node = Node(_STRAIGHT_THROUGH, (new, old), {}, (new.type,), user_location())
+        self.graph.nodes.append(node)
+        out = node.outputs[0]
+        self.requires_grad.add(out)
+        return out
 
     def _keep_original(self, target: Tensor, new: Value) -> None:
         # the op computing the written value (``x.mul_(w)``) read the target's value
@@ -364,6 +388,7 @@ class Trace:
                 del self.mviews[vkey]
         ref = root._lazy
         if type(ref) is LazyRef:
+            old = ref.value
             ref.value = value
             ref.gen = self.gen[key]
         else:
@@ -374,7 +399,9 @@ class Trace:
                 del root._data
                 root._lazy = PendingWrite(self)
                 self.written[key] = (root, target)
+            old = self.bound[key][1]
             self.bound[key] = (root, value)
+        self.write_log.append((len(self.graph.nodes), key, old, value))
 
     def _write_outside_view(self, target: Tensor, value: Tensor) -> Tensor:
         # a view made outside the call: its aliasing is NumPy's, not recorded; run the
@@ -458,7 +485,17 @@ class Trace:
             value = self.bound[key][1]
             keep(value)
             writes.append((root, target, value))
-        results = self.runner(self, nodes, outputs, writes, reason) if (nodes or writes) else {}
+        if self.error is not None:
+            raise self.error   # this call already failed: its pending work cannot run
+        try:
+            results = self.runner(self, nodes, outputs, writes, reason) if (nodes or writes) \
+                else {}
+        except Exception as e:
+            self.error = e
+            self._stop_at_failure(alive)
+            raise
+        self.grads_set = []
+        self.write_log = []
         self.env.update(results)
         self.start = len(self.graph.nodes)
         # values computed so far are read again after a graph break, or by the backward
@@ -467,6 +504,54 @@ class Trace:
         self._land_writes(writes, keep_env)
         self._materialize(alive)
         self.lazies = []
+
+    def _stop_at_failure(self, alive: list[Tensor]) -> None:
+        """The pending segment raised when it ran (an error that depends on data, such
+        as an index out of range): as eagerly, what was recorded before the failing op
+        happened and nothing after it did. The nodes run one by one up to the failing
+        one; writes and ``.grad`` assignments recorded before it land, later ones are
+        undone, and tensors computed before it get their data."""
+        env = self.env
+        nodes = self.graph.nodes
+        failed = len(nodes)
+        for i in range(self.start, len(nodes)):
+            node = nodes[i]
+            try:
+                outs = run_node(node, [env[x] if type(x) is Value else x for x in node.inputs])
+            except Exception:  # noqa: BLE001 - the runner's error is the one raised
+                failed = i
+                break
+            env.update(zip(node.outputs, outs))
+        self.start = len(nodes)
+        at_failure: dict[int, Value] = {}   # each written root's value when it failed
+        for pos, key, old, new in self.write_log:
+            if pos <= failed:
+                at_failure[key] = new
+            else:
+                at_failure.setdefault(key, old)
+        writes = []
+        for key, (root, target) in list(self.written.items()):
+            if at_failure[key] is not target:
+                writes.append((root, target, at_failure[key]))
+            else:
+                root._data = self.hidden.pop(key)
+                root._lazy = None
+                self.bound[key] = (root, target)
+                del self.written[key]
+        for t in alive:
+            if t._lazy.root is None and id(t) in at_failure:
+                t._lazy.value = at_failure[id(t)]
+        for pos, var, old in reversed(self.grads_set):
+            if pos > failed:
+                var._grad = old
+        self.grads_set = []
+        self.write_log = []
+        self._land_writes(writes, keep_env=True)
+        # a view takes its root's data (whatever value it was given after the failure)
+        done = [t for t in alive if (t._lazy.value in env if t._lazy.root is None
+                                     else t._lazy.root._lazy is None)]
+        self._materialize(done)
+        self.lazies = [r for r in self.lazies if (t := r()) is not None and t._lazy is not None]
 
     def _land_writes(self, writes, keep_env: bool) -> None:
         env = self.env
@@ -519,7 +604,9 @@ class Trace:
         # replay the view chain on the root's real array, so the view shares its storage
         root_data = object.__getattribute__(ref.root, "_data")
         arr = _replay_view_chain(ref.chain, root_data)
-        want = self.env[ref.value]
+        want = self.env.get(ref.value)
+        if want is None:   # not computed (a segment failed after it was recorded)
+            return arr
         if arr.shape != want.shape or arr.dtype != want.dtype or not np.shares_memory(
                 arr, root_data):
             return np.array(want)
@@ -527,6 +614,13 @@ class Trace:
 
 
 _RESHAPE = REGISTRY["reshape"]
+_STRAIGHT_THROUGH = REGISTRY["straight_through"]
+
+
+def _has_history(t: Tensor) -> bool:
+    """Whether ``t`` is a non-leaf with autograd history (float, not a detached alias)."""
+    return t._requires_grad and t.grad_fn is not None and not t._detached \
+        and t.dtype.category == CATEGORY_FLOAT
 
 _PREFIX = {Role.ARGUMENT: "x", Role.PARAMETER: "p", Role.BUFFER: "b", Role.OPTIMIZER_STATE: "st",
            Role.GRAD: "g", Role.RNG_STATE: "rng", Role.CONSTANT: "c"}

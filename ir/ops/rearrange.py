@@ -23,7 +23,7 @@ METHODS = ("clone", "contiguous", "flip", "fliplr", "flipud", "roll", "repeat_in
            "tril", "triu", "diag_embed", "diag")
 INPLACE = ("tril", "triu")
 FUNCTIONAL = ("pad",)
-INTERNAL = ("repeat", "pad_dim")
+INTERNAL = ("repeat", "pad_dim", "straight_through")
 
 
 # --- clone / contiguous ------------------------------------------------------------------
@@ -69,6 +69,46 @@ def _is_contiguous(x) -> bool:
 def contiguous(input, memory_format=None):
     """``input`` itself when it is C-contiguous, else a contiguous copy (as PyTorch)."""
     return input if _is_contiguous(input) else apply(CLONE, input)
+
+
+# --- straight_through ----------------------------------------------------------------------
+
+def _straight_through_rule(types, **_attrs):
+    value, source = types
+    if value.shape != source.shape or value.dtype is not source.dtype:
+        raise RuntimeError(f"straight_through: value {value} and gradient source {source} "
+                           "differ in shape or dtype")
+    return TensorType(value.shape, value.dtype, value.device)
+
+
+def _straight_through_impl(value, source):
+    return np.array(value, copy=True)
+
+
+def _straight_through_vjp(ctx, g):
+    return (None, g)
+
+
+def _straight_through_samples():
+    note = "internal op: its gradient is not the derivative of its value"
+    yield Sample((arr(3, 4), arr(3, 4, seed=1)), grad=False, torch=False, note=note)
+    yield Sample((arr(), arr(seed=1)), grad=False, torch=False, note=note)
+
+
+STRAIGHT_THROUGH = register(OpDef(
+    "straight_through", OpKind.MOVEMENT, _straight_through_rule, _straight_through_impl,
+    _straight_through_vjp, _straight_through_samples, public="_ops.straight_through",
+    doc="``value``, with gradients flowing to ``source`` as if it were ``source``"))
+
+
+def straight_through(value, source):
+    """``value``'s values; its gradient goes to ``source`` (and none to ``value``).
+
+    What an in-place write outside autograd (under ``no_grad``, or through a
+    ``detach()`` alias) into a tensor with autograd history leaves behind when
+    recorded as SSA values: the new data, the old history.
+    """
+    return apply(STRAIGHT_THROUGH, value, source)
 
 
 # --- flip / roll -------------------------------------------------------------------------

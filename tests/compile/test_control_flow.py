@@ -511,3 +511,35 @@ def test_exception_in_backward_leaves_grads_as_eager(backend):
         cf(w2, x)
     assert str(e1.value) == str(e2.value)
     assert_same(w1.grad, w2.grad)
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_error_found_when_a_segment_runs(backend):
+    """An index out of range is only seen when the program runs (it depends on data):
+    the call raises eager's error, naming the IR node and the user's line; what was
+    recorded before the failing op happened and nothing after it did, as eagerly."""
+    def f(w, state, index):
+        state.add_(1.0)
+        (w * 3).sum().backward()
+        (w.index_select(0, index) * 2).sum().backward()
+        state.mul_(5.0)
+        return state.sum().item()
+
+    cf = compgrad.compile(f, backend=backend)
+    runs = []
+    for fn in (f, cf):
+        w = _randn(3, seed=22, requires_grad=True)
+        state = compgrad.zeros(3)
+        with pytest.raises(IndexError) as error:
+            fn(w, state, compgrad.tensor([5]))
+        runs.append((w, state, error.value))
+    (w1, s1, e1), (w2, s2, e2) = runs
+    assert str(e1) == str(e2)
+    notes = "\n".join(getattr(e2, "__notes__", []))
+    assert "index_select" in notes and "test_control_flow.py:" in notes
+    assert_same(w1.grad, w2.grad)
+    assert_same(s1, s2)
+    assert s2._lazy is None and w2.grad._lazy is None and (s2 * 1)._lazy is None
+    # the function works afterwards, as eagerly
+    assert f(w1, s1, compgrad.tensor([2])) == cf(w2, s2, compgrad.tensor([2]))
+    assert_same(w1.grad, w2.grad)

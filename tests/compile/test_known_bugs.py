@@ -104,15 +104,12 @@ _X2 = [3.0, 1.0]
 
 
 @pytest.mark.parametrize("fn, values, grad, expected", [
-    _known(1, "compiled: an index error found when data is computed surfaces late",
-           _bug1, [[1.0, 2.0]], (True,), IndexError, [None]),
+    _fixed(_bug1, [[1.0, 2.0]], (True,), IndexError, [None]),
     _known(2, "eager: y.copy_(leaf) leaves y without grad", _bug2, [0.5], (True,), True),
     _known(4, "eager: writing a value whose node saved the target does not raise",
            _bug4, [[0.5], [2.0]], (True, True), RuntimeError),
-    _known(6, "compiled: a write through a detach() alias is missed by backward's checks",
-           _bug6, [[0.1, 0.9]], (True,), RuntimeError),
-    _known(7, "compiled: an in-place write under no_grad drops the target's grad_fn",
-           _bug7, [[0.1, 0.9]], (True,), True),
+    _fixed(_bug6, [[0.1, 0.9]], (True,), RuntimeError),
+    _fixed(_bug7, [[0.1, 0.9]], (True,), True),
     _known(8, "div's VJP reads its output, PyTorch's its inputs: in place on it raises",
            _bug8, [1.0, 2.0], (True, True), None, [0.5, -0.25]),
     _known(9, "eager: fill_ / copy_ of a constant drops the target's grad_fn",
