@@ -100,8 +100,9 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, lr: flo
     seconds = time.perf_counter() - start
     if compile_step:
         report = step.explain()
-        print(f"{name}: compiled step: {report.graph_count} graphs, "
-              f"{report.graph_break_count} graph breaks, {report.cache_hits} cache hits")
+        print(f"{name}: compiled step: {report.graph_count} graph(s) and "
+              f"{report.graph_break_count} graph breaks per step; {report.program_count} "
+              f"programs compiled over {report.calls} steps, {report.cache_hits} cache hits")
     accuracy = evaluate(model, test_loader)
     print(f"{name}: held-out accuracy {accuracy:.4f} on {len(test_set)} digits "
           f"({epochs} epochs, {seconds:.1f} s)")

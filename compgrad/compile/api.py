@@ -72,7 +72,8 @@ class CompiledFunction:
         self._gave_up: str | None = None
         self._variants: dict[tuple, int] = {}     # programs per op sequence (type variants)
         self._stats = {"calls": 0, "eager_calls": 0, "hits": 0, "misses": 0,
-                       "compile_times": [], "breaks": {}, "paths": {}, "recompiles": []}
+                       "compile_times": [], "breaks": {}, "paths": {}, "recompiles": [],
+                       "last_call": ((), [])}
         self._name = getattr(fn, "__qualname__", getattr(fn, "__name__", "fn"))
 
     # --- calling ------------------------------------------------------------------------
@@ -104,6 +105,7 @@ class CompiledFunction:
             attach_backward(trace, trace.escaped)
         path = tuple(trace.path)
         self._stats["paths"][path] = self._stats["paths"].get(path, 0) + 1
+        self._stats["last_call"] = (path, trace.breaks)
         return result
 
     def _run_segment(self, trace, nodes, outputs, writes, reason: str) -> dict:
@@ -112,6 +114,7 @@ class CompiledFunction:
                 raise RuntimeError(f"compgrad.compile(fullgraph=True): graph break in "
                                    f"{self._name}: {reason}")
             self._stats["breaks"][reason] = self._stats["breaks"].get(reason, 0) + 1
+            trace.breaks.append(reason)
         key, external = segment_key(nodes, outputs, writes)
         program = self.programs.get(key)
         if program is None:
@@ -155,22 +158,37 @@ class CompiledFunction:
     # --- reporting ----------------------------------------------------------------------
 
     def explain(self) -> ExplainOutput:
-        """What the calls so far captured: graphs, breaks, paths, recompiles, caches."""
-        graphs = [self.programs[k].graph for k in self._order]
+        """What the calls so far captured. As in ``torch._dynamo.explain`` (which runs one
+        call), ``graph_count``, ``graph_break_count``, ``break_reasons``, ``graphs`` and
+        ``ops_per_graph`` describe one call: the most recent. Totals over all calls:
+        ``program_count`` (distinct programs compiled), ``total_graph_break_count``,
+        ``all_break_reasons``, ``paths``, ``recompiles`` and the cache counts."""
         stats = self._stats
+        keys = {self.programs[k].index: k for k in self._order}
+        path, breaks = stats["last_call"]
+        graphs = [self.programs[keys[i]].graph for i in path]
+        programs = [self.programs[k].graph for k in self._order]
+        reasons: dict[str, int] = {}
+        for reason in breaks:
+            reasons[reason] = reasons.get(reason, 0) + 1
         return ExplainOutput(
             graphs=graphs,
             graph_count=len(graphs),
-            graph_break_count=sum(stats["breaks"].values()),
-            break_reasons=[BreakReason(reason, count) for reason, count in stats["breaks"].items()],
+            graph_break_count=len(breaks),
+            break_reasons=[BreakReason(reason, count) for reason, count in reasons.items()],
             ops_per_graph=[[n.op.name for n in g.nodes] for g in graphs],
             compile_times=stats["compile_times"],
+            programs=programs,
+            program_count=len(programs),
+            total_graph_break_count=sum(stats["breaks"].values()),
+            all_break_reasons=[BreakReason(reason, count)
+                               for reason, count in stats["breaks"].items()],
             paths=dict(stats["paths"]),
             recompiles=list(stats["recompiles"]),
             calls=stats["calls"], eager_calls=stats["eager_calls"],
             cache_hits=stats["hits"], cache_misses=stats["misses"],
             backend=self.backend, gave_up=self._gave_up,
-            guards=[_guards(g) for g in graphs])
+            guards=[_guards(g) for g in programs])
 
     def __repr__(self) -> str:
         return f"<compgrad.compile({self._name}, backend={self.backend!r})>"

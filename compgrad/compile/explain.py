@@ -25,12 +25,26 @@ class BreakReason:
 
 @dataclass
 class ExplainOutput:
+    """A report of what a compiled function captured (print it for a readable form).
+
+    As ``torch._dynamo.explain`` reports one call, ``graphs``, ``graph_count``,
+    ``graph_break_count``, ``break_reasons`` and ``ops_per_graph`` describe the most
+    recent call: the graphs it ran and why it broke between them. The rest covers
+    every call so far: the distinct ``programs`` compiled, the ``paths`` taken
+    (sequences of program indices), ``recompiles`` with their cause, all break
+    reasons, cache hits and misses, compile times and the guards of each program.
+    """
+
     graphs: list
     graph_count: int
     graph_break_count: int
     break_reasons: list[BreakReason]
     ops_per_graph: list[list[str]]
     compile_times: list[dict]
+    programs: list = field(default_factory=list)
+    program_count: int = 0
+    total_graph_break_count: int = 0
+    all_break_reasons: list[BreakReason] = field(default_factory=list)
     paths: dict = field(default_factory=dict)
     recompiles: list[str] = field(default_factory=list)
     calls: int = 0
@@ -44,26 +58,33 @@ class ExplainOutput:
 
     def __str__(self) -> str:
         from ir.printer import print_graph
-        lines = [f"Graph Count: {self.graph_count}",
-                 f"Graph Break Count: {self.graph_break_count}",
-                 f"Op Count: {sum(len(o) for o in self.ops_per_graph)}",
-                 f"Calls: {self.calls} compiled, {self.eager_calls} eager; "
-                 f"program cache: {self.cache_hits} hits, {self.cache_misses} misses; "
-                 f"backend: {self.backend}; kernels: {self.kernel_count}"]
+        lines = ["Last call:",
+                 f"  Graph Count: {self.graph_count}",
+                 f"  Graph Break Count: {self.graph_break_count}",
+                 f"  Op Count: {sum(len(o) for o in self.ops_per_graph)}",
+                 "  Break Reasons:"]
+        lines += [f"    {i + 1}. {r}" for i, r in enumerate(self.break_reasons)] or ["    (none)"]
+        lines += ["All calls:",
+                  f"  Calls: {self.calls} compiled, {self.eager_calls} eager; programs "
+                  f"compiled: {self.program_count}; graph breaks: "
+                  f"{self.total_graph_break_count}",
+                  f"  Program cache: {self.cache_hits} hits, {self.cache_misses} misses; "
+                  f"backend: {self.backend}; kernels: {self.kernel_count}"]
         if self.gave_up:
-            lines.append(f"Gave up compiling (recompile limit): {self.gave_up}")
-        lines.append("Break Reasons:")
-        lines += [f"  {i + 1}. {r}" for i, r in enumerate(self.break_reasons)] or ["  (none)"]
-        lines.append(f"Paths ({len(self.paths)} distinct):")
+            lines.append(f"  Gave up compiling (recompile limit): {self.gave_up}")
+        if self.all_break_reasons:
+            lines.append("  Break Reasons:")
+            lines += [f"    {i + 1}. {r}" for i, r in enumerate(self.all_break_reasons)]
+        lines.append(f"  Paths ({len(self.paths)} distinct):")
         for path, count in self.paths.items():
-            lines.append(f"  programs {list(path)}: {count} call(s)")
+            lines.append(f"    programs {list(path)}: {count} call(s)")
         if self.recompiles:
-            lines.append("Recompiles:")
-            lines += [f"  {i + 1}. {cause}" for i, cause in enumerate(self.recompiles)]
-        lines.append("Compile Times (s):")
+            lines.append("  Recompiles:")
+            lines += [f"    {i + 1}. {cause}" for i, cause in enumerate(self.recompiles)]
+        lines.append("  Compile Times (s):")
         for i, t in enumerate(self.compile_times):
-            lines.append(f"  graph {i}: " + ", ".join(f"{k} {v:.4f}" for k, v in t.items()))
-        for i, (g, ops) in enumerate(zip(self.graphs, self.ops_per_graph)):
-            lines.append(f"Graph {i} ({len(ops)} ops):")
+            lines.append(f"    program {i}: " + ", ".join(f"{k} {v:.4f}" for k, v in t.items()))
+        for i, g in enumerate(self.programs):
+            lines.append(f"Program {i} ({len(g.nodes)} ops):")
             lines += ["  " + line for line in print_graph(g).splitlines()]
         return "\n".join(lines)

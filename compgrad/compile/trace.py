@@ -75,6 +75,7 @@ class Trace:
         # again, so it keeps following its root as eagerly (see _relazy)
         self.mviews: dict[int, tuple[weakref.ref, LazyRef]] = {}
         self.path: list[int] = []         # programs run, in order (for explain())
+        self.breaks: list[str] = []       # why each graph break of this call happened
         # since the last flush: (nodes recorded by then, ...) of each .grad replaced and
         # each write, so a segment that fails when it runs undoes only what came after
         self.grads_set: list[tuple[int, Tensor, Tensor | None]] = []

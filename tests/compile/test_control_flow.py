@@ -64,15 +64,19 @@ def test_branch_on_tensor_both_paths(backend):
     report = cf.explain()
     assert len(report.paths) == 2 and sum(report.paths.values()) == len(signs)
     # the prefix up to the branch, then one program per branch: compiled once each
-    assert report.graph_count == 3
+    assert report.program_count == 3
     assert report.cache_misses == 3 and report.cache_hits == 2 * len(signs) - 3
     # each call breaks once, at the user's `if`
-    assert report.graph_break_count == len(signs)
-    (reason,) = report.break_reasons
+    assert report.total_graph_break_count == len(signs)
+    (reason,) = report.all_break_reasons
     assert _line_of(_branchy, "if y.sum() > 0") in reason.reason
     assert "__bool__" in reason.reason
-    ops = {tuple(o) for o in report.ops_per_graph}
+    ops = {tuple(n.op.name for n in g.nodes) for g in report.programs}
     assert any("relu" in o for o in ops) and any("tanh" in o for o in ops)
+    # the last call alone (torch._dynamo.explain's view): two graphs, one break
+    assert report.graph_count == 2 and report.graph_break_count == 1
+    assert [r.reason for r in report.break_reasons] == [reason.reason]
+    assert all(any(g is p for p in report.programs) for g in report.graphs)
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -89,8 +93,8 @@ def test_branch_on_small_tensor_is_read_on_the_side(backend):
         x = compgrad.full((3,), s)
         assert_same(f(x), cf(x))
     report = cf.explain()
-    assert report.graph_break_count == 0
-    assert report.graph_count == 2 and len(report.paths) == 2
+    assert report.total_graph_break_count == 0
+    assert report.program_count == 2 and len(report.paths) == 2
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -107,11 +111,11 @@ def test_while_loop_until_tensor_condition(shape, backend):
     for scale in (1.0, 8.0, 1.0, 0.001):
         x = _randn(*shape, seed=2) * scale
         assert_same(halve_until_small(x), cf(x), msg=f"scale {scale}")
-    programs = cf.explain().graph_count
+    programs = cf.explain().program_count
     for scale in (1.0, 8.0):
         x = _randn(*shape, seed=2) * scale
         assert_same(halve_until_small(x), cf(x))
-    assert cf.explain().graph_count == programs, "a repeated path compiled again"
+    assert cf.explain().program_count == programs, "a repeated path compiled again"
 
 
 # ------------------------------------------------------------------ Python reads inside
@@ -171,7 +175,7 @@ def test_write_after_a_break_keeps_autograd_history(backend, capsys):
 
     cf = compgrad.compile(f, backend=backend)
     assert_same(f(*args()), cf(*args()))
-    assert cf.explain().graph_break_count == 2
+    assert cf.explain().total_graph_break_count == 2
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -183,7 +187,7 @@ def test_metadata_reads_do_not_break(backend):
     cf = compgrad.compile(f, backend=backend)
     x = _randn(*BIG, seed=41)
     assert_same(f(x), cf(x))
-    assert cf.explain().graph_break_count == 0
+    assert cf.explain().total_graph_break_count == 0
 
 
 # ------------------------------------------------------ arguments changing between calls
@@ -199,7 +203,7 @@ def test_changing_shapes(backend):
         x = _randn(*s, seed=i)
         assert_same(f(x), cf(x))
     report = cf.explain()
-    assert report.graph_count == 3   # one per distinct shape
+    assert report.program_count == 3   # one per distinct shape
     assert report.cache_hits == 2
     assert any("changed type" in r for r in report.recompiles)
 
@@ -216,7 +220,7 @@ def test_changing_dtypes(backend):
         x = compgrad.tensor(np.arange(6).reshape(2, 3).astype(a))
         y = compgrad.tensor(np.arange(3).astype(b))
         assert_same(f(x, y), cf(x, y), msg=f"{a.__name__} {b.__name__}")
-    assert cf.explain().graph_count == 4
+    assert cf.explain().program_count == 4
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -245,7 +249,7 @@ def test_python_scalars_do_not_recompile(backend):
     x = _randn(3, 2, seed=7)
     for alpha, beta in [(0.5, 1.0), (1.5, -2.0), (2.5, 3.25), (-1.0, 0.0)]:
         assert_same(f(x, alpha, beta, 2), cf(x, alpha, beta, 2))
-    assert cf.explain().graph_count == 1
+    assert cf.explain().program_count == 1
     # an int scalar where a float was is another type (int scalars are exact)
     assert_same(f(x, 3, 1, 2), cf(x, 3, 1, 2))
 
@@ -259,7 +263,7 @@ def test_ints_used_as_shapes(backend):
     x = _randn(12, seed=8)
     for n in (2, 3, 4, 2, 3):
         assert_same(f(x, n), cf(x, n))
-    assert cf.explain().graph_count == 3
+    assert cf.explain().program_count == 3
 
 
 # ------------------------------------------------------------------------- grad modes
@@ -299,7 +303,7 @@ def test_grad_mode_inside(backend):
         args1 = _randn(3, seed=10), _randn(3, seed=11, requires_grad=True)
         args2 = _randn(3, seed=10), _randn(3, seed=11, requires_grad=True)
         assert_same(f(*args1), cf(*args2), atol=1e-7)
-    assert cf.explain().graph_count == 1
+    assert cf.explain().program_count == 1
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -336,7 +340,7 @@ def test_recompile_limit_warns_once_then_runs_eagerly(backend, monkeypatch):
     assert "runs eagerly" in message and "changed type" in message
     report = cf.explain()
     assert report.gave_up is not None
-    assert report.graph_count == 3
+    assert report.program_count == 3
     assert report.calls == 3 and report.eager_calls == 3
     assert "Gave up compiling" in str(report)
 
@@ -391,7 +395,7 @@ def test_compgrad_disable_env(backend, monkeypatch):
     x, w = _randn(*BIG, seed=14), _randn(30, 30, seed=15)
     assert_same(_branchy(x, w), cf(x, w))
     report = cf.explain()
-    assert report.calls == 0 and report.graph_count == 0
+    assert report.calls == 0 and report.program_count == 0
     # read at each call: turning it back on compiles (and fullgraph=True applies again)
     monkeypatch.setenv("COMPGRAD_DISABLE", "0")
     with pytest.raises(RuntimeError, match="fullgraph=True"):

@@ -47,7 +47,7 @@ def test_compiled_method_shared_across_instances(backend):
         for obj in (a, b, a):
             assert_same(obj.plain(x), obj.compiled(x))
     # one program serves both instances: their tensors are inputs, never constants
-    assert Scaler.compiled.explain().graph_count == 1
+    assert Scaler.compiled.explain().program_count == 1
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -107,7 +107,7 @@ def test_closure_cell_changing_between_calls(backend):
     for v in (1.0, 4.0, -2.0):
         factor[0] = v
         assert_same(f(x), cf(x))
-    assert cf.explain().graph_count == 1
+    assert cf.explain().program_count == 1
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -123,7 +123,7 @@ def test_branch_on_python_value(backend):
     x = _randn(4, seed=7)
     for mode in ("double", "square", "neg", "double", "neg"):
         assert_same(f(x, mode), cf(x, mode), msg=mode)
-    assert cf.explain().graph_count == 3
+    assert cf.explain().program_count == 3
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -387,7 +387,7 @@ def test_random_depth_each_call(backend):
     assert_same(eager, compiled)
     depths = {d for _, d in eager}
     assert len(depths) > 1
-    assert cf.explain().graph_count == len(depths)
+    assert cf.explain().program_count == len(depths)
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)

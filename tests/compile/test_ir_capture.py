@@ -61,7 +61,7 @@ def _steady_state_graph(opt_cls, backend, **kw):
     for _ in range(3):
         cstep(model, opt, x, y)
     report = cstep.explain()
-    assert report.graph_break_count == 0
+    assert report.total_graph_break_count == 0
     return report.graphs[-1], report
 
 
@@ -115,10 +115,10 @@ def test_printed_adam_state(backend):
 def test_explain_prints_the_graphs(backend):
     _, report = _steady_state_graph(compgrad.optim.SGD, backend, momentum=0.9)
     text = str(report)
-    for g in report.graphs:
+    for g in report.programs:
         assert print_graph(g).split("\n", 1)[0] in text
     assert report.ops_per_graph[-1] == [n.op.name for n in report.graphs[-1].nodes]
-    assert len(report.guards) == report.graph_count
+    assert len(report.guards) == report.program_count
     assert all(isinstance(t, dict) and "capture" in t for t in report.compile_times)
 
 
@@ -154,9 +154,9 @@ def test_compgrad_dump_writes_capture_files(backend, tmp_path, monkeypatch):
         cf(compgrad.full(big, s))
     files = sorted(os.listdir(tmp_path / "dump"))
     report = cf.explain()
-    assert len(files) == report.graph_count == 3
+    assert len(files) == report.program_count == 3
     assert all(name.endswith(".capture.ir") for name in files)
-    texts = {print_graph(g) for g in report.graphs}
+    texts = {print_graph(g) for g in report.programs}
     for name in files:
         text = (tmp_path / "dump" / name).read_text()
         assert text in texts
@@ -211,7 +211,7 @@ def _scenarios(backend):
 def test_every_captured_graph_verifies_and_round_trips(backend):
     count = 0
     for report in _scenarios(backend):
-        for graph in report.graphs:
+        for graph in report.programs:
             verify(graph, roundtrip=True)
             text = print_graph(graph)
             again = parse(text)
@@ -234,6 +234,6 @@ def test_compile_runs_the_verifier(monkeypatch):
     cf = compgrad.compile(lambda x: x.exp().sum(), backend="interpret")
     cf(compgrad.ones(3))
     cf(compgrad.ones(3))
-    assert seen == cf.explain().graphs
+    assert seen == cf.explain().programs
     # the test-suite checks the printed form of every verified graph round-trips
     assert os.environ.get("COMPGRAD_VERIFY_ROUNDTRIP") == "1"

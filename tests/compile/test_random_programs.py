@@ -639,8 +639,8 @@ def _random_programs(program: Program) -> None:
     # the same compiled function on new data: its cached programs run again
     check(program, compiled, program.seed + 1)
     explained = compiled.explain()
-    STATS["graphs"] += explained.graph_count
-    STATS["graph breaks"] += explained.graph_break_count
+    STATS["graphs"] += explained.program_count
+    STATS["graph breaks"] += explained.total_graph_break_count
     STATS["cache hits"] += explained.cache_hits
 
 

@@ -97,18 +97,21 @@ def test_mlp_784_512_512_10_twenty_steps(kind, backend):
         _same_loss(l1, l2, f"loss at step {i}")
         if i == 1:
             # the first call compiles; the second sees .grad / optimizer state exist
-            programs_after_two = step.explain().graph_count
+            programs_after_two = step.explain().program_count
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
     assert_states_equal(optimizer_state(o1), optimizer_state(o2), atol=1e-6)
     assert o1.state_dict()["state"].keys() == o2.state_dict()["state"].keys()
     report = step.explain()
-    assert report.graph_break_count == 0, report
-    assert report.break_reasons == []
-    assert report.graph_count == programs_after_two, "later calls compiled new programs"
-    assert report.graph_count <= 2
+    # torch._dynamo.explain's view of one call: the whole step is one graph, no break
+    assert report.graph_count == 1 and report.graph_break_count == 0, report
+    assert report.break_reasons == [] and len(report.graphs) == 1
+    assert report.total_graph_break_count == 0, report
+    assert report.all_break_reasons == []
+    assert report.program_count == programs_after_two, "later calls compiled new programs"
+    assert report.program_count <= 2
     assert report.calls == 20 and report.eager_calls == 0
-    assert report.cache_misses == report.graph_count
-    assert report.cache_hits == 20 - report.graph_count
+    assert report.cache_misses == report.program_count
+    assert report.cache_hits == 20 - report.program_count
     # every call is one program: one graph per call
     assert sum(report.paths.values()) == 20
     assert all(len(path) == 1 for path in report.paths)
@@ -155,7 +158,7 @@ def test_zero_grad_set_to_none_false(backend):
         grads_before = grads
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
     assert_states_equal(optimizer_state(o1), optimizer_state(o2), atol=1e-6)
-    assert cstep.explain().graph_break_count == 0
+    assert cstep.explain().total_graph_break_count == 0
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -180,8 +183,8 @@ def test_gradient_accumulation_two_micro_batches(backend):
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
     assert_states_equal(optimizer_state(o1), optimizer_state(o2), atol=1e-6)
     report = cstep.explain()
-    assert report.graph_break_count == 0
-    assert report.graph_count <= 2
+    assert report.total_graph_break_count == 0
+    assert report.program_count <= 2
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -202,8 +205,8 @@ def test_lr_scheduler_changes_lr_without_recompiling(backend):
     assert_states_equal(optimizer_state(o1), optimizer_state(o2), atol=1e-6)
     report = cstep.explain()
     # the first call (no momentum buffers yet) and the steady state: the lr is an input
-    assert report.graph_count <= 2, report.recompiles
-    assert report.cache_hits == 6 - report.graph_count
+    assert report.program_count <= 2, report.recompiles
+    assert report.cache_hits == 6 - report.program_count
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -220,7 +223,7 @@ def test_lr_set_inside_the_step(backend):
     for it in range(5):
         _same_loss(step(m1, o1, x, y, it), cstep(m2, o2, x, y, it))
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
-    assert cstep.explain().graph_count <= 2
+    assert cstep.explain().program_count <= 2
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -244,7 +247,7 @@ def test_two_optimizer_steps_in_one_call(kind, backend):
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
     assert_states_equal(optimizer_state(o1), optimizer_state(o2), atol=1e-6)
     assert all(p.is_leaf for p in m2.parameters())
-    assert cstep.explain().graph_break_count == 0
+    assert cstep.explain().total_graph_break_count == 0
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -295,14 +298,14 @@ def test_compile_module_forward_only(backend):
     assert [k for k in compiled.state_dict()] == ["_orig_mod." + k for k in ours.state_dict()]
     assert compiled._orig_mod is ours
     report = compiled.explain()
-    assert report.graph_count == 1 and report.graph_break_count == 0
+    assert report.program_count == 1 and report.total_graph_break_count == 0
     assert report.cache_hits == 2
     # a weight changed between calls is read again, never baked in
     with compgrad.no_grad():
         ours[0].weight.mul_(2.0)
         eager[0].weight.mul_(2.0)
         assert_same(eager(x), compiled(x))
-    assert compiled.explain().graph_count == 1
+    assert compiled.explain().program_count == 1
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -320,7 +323,7 @@ def test_module_compile_method(backend):
     assert_states_equal(module_state(eager), module_state(ours), atol=1e-6)
     report = ours._compiled_call_impl.explain()
     # the forward and, run by eager autograd, its compiled backward; both reused
-    assert report.graph_count == 2 and report.graph_break_count == 0
+    assert report.program_count == 2 and report.total_graph_break_count == 0
     assert report.cache_hits == 4
 
 
@@ -369,7 +372,7 @@ def test_batchnorm_running_stats_written_back(backend):
     assert m2.bn.running_mean is mean_obj and m2.bn.running_var is var_obj
     assert int(m2.bn.num_batches_tracked) == 4
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
-    assert cstep.explain().graph_break_count == 0
+    assert cstep.explain().total_graph_break_count == 0
     # eval mode uses the running statistics (a new path, compiled once)
     m1.eval()
     m2.eval()
@@ -408,7 +411,7 @@ def test_dropout_matches_eager_with_the_same_seed(backend):
     # ... and the generator advanced exactly as eagerly
     assert_same(eager_state, compgrad.get_rng_state())
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
-    assert cstep.explain().graph_break_count == 0
+    assert cstep.explain().total_graph_break_count == 0
 
 
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
@@ -424,4 +427,4 @@ def test_random_ops_inside_compiled_function(backend):
     compiled = [cf(x) for _ in range(3)]
     assert_same(eager, compiled)
     assert not np.array_equal(compiled[0][0].numpy(), compiled[1][0].numpy())
-    assert cf.explain().graph_count == 1
+    assert cf.explain().program_count == 1
