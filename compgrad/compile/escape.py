@@ -14,10 +14,12 @@ gradients of the tensors from outside the call that required grad
 from __future__ import annotations
 
 from compgrad.autograd.function import Function
+from compgrad.autograd.node import FREED_MESSAGE
 from compgrad.compile.lazy import LazyGradFn, LazyInterpreter
 from compgrad.tensor import Tensor
 from ir import ops
 from ir.dispatch import interpreter
+from ir.graph import live_values
 from passes import autodiff
 
 __all__ = ["attach_backward"]
@@ -38,8 +40,7 @@ class _Region:
         from compgrad.compile.autograd import check_saved
         trace = self.trace
         if trace is None:
-            raise RuntimeError("compgrad.compile: the backward of this compiled call was "
-                               "already run and its saved values freed")
+            raise RuntimeError(FREED_MESSAGE)
         roots, seeds = [], []
         with interpreter(LazyInterpreter(trace)):
             for v, (shape, dtype), g in zip(self.values, self.types, grads):
@@ -82,6 +83,12 @@ def attach_backward(trace, escaped: list[Tensor]) -> None:
     for t in escaped:
         t._lazy_value = trace.bound[id(t)][1]
     inputs = [(t, v) for v, t in _outside_tensors(trace)]
+    if trace.freed and any(v.node in trace.freed
+                           for v in live_values(trace.graph, [t._lazy_value for t in escaped])):
+        # a backward inside the call freed what these outputs' backward reads (a loss
+        # returned by a training step): eagerly a second backward raises, so keep
+        # nothing of the call (its values would otherwise live as long as the output)
+        trace = None
     region = _Region(trace, escaped, inputs)
     for t in escaped:   # become outputs of the node below
         t.grad_fn = None
@@ -90,10 +97,14 @@ def attach_backward(trace, escaped: list[Tensor]) -> None:
 
 
 def _outside_tensors(trace):
-    """Tensors from outside the call that require grad and were read by it."""
+    """Tensors that require grad whose values the call read: outside tensors and leaves
+    made inside it (a leaf by the value first read, even when the call wrote it since,
+    as an optimizer step does)."""
     seen = set()
-    for tensor, value in list(trace.bound.values()):
-        if value.node is None and tensor._requires_grad and id(tensor) not in seen \
+    read = list(trace.leaves.items()) + [(v, t) for t, v in trace.bound.values()]
+    for value, tensor in read:
+        read_as_input = value.node is None or trace.leaves.get(value) is tensor
+        if read_as_input and tensor._requires_grad and id(tensor) not in seen \
                 and not isinstance(tensor.grad_fn, LazyGradFn):
             seen.add(id(tensor))
             yield value, tensor

@@ -320,9 +320,6 @@ def test_write_through_detached_alias_keeps_the_leaf(backend):
     assert_same(a1, a2)
 
 
-@pytest.mark.xfail(strict=True, reason="escape.attach_backward only treats bound graph inputs "
-                   "as the call's outside tensors: a leaf written inside the call (here through "
-                   "a detached alias) is missed, so the returned x * 1 loses requires_grad")
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_output_after_detached_write_requires_grad(backend):
     def f(w):
@@ -336,9 +333,6 @@ def test_output_after_detached_write_requires_grad(backend):
     assert_same(r1, r2)
 
 
-@pytest.mark.xfail(strict=True, reason="escape.attach_backward only treats bound graph inputs "
-                   "as the call's outside tensors: an output depending only on leaves created "
-                   "inside the call (a module built inside it) loses requires_grad")
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_output_depending_on_leaf_made_inside_requires_grad(backend):
     def f(x):
