@@ -201,6 +201,8 @@ class LazyInterpreter(Interpreter):
         trace.graph.nodes.append(node)
         requires_grad = requires_grad and _STATE.enabled and op.differentiable
         source = args[0] if op.is_view and args and isinstance(args[0], Tensor) else None
+        if source is not None and op.name == "reshape" and trace.reshape_copies(source, attrs):
+            source = None   # eagerly a copy (the layout allows no view): no alias
         outs = tuple(trace.new_tensor(v, requires_grad and v.type.dtype.category ==
                                       CATEGORY_FLOAT, node, source=source)
                      for v in node.outputs)

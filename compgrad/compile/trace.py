@@ -162,6 +162,28 @@ class Trace:
         self.lazies.append(weakref.ref(t))
         return t
 
+    def reshape_copies(self, source: Tensor, attrs: dict) -> bool:
+        """Whether ``source.reshape(shape)`` copies eagerly: NumPy's (and PyTorch's)
+        rule on the strides ``source`` has, replayed on a stand-in array with the root's
+        strides and no memory (``copy=False`` raises instead of copying). A root
+        computed in this call is taken as C-contiguous."""
+        root, chain = self._root_and_chain(source)
+        try:
+            data = object.__getattribute__(root, "_data")
+        except AttributeError:   # recorded, or written and not landed yet
+            data = self.hidden.get(id(root))
+        shape = tuple(root._type.shape)
+        if data is not None and data.size > 1:
+            strides = tuple(s // data.itemsize for s in data.strides)
+        else:
+            strides = tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape)))
+        stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), shape, strides)
+        try:
+            np.reshape(_replay_view_chain(chain, stand_in), attrs["shape"], copy=False)
+        except ValueError:
+            return True
+        return False
+
     def _root_and_chain(self, t: Tensor) -> tuple[Tensor, tuple]:
         ref = t._lazy
         if type(ref) is not LazyRef:
@@ -650,7 +672,7 @@ def _aliases_input(value: Value, arr, env) -> bool:
     # results of non-view ops must own their memory (an in-place op on them must not
     # reach an input), as eager results do
     node = value.node
-    if node is None or node.op.is_view or not isinstance(arr, np.ndarray):
+    if node is None or not isinstance(arr, np.ndarray):
         return False
     return any(type(x) is Value and isinstance(env.get(x), np.ndarray)
                and np.may_share_memory(arr, env[x]) for x in node.inputs)

@@ -403,3 +403,27 @@ def test_python_side_effects_happen_every_call(backend):
     outs = [cf(x) for _ in range(3)]
     assert seen == [0, 1, 2]
     assert [o.tolist() for o in outs] == [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+@pytest.mark.parametrize("transposed", [True, False])
+def test_reshape_views_or_copies_as_eagerly(backend, transposed):
+    """reshape() is a view where the strides allow one and a copy elsewhere; a write
+    into its result reaches the base exactly when it does eagerly."""
+    def f(x):
+        z = x.reshape(-1)
+        z.add_(100.0)
+        w = x.t().reshape(-1)
+        w.add_(1.0)
+        made = (x * 1).t().reshape(-1)   # a copy: x * 1 is contiguous
+        made.mul_(0.0)
+        return z, w, made
+
+    def make():
+        base = compgrad.arange(6.0)
+        return base.reshape(2, 3).t() if transposed else base.reshape(3, 2)
+
+    cf = compgrad.compile(f, backend=backend)
+    x1, x2 = make(), make()
+    assert_same(f(x1), cf(x2))
+    assert_same(x1, x2)
