@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from compgrad.autograd.engine import run_backward
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.autograd.node import FREED_MESSAGE
 from compgrad.compile.lazy import LazyGradFn, LazyInterpreter
@@ -64,6 +65,9 @@ def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, ret
         live = live_values(graph, roots)
         targets = [(t, v) for v, t in trace.leaves.items() if v in live]
         groups = _by_tensor(targets)
+    # tensors from outside the call with eager history (``x = w * 2`` made before the
+    # call): their gradients continue through the eager graph, as eagerly
+    eager_roots = [] if inputs is not None or not accumulate else _eager_non_leaves(trace, roots)
     hooked = _hooked_values(trace, accumulate and inputs is None)
     interp = LazyInterpreter(trace)
     first_new = len(graph.nodes)
@@ -90,10 +94,12 @@ def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, ret
     prev = _STATE.enabled
     _STATE.enabled = create_graph
     try:
-        result = autodiff.backward(graph, roots, seeds, [v for _, v in targets],
+        result = autodiff.backward(graph, roots, seeds,
+                                   [v for _, v in targets] + [v for _, v in eager_roots],
                                    requires_grad=trace.requires_grad.__contains__,
                                    on_grad=on_grad, on_saved=on_saved,
                                    hooked=list(hooked))
+        result, eager_grads = result[:len(targets)], result[len(targets):]
         if create_graph:
             _mark_differentiable(trace, graph.nodes[first_new:])
         if not retain_graph:
@@ -120,9 +126,27 @@ def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, ret
                 if t._post_acc_hooks:
                     for hook in list(t._post_acc_hooks.values()):
                         hook(t)
+            pairs = [(t, _as_tensor(trace, g, create_graph))
+                     for (t, _v), g in zip(eager_roots, eager_grads) if g is not None]
+            if pairs:
+                # the eager engine, recorded: its VJPs and .grad updates become graph ops
+                run_backward([t for t, _ in pairs], [g for _, g in pairs], retain_graph,
+                             create_graph)
     finally:
         _STATE.enabled = prev
     return None
+
+
+def _eager_non_leaves(trace, roots) -> list[tuple[Tensor, Value]]:
+    """Tensors bound from outside the call that carry an eager ``grad_fn`` and that
+    ``roots`` depend on, with their values."""
+    found = [(t, v) for t, v in trace.bound.values()
+             if v.node is None and t._requires_grad and t.grad_fn is not None
+             and not isinstance(t.grad_fn, LazyGradFn)]
+    if not found:
+        return []
+    live = live_values(trace.graph, roots)
+    return [(t, v) for t, v in found if v in live]
 
 
 def _input_targets(trace, inputs) -> tuple[list, list]:

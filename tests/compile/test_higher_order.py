@@ -464,3 +464,32 @@ def test_inplace_on_leaf_allowed_under_no_grad(backend):
     assert_same(r1.detach(), r2.detach())
     assert_same(a1[0], a2[0])
     assert a1[0]._version_value == a2[0]._version_value
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_backward_inside_flows_into_eager_history(backend):
+    """An argument computed eagerly before the call (it has an eager grad_fn): a
+    backward inside the compiled function continues through the eager graph into the
+    leaves, as eagerly; a second backward through the freed eager graph raises."""
+    def f(h, target):
+        loss = ((h.tanh() - target) ** 2).mean()
+        loss.backward()
+        return loss.detach()
+
+    cf = compgrad.compile(f, backend=backend)
+    layer1, layer2 = compgrad.nn.Linear(4, 3), compgrad.nn.Linear(4, 3)
+    layer2.load_state_dict(layer1.state_dict())
+    x, target = _randn(5, 4, seed=40), _randn(5, 3, seed=41)
+    for _ in range(2):
+        assert_same(f(layer1(x), target), cf(layer2(x), target))
+        for p1, p2 in zip(layer1.parameters(), layer2.parameters()):
+            assert_same(p1.grad, p2.grad, atol=1e-6)
+    h1, h2 = layer1(x), layer2(x)
+    f(h1, target)
+    cf(h2, target)
+    errors = []
+    for fn, h in ((f, h1), (cf, h2)):
+        with pytest.raises(RuntimeError) as e:
+            fn(h, target)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1]
