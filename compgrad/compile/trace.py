@@ -52,6 +52,7 @@ class Trace:
         self.start = 0                          # first node not yet run
         self.bound: dict[int, tuple[Tensor, Value]] = {}   # id(tensor) -> (tensor, its value)
         self.written: dict[int, Tensor] = {}    # outside tensors with a pending write
+        self.written_storage: set[int] = set()  # ids of their version counters (storages)
         self.hidden: dict[int, np.ndarray] = {}  # their data, hidden until the write lands
         self.gen: dict[int, int] = {}           # write generation per storage root
         self.lazies: list[weakref.ref] = []     # recorded tensors made since the last flush
@@ -104,11 +105,11 @@ class Trace:
             if self.stale and id(t) in self.stale and _STATE.enabled:
                 return self._cut(t)
             return ref.value
-        base = t._base
-        if base is not None and id(base) in self.written and base is not t:
-            # an alias made outside the call of a tensor written inside it: run the
-            # pending graph so the alias sees the write, then read it
-            self.flush(reason="read of a view whose base was written in place")
+        if self.written and id(t._version) in self.written_storage and id(t) not in self.written:
+            # an alias made outside the call (views share their base's version counter)
+            # of a tensor written inside it: run the pending graph so the alias sees the
+            # write, then read it afresh
+            self.flush(reason="read of a tensor sharing storage with one written in place")
         entry = self.bound.get(id(t))
         if entry is not None and entry[0] is t:
             if self.stale and id(t) in self.stale and _STATE.enabled:
@@ -422,6 +423,7 @@ class Trace:
                 del root._data
                 root._lazy = PendingWrite(self)
                 self.written[key] = (root, target)
+                self.written_storage.add(id(root._version))
             old = self.bound[key][1]
             self.bound[key] = (root, value)
         self.write_log.append((len(self.graph.nodes), key, old, value))
@@ -592,12 +594,19 @@ class Trace:
             root._lazy = None
             np.copyto(data, self.env[value], casting="unsafe")
             del self.written[key]
+            if not self.final:
+                # outside aliases of the root read before the write: bind afresh when read
+                for t, v in list(self.bound.values()):
+                    if t is not root and v.node is None and t._version is root._version:
+                        del self.bound[id(t)]
             if root.grad_fn is not None:
                 # its value has autograd history in this trace: keep reading that value
                 self.bound[key] = (root, value)
             else:
                 del self.bound[key]   # the next read binds the written data afresh
                 self.stale.pop(key, None)
+        if not self.written:
+            self.written_storage.clear()
 
     def _materialize(self, alive: list[Tensor]) -> None:
         views = []

@@ -427,3 +427,27 @@ def test_reshape_views_or_copies_as_eagerly(backend, transposed):
     x1, x2 = make(), make()
     assert_same(f(x1), cf(x2))
     assert_same(x1, x2)
+
+
+@pytest.mark.parametrize("backend", BACKEND_PARAMS)
+def test_outside_aliases_read_before_and_after_a_write(backend):
+    """Views made outside the call of a tensor the call writes in place (and the base
+    of a written view) read the new values after the write, as eagerly."""
+    def f(p, v, base, part):
+        a = v * 1
+        p.add_(1.0)
+        b = v * 1
+        c = base.sum()
+        part.mul_(3.0)
+        return a, b, c, base * 1
+
+    def make():
+        base = compgrad.zeros(6)
+        p = base[0:4]
+        return p, p[1:3], base, base[3:5]
+
+    cf = compgrad.compile(f, backend=backend)
+    for _ in range(2):
+        args1, args2 = make(), make()
+        assert_same(f(*args1), cf(*args2))
+        assert_same(args1[2], args2[2])
