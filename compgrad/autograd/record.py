@@ -14,6 +14,7 @@ from compgrad.autograd import anomaly, views
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.autograd.node import AccumulateGrad, node_class
 from compgrad.tensor import Tensor
+from ir import ops
 from ir.opdef import OpDef
 
 __all__ = ["record", "check_inplace", "edge_of", "accumulator_of", "attach_outputs"]
@@ -114,8 +115,11 @@ def check_inplace(target: Tensor, value: Tensor):
         target._requires_grad = True
         target.grad_fn = value.grad_fn
         target._output_nr = value._output_nr
-    elif target.grad_fn is not None:
-        # the new value does not depend on anything that requires grad
-        target.grad_fn = None
-        target._requires_grad = False
+    elif (target.requires_grad or value.requires_grad) and target._data.dtype.kind == "f":
+        # PyTorch's CopyBackwards: the written tensor requires grad; its old history gets
+        # a zero gradient and a leaf ``value`` the whole gradient
+        glued = ops.overwrite(target, value)
+        target._requires_grad = True
+        target.grad_fn = glued.grad_fn
+        target._output_nr = 0
     return None

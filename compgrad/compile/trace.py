@@ -363,6 +363,8 @@ class Trace:
         else:
             if outside and _has_history(target):
                 new = self._straight_through(new, self.value_of(target))
+            elif not outside and _has_history(target) and not value._requires_grad:
+                new = self._glue(_OVERWRITE, self.value_of(target), new)  # as eager's
             self._set_root(target, new)
         target._version[0] += 1
         self.versions[new] = (target._version, target._version[0])
@@ -379,7 +381,11 @@ class Trace:
         return target
 
     def _straight_through(self, new: Value, old: Value) -> Value:
-        node = Node(_STRAIGHT_THROUGH, (new, old), {}, (new.type,), user_location())
+        return self._glue(_STRAIGHT_THROUGH, new, old)
+
+    def _glue(self, op, first: Value, second: Value) -> Value:
+        # a node of straight_through / overwrite: autograd's glue of an in-place write
+        node = Node(op, (first, second), {}, (first.type,), user_location())
         self.graph.nodes.append(node)
         out = node.outputs[0]
         self.requires_grad.add(out)
@@ -647,6 +653,7 @@ class Trace:
 
 _RESHAPE = REGISTRY["reshape"]
 _STRAIGHT_THROUGH = REGISTRY["straight_through"]
+_OVERWRITE = REGISTRY["overwrite"]
 
 
 def _has_history(t: Tensor) -> bool:

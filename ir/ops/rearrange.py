@@ -23,7 +23,7 @@ METHODS = ("clone", "contiguous", "flip", "fliplr", "flipud", "roll", "repeat_in
            "tril", "triu", "diag_embed", "diag")
 INPLACE = ("tril", "triu")
 FUNCTIONAL = ("pad",)
-INTERNAL = ("repeat", "pad_dim", "straight_through")
+INTERNAL = ("repeat", "pad_dim", "straight_through", "overwrite")
 
 
 # --- clone / contiguous ------------------------------------------------------------------
@@ -73,16 +73,21 @@ def contiguous(input, memory_format=None):
 
 # --- straight_through ----------------------------------------------------------------------
 
-def _straight_through_rule(types, **_attrs):
-    value, source = types
-    if value.shape != source.shape or value.dtype is not source.dtype:
-        raise RuntimeError(f"straight_through: value {value} and gradient source {source} "
-                           "differ in shape or dtype")
-    return TensorType(value.shape, value.dtype, value.device)
+def _matching_pair_rule(types, **_attrs):
+    # straight_through / overwrite: two tensors of one type (the autograd glue of writes)
+    first, second = types
+    if first.shape != second.shape or first.dtype is not second.dtype:
+        raise RuntimeError(f"expected two tensors of the same shape and dtype, got {first} "
+                           f"and {second}")
+    return TensorType(first.shape, first.dtype, first.device)
 
 
-def _straight_through_impl(value, source):
-    return np.array(value, copy=True)
+def _copy_of_first(first, _second):
+    return np.array(first, copy=True)
+
+
+def _copy_of_second(_first, second):
+    return np.array(second, copy=True)
 
 
 def _straight_through_vjp(ctx, g):
@@ -96,7 +101,7 @@ def _straight_through_samples():
 
 
 STRAIGHT_THROUGH = register(OpDef(
-    "straight_through", OpKind.MOVEMENT, _straight_through_rule, _straight_through_impl,
+    "straight_through", OpKind.MOVEMENT, _matching_pair_rule, _copy_of_first,
     _straight_through_vjp, _straight_through_samples, public="_ops.straight_through",
     doc="``value``, with gradients flowing to ``source`` as if it were ``source``"))
 
@@ -109,6 +114,31 @@ def straight_through(value, source):
     recorded as SSA values: the new data, the old history.
     """
     return apply(STRAIGHT_THROUGH, value, source)
+
+
+# --- overwrite --------------------------------------------------------------------------
+
+def _overwrite_vjp(ctx, g):
+    from ir.ops.indexing import zeros_of
+    return (zeros_of(ctx.input_types[0].shape, g), g)
+
+
+def _overwrite_samples():
+    yield Sample((arr(3, 4), arr(3, 4, seed=1)), torch=False, grad=False,
+                 note="internal op: its gradient to the target is zero, not a derivative")
+
+
+OVERWRITE = register(OpDef(
+    "overwrite", OpKind.MOVEMENT, _matching_pair_rule, _copy_of_second,
+    _overwrite_vjp, _overwrite_samples, public="_ops.overwrite",
+    doc="``value`` written over ``target``: zero gradient to ``target``, all to ``value``"))
+
+
+def overwrite(target, value):
+    """``value``'s values, as the new value of ``target`` after ``target.copy_(value)``
+    (PyTorch's CopyBackwards): ``target``'s old history gets a zero gradient and
+    ``value`` gets the whole gradient, so the result requires grad when either does."""
+    return apply(OVERWRITE, target, value)
 
 
 # --- flip / roll -------------------------------------------------------------------------

@@ -105,15 +105,14 @@ _X2 = [3.0, 1.0]
 
 @pytest.mark.parametrize("fn, values, grad, expected", [
     _fixed(_bug1, [[1.0, 2.0]], (True,), IndexError, [None]),
-    _known(2, "eager: y.copy_(leaf) leaves y without grad", _bug2, [0.5], (True,), True),
+    _fixed(_bug2, [0.5], (True,), True),
     _known(4, "eager: writing a value whose node saved the target does not raise",
            _bug4, [[0.5], [2.0]], (True, True), RuntimeError),
     _fixed(_bug6, [[0.1, 0.9]], (True,), RuntimeError),
     _fixed(_bug7, [[0.1, 0.9]], (True,), True),
     _known(8, "div's VJP reads its output, PyTorch's its inputs: in place on it raises",
            _bug8, [1.0, 2.0], (True, True), None, [0.5, -0.25]),
-    _known(9, "eager: fill_ / copy_ of a constant drops the target's grad_fn",
-           _bug9, [0.5], (True,), True),
+    _fixed(_bug9, [0.5], (True,), True),
     _fixed(_bug10, [[0.5, -1.0]], (True,), None, [[2.0, 2.0]]),
     _fixed(_bug11_view, [_X2], (True,), None, [[0.0, 1.0]]),
     _fixed(functools.partial(_bug11_view, into_view=False), [_X2], (True,), None,

@@ -331,7 +331,7 @@ def _view(ctx: _Ctx, step: Step) -> None:
 
 def _written(y):
     """An operand written as is into a target (copy_, setitem): a tensor that requires
-    grad is cloned first, which avoids BUGS 2 and 4."""
+    grad is cloned first, which avoids BUG 4."""
     return y.clone() if isinstance(y, Tensor) and y.requires_grad else y
 
 
@@ -371,8 +371,6 @@ def _write_into(ctx: _Ctx, t: Tensor, step: Step, kind: int, mode: int, lit: int
         t.clamp_(min=lo, max=None if mode % 3 == 1 else abs(_literal(k)) + 0.5)
     elif kind == 3:
         y = operand(t)
-        if t.requires_grad and not (isinstance(y, Tensor) and y.requires_grad):
-            y = t * 0 + y   # BUG 9: a constant written over t must keep t's grad_fn
         y = _written(y)
         t.copy_(y) if isinstance(y, Tensor) else t.fill_(y)
     elif kind in (4, 5):
