@@ -11,6 +11,10 @@ Intermediate values may carry any name in the text (``%h``, ``%loss``); the
 graph does not keep those names (the printer numbers intermediates). On a
 node line the trailing comment is the node's ``loc``; comments elsewhere are
 ignored.
+
+A graph may also be an attribute value (a ``fused`` node's ``body``): it is
+written whole, with its own scope of names, and its lines count as lines
+(newlines and comments inside its braces are kept, though it sits in ``[...]``).
 """
 
 from __future__ import annotations
@@ -79,15 +83,19 @@ def tokenize(text: str) -> list[Token]:
             raise IRParseError(problem, line, lines[line - 1])
         kind, tok = m.lastgroup, m.group()
         pos = m.end()
+        # lines count inside a nested graph's braces (a fused body in an attribute)
+        in_lines = not opened or opened[-1][0] == "{"
         if kind == "newline":
-            if not opened:
+            if in_lines:
                 tokens.append(Token("newline", tok, line))
             line += 1
             continue
-        if kind == "ws" or (kind == "comment" and opened):
+        if kind == "ws" or (kind == "comment" and not in_lines):
             continue
-        if kind == "punct" and tok in "([":
+        if kind == "punct" and (tok in "([" or (tok == "{" and opened)):
             opened.append((tok, line))
+        elif kind == "punct" and tok == "}" and opened and opened[-1][0] == "{":
+            opened.pop()
         elif kind == "punct" and tok in ")]":
             if not opened or opened[-1][0] != {")": "(", "]": "["}[tok]:
                 raise IRParseError(f"unmatched {tok!r}", line, lines[line - 1])
@@ -250,6 +258,8 @@ class _Parser:
                 if len(parts) != 3:
                     raise self.error("slice(...) takes start, stop and step", tok)
                 return slice(*parts)
+            if tok.text == "graph":
+                return self.nested_graph()
             if tok.text == "array" and self.at("punct", "("):
                 self.next()
                 data = self.literal()
@@ -333,6 +343,25 @@ class _Parser:
     def parse(self) -> Graph:
         self.skip_blank()
         self.expect("name", "graph", what="'graph'")
+        self.graph_block()
+        self.end_of_statement()
+        self.skip_blank()
+        if not self.at("eof"):
+            raise self.error("text after the closing '}'")
+        self.check()
+        return self.graph
+
+    def nested_graph(self) -> Graph:
+        """A graph written as an attribute (after its ``graph`` word): its own scope."""
+        outer, scope = self.graph, self.scope
+        self.scope = {}
+        try:
+            return self.graph_block()
+        finally:
+            self.graph, self.scope = outer, scope
+
+    def graph_block(self) -> Graph:
+        """A graph from its name to its closing ``}`` (the ``graph`` word already read)."""
         tok = self.next()
         if tok.kind == "name":
             name = tok.text
@@ -356,10 +385,6 @@ class _Parser:
                 if not returned:
                     raise self.error("the graph has no return line", tok)
                 self.next()
-                self.end_of_statement()
-                self.skip_blank()
-                if not self.at("eof"):
-                    raise self.error("text after the closing '}'")
                 break
             if tok.kind == "eof":
                 raise self.error("missing the closing '}'", tok)
@@ -378,7 +403,6 @@ class _Parser:
                 raise self.error("only mutate lines may follow the return line", tok)
             else:
                 self.node_line()
-        self.check()
         return self.graph
 
     def graph_input(self) -> None:

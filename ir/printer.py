@@ -32,7 +32,17 @@ DType                      its name: ``float32``, ``int64``, ``bool``
 Device                     ``device("cpu")``, ``device("cuda:0")``
 slice, Ellipsis            ``slice(1, None, 2)``, ``...``
 np.ndarray                 ``array(<nested list>, f32[2,3])``
+Graph                      the nested graph's text, indented (below)
 =========================  ===========================================
+
+A Graph attribute (the ``body`` of a ``fused`` node) prints as a whole graph
+with its own value names, its lines indented under the node, like a jaxpr's
+sub-jaxpr::
+
+      %3 = fused(%x, %2)[kind="elementwise", body=graph elementwise_0(%x: f32[4], %in1: f32[4]) {
+        %0 = add(%x, %in1) : f32[4]  # train.py:7
+        return %0
+      }] : f32[4]
 
 Anything else prints as ``<repr>``, which the parser rejects (the verifier's
 round-trip check then names the node). Names that are not made of
@@ -102,6 +112,9 @@ def format_literal(value) -> str:
         return "slice(" + ", ".join(format_literal(v) for v in parts) + ")"
     if value is Ellipsis:
         return "..."
+    if isinstance(value, Graph):
+        # a nested body (a fused group's): its own scope, its lines indented by the caller
+        return print_graph(value)
     if isinstance(value, np.ndarray):
         try:
             from ir.dtypes import from_numpy_dtype
@@ -228,7 +241,8 @@ def print_graph(graph: Graph) -> str:
     name = str(graph.name)
     name = name if _BARE_GRAPH_NAME.match(name) else json.dumps(name)
     lines = [f"graph {name}({params}) {{"]
-    lines.extend("  " + format_node(node, names) for node in graph.nodes)
+    # a node holding a nested graph spans several lines: indent them all
+    lines.extend("  " + format_node(node, names).replace("\n", "\n  ") for node in graph.nodes)
     outs = ", ".join(format_operand(v, names) for v in graph.outputs)
     lines.append(f"  return {outs}" if outs else "  return")
     for m in graph.mutations:

@@ -5,8 +5,9 @@ data of constants), that every node's op is the registered one, that node
 inputs are earlier values of the graph or Python scalars, that each value is
 defined once with consistent ``node``/``index``, that output types are what
 the op's type rule derives, that the graph's outputs are defined, and the
-mutation records. The first problem raises :class:`IRVerificationError`,
-whose message names the node (its IR text and loc).
+mutation records. Graph-valued attributes (a fused group's ``body``) are
+verified recursively, as graphs of their own. The first problem raises
+:class:`IRVerificationError`, whose message names the node (its IR text and loc).
 
 With ``COMPGRAD_VERIFY_ROUNDTRIP=1`` in the environment (the test suite sets
 it) it also checks that the printed graph parses back and prints the same
@@ -165,8 +166,13 @@ class _Verifier:
             if out in defined:
                 self.fail(f"output {i} ({self.name(out)}) is defined twice", node)
             self.check_type(out.type, f"output {i}", node=node)
+        bodies = [(k, a) for k, a in node.attrs.items() if isinstance(a, Graph)]
+        for key, body in bodies:
+            self.check_body(node, key, body)
         try:
-            expected = infer_type(op, tuple(types), node.attrs)
+            # a nested graph may have changed since its type was memoised: derive it afresh
+            expected = op.type_rule(tuple(types), **node.attrs) if bodies else \
+                infer_type(op, tuple(types), node.attrs)
         except Exception as e:
             self.fail(f"the type rule of {op.name} raises {type(e).__name__}: {e}", node)
         expected = expected if isinstance(expected, tuple) else (expected,)
@@ -179,6 +185,16 @@ class _Verifier:
                 self.fail(f"output {i} has type {_type_text(a)}, the type rule of {op.name} "
                           f"gives {_type_text(e)}", node)
         defined.update(node.outputs)
+
+    def check_body(self, node: Node, key: str, body: Graph) -> None:
+        """A nested graph attribute (a fused group's body) is verified as a graph of its
+        own; its errors keep pointing at the inner node, input or mutation."""
+        try:
+            _Verifier(body).run()
+        except IRVerificationError as e:
+            raise IRVerificationError(
+                f"graph {self.graph.name!r}, attribute {key!r} of a {node.op.name} node: {e}",
+                e.node, e.mutation, e.value) from e
 
     def check_mutations(self, defined: set[Value]) -> None:
         g = self.graph
@@ -220,6 +236,21 @@ def _type_text(t: TensorType) -> str:
     return f"{t} weak" if getattr(t, "weak", False) else str(t)
 
 
+def _node_at_line(graph: Graph, line: int | None) -> Node | None:
+    """The node whose printed text holds ``line`` (1-based; the header is line 1, and a
+    node with a nested body spans several lines)."""
+    if line is None:
+        return None
+    names = value_names(graph)
+    first = 2
+    for node in graph.nodes:
+        last = first + format_node(node, names).count("\n")
+        if first <= line <= last:
+            return node
+        first = last + 1
+    return None
+
+
 def _check_roundtrip(graph: Graph) -> None:
     from ir.parser import IRParseError, parse
 
@@ -227,17 +258,14 @@ def _check_roundtrip(graph: Graph) -> None:
     try:
         again = print_graph(parse(text))
     except IRParseError as e:
-        node = None
-        # the printer writes the header on line 1 and node k on line k + 2
-        if e.line is not None and 2 <= e.line <= len(graph.nodes) + 1:
-            node = graph.nodes[e.line - 2]
+        node = _node_at_line(graph, e.line)
         where = f"node `{format_node(node)}`" if node is not None else "its text"
         raise IRVerificationError(f"graph {graph.name!r}: the printed IR does not parse back "
                                   f"({where}): {e}", node) from e
     if again != text:
         a, b = text.split("\n"), again.split("\n")
         i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-        node = graph.nodes[i - 1] if 1 <= i <= len(graph.nodes) else None
+        node = _node_at_line(graph, i + 1)
         raise IRVerificationError(
             f"graph {graph.name!r}: printing the parsed IR gives different text at line "
             f"{i + 1}:\n  printed: {a[i] if i < len(a) else '<nothing>'}\n  "

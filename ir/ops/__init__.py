@@ -19,6 +19,7 @@ from ir.ops import (
     conv,
     creation,
     elementwise,
+    fused,
     indexing,
     indexing_masked,
     indexing_scatter,
@@ -47,7 +48,7 @@ from ir.ops._util import promote_operands
 FAMILIES = (elementwise, pointwise, unary, activation, compare, reduce, reduce_stats,
             scan, reduce_grad, sort, movement,
             rearrange, join, indexing, indexing_masked, indexing_scatter, linalg, contract,
-            norms, nnfunc, conv, pool, resample, creation, random, normalization, losses)
+            norms, nnfunc, conv, pool, resample, creation, random, normalization, losses, fused)
 
 
 def _export() -> None:
