@@ -32,18 +32,28 @@ BACKENDS = ("numba", "interpret", "eager")
 
 
 class Program:
-    """One compiled segment: its Graph and how to run it."""
+    """One compiled segment: its captured Graph and how to run it.
+
+    ``backend="numba"`` runs the pass pipeline and generated kernels
+    (:class:`codegen.runtime.CompiledProgram`, built at the first run);
+    ``"interpret"`` runs the captured graph on the reference interpreter.
+    """
 
     def __init__(self, graph, backend: str, index: int = 0):
         self.graph = graph
         self.backend = backend
         self.index = index          # its place in compile order (explain()'s paths)
         self.runs = 0
+        self.compiled = None        # the codegen runtime's program (numba backend)
 
     def run(self, args: list) -> tuple[list, list]:
-        # until code generation lands every backend runs the reference interpreter
-        result = interpret(self.graph, args)
         self.runs += 1
+        if self.backend == "numba":
+            if self.compiled is None:
+                from codegen.runtime import CompiledProgram
+                self.compiled = CompiledProgram(self.graph, dump_dir=config.dump_dir())
+            return self.compiled.run(args)
+        result = interpret(self.graph, args)
         return result.outputs, [arr for _, arr in result.mutations]
 
 

@@ -1,0 +1,112 @@
+"""Numba CPU kernels for runs of elementwise ops (the loops inside fused groups).
+
+A *phase* is a run of elementwise nodes over one iteration shape ``S``. Its
+kernel is generated Python source: one loop nest over ``S`` (``prange`` on the
+outermost loop when the work pays for the thread fork), whose body is the
+composition of the ops' scalar expressions (:mod:`codegen.scalar`), so every
+intermediate value lives in a register and only the values needed after the
+phase are stored.
+
+Inputs reach the kernel already broadcast to ``S`` (NumPy views with zero
+strides, so nothing is copied) or, when 0-d or Python scalars, as scalars. When
+every array is C-contiguous with shape ``S`` the runtime passes them raveled
+and the kernel is a single flat loop that LLVM vectorises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from codegen.scalar import NJIT_OPTIONS, PRELUDE, scalar_expr
+from ir.graph import Node, Value
+
+__all__ = ["PhaseSource", "phase_source", "PARALLEL_MIN_ELEMENTS"]
+
+# below this many elements a parallel loop costs more (thread fork/join) than it saves
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
+
+@dataclass(frozen=True)
+class PhaseSource:
+    """A generated kernel: its module source, the function's name, and its calling
+    convention (``arrays``/``scalars``: which phase inputs come as arrays or scalars,
+    in the order of the kernel's parameters, followed by ``outputs``)."""
+
+    source: str
+    name: str
+    inputs: tuple[Value, ...]
+    scalar_inputs: frozenset
+    outputs: tuple[Value, ...]
+    ndim: int
+
+
+def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequence[Value],
+                 ndim: int, *, scalar_inputs: frozenset = frozenset(), parallel: bool = False,
+                 exact_math: bool = False) -> PhaseSource | None:
+    """The kernel computing ``outputs`` from ``inputs`` by the elementwise ``nodes`` over an
+    ``ndim``-dimensional iteration space; None when an op has no scalar expression.
+
+    ``scalar_inputs`` are the inputs passed as scalars (weak Python numbers, 0-d
+    tensors); the other inputs are arrays of the iteration shape (broadcast views).
+    """
+    expr_of: dict[Value, str] = {}
+    params = []
+    loads = []
+    for i, v in enumerate(inputs):
+        name = f"in{i}"
+        params.append(name)
+        if v in scalar_inputs:
+            expr_of[v] = name
+        else:
+            loads.append(f"x{i} = {name}[{_index(ndim)}]")
+            expr_of[v] = f"x{i}"
+    body = []
+    for k, node in enumerate(nodes):
+        args = []
+        for a in node.inputs:
+            if isinstance(a, Value):
+                args.append(expr_of[a])
+            else:
+                args.append(repr(a))
+        in_types = [a.type if isinstance(a, Value) else _python_scalar_type(a)
+                    for a in node.inputs]
+        out = node.outputs[0]
+        expr = scalar_expr(node.op.name, args, in_types, out.type.dtype, node.attrs,
+                           exact_math=exact_math)
+        if expr is None:
+            return None
+        body.append(f"v{k} = {expr}")
+        expr_of[out] = f"v{k}"
+    stores = []
+    for j, v in enumerate(outputs):
+        params.append(f"out{j}")
+        stores.append(f"out{j}[{_index(ndim)}] = {expr_of[v]}")
+    inner = loads + body + stores
+    lines = []
+    indent = "    "
+    first_array = next((p for p in params if p.startswith("out")), None)
+    for d in range(ndim):
+        loop = "numba.prange" if (d == 0 and parallel) else "range"
+        lines.append(f"{indent}for i{d} in {loop}({first_array}.shape[{d}]):")
+        indent += "    "
+    lines += [indent + line for line in inner]
+    options = dict(NJIT_OPTIONS, cache=True, parallel=parallel)
+    digest = hashlib.sha256("\n".join(lines + params + [repr(sorted(options.items()))])
+                            .encode()).hexdigest()[:16]
+    name = f"phase_{digest}"
+    header = f"@numba.njit({', '.join(f'{k}={v!r}' for k, v in options.items())})"
+    source = (PRELUDE + "import numba\n\n\n" + header + "\n"
+              + f"def {name}({', '.join(params)}):\n" + "\n".join(lines) + "\n")
+    return PhaseSource(source, name, tuple(inputs), frozenset(scalar_inputs), tuple(outputs),
+                       ndim)
+
+
+def _index(ndim: int) -> str:
+    return ", ".join(f"i{d}" for d in range(ndim))
+
+
+def _python_scalar_type(x):
+    from ir.types import scalar_type
+    return scalar_type(x)

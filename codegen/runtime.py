@@ -1,0 +1,222 @@
+"""Runs a compiled program: the captured Graph after the pass pipeline, with fused
+groups executed as generated Numba kernels.
+
+:class:`CompiledProgram` is built once per program (``compgrad.compile``'s cache
+holds it): it runs the passes (simplify, fuse), then plans every node. A plain
+node runs its reference implementation (matmul is NumPy's BLAS call there; views
+are NumPy views). A fused group's body is cut into *phases*: maximal runs of
+elementwise nodes over one iteration shape become one kernel each
+(:mod:`codegen.cpu`); reductions, matmuls and views inside the body run as plain
+nodes between them. A phase whose ops have no scalar expression runs node by
+node on the reference implementation, so a program always runs.
+
+Every call allocates its own output arrays: a result handed to the user is never
+overwritten by a later call.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from codegen.cpu import PARALLEL_MIN_ELEMENTS, PhaseSource, phase_source
+from ir.graph import Graph, Node, Value
+from ir.interpret import describe_node, run_node
+from ir.opdef import OpKind
+
+__all__ = ["CompiledProgram", "KernelStats"]
+
+
+@dataclass
+class KernelStats:
+    """What building a program did: kernels generated, phases left to the interpreter,
+    time per stage."""
+
+    kernels: int = 0
+    interpreted_phases: int = 0
+    times: dict = field(default_factory=dict)
+
+
+class CompiledProgram:
+    """A Graph ready to run: ``run(args) -> (outputs, mutation arrays)``.
+
+    ``passes`` is the pass list given to :func:`passes.pipeline.run_pipeline`
+    (``dump_dir`` receives each stage's IR).
+    """
+
+    def __init__(self, graph: Graph, *, passes: Sequence[Callable] | None = None,
+                 dump_dir: str | None = None, load: Callable | None = None):
+        from passes.fusion import fuse
+        from passes.pipeline import run_pipeline
+        from passes.simplify import simplify
+        self.stats = KernelStats()
+        times = self.stats.times
+        self.graph = run_pipeline(graph, list(passes) if passes is not None else
+                                  [simplify, fuse], dump_dir=dump_dir,
+                                  on_timing=lambda name, s: times.__setitem__(name, s))
+        self._load = load or _load_kernel
+        start = time.perf_counter()
+        self.steps = [self._plan(node) for node in self.graph.nodes]
+        times["codegen"] = time.perf_counter() - start
+
+    # --- planning -------------------------------------------------------------------------
+
+    def _plan(self, node: Node):
+        if node.op.name == "fused":
+            return _FusedStep(node, self._plan_body(node.attrs["body"]))
+        return _NodeStep(node)
+
+    def _plan_body(self, body: Graph) -> list:
+        steps = []
+        run: list[Node] = []
+        used_later = _uses_after(body)
+
+        def close():
+            if run:
+                steps.append(self._phase(list(run), body, used_later))
+                run.clear()
+
+        for node in body.nodes:
+            if _phase_op(node) and (not run or _shape(node) == _shape(run[0])):
+                run.append(node)
+                continue
+            close()
+            if _phase_op(node):
+                run.append(node)
+            else:
+                steps.append(_NodeStep(node))
+        close()
+        return steps
+
+    def _phase(self, nodes: list[Node], body: Graph, used_later) -> object:
+        produced = {o for n in nodes for o in n.outputs}
+        inputs: list[Value] = []
+        for n in nodes:
+            for a in n.inputs:
+                if isinstance(a, Value) and a not in produced and a not in inputs:
+                    inputs.append(a)
+        outputs = [o for n in nodes for o in n.outputs
+                   if o in used_later[nodes[-1]] or o in body.outputs]
+        shape = _shape(nodes[0])
+        scalars = frozenset(v for v in inputs if v.type.weak or v.type.ndim == 0)
+        numel = math.prod(shape)
+        flat = all(v.type.shape == shape for v in inputs if v not in scalars)
+        ndim = 1 if flat or not shape else len(shape)
+        source = phase_source(nodes, inputs, outputs, ndim, scalar_inputs=scalars,
+                              parallel=numel >= PARALLEL_MIN_ELEMENTS)
+        if source is None or not outputs:
+            self.stats.interpreted_phases += 1
+            return [_NodeStep(n) for n in nodes]
+        self.stats.kernels += 1
+        return _PhaseStep(source, self._load(source.source, source.name), shape, flat)
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(self, args: Sequence) -> tuple[list, list]:
+        g = self.graph
+        env: dict[Value, object] = dict(zip(g.inputs, args))
+        for v in g.constants:
+            env[v] = g.constants[v]
+        for step in self.steps:
+            step.run(env)
+        return [env[v] for v in g.outputs], [env[m.value] for m in g.mutations]
+
+
+class _NodeStep:
+    __slots__ = ("node",)
+
+    def __init__(self, node: Node):
+        self.node = node
+
+    def run(self, env: dict) -> None:
+        node = self.node
+        args = [env[a] if isinstance(a, Value) else a for a in node.inputs]
+        try:
+            env.update(zip(node.outputs, run_node(node, args)))
+        except Exception as e:
+            e.add_note(f"while running IR node: {describe_node(node)}")
+            raise
+
+
+class _FusedStep:
+    __slots__ = ("node", "steps")
+
+    def __init__(self, node: Node, steps: list):
+        self.node = node
+        self.steps = [s for step in steps for s in (step if isinstance(step, list) else [step])]
+
+    def run(self, env: dict) -> None:
+        node = self.node
+        body = node.attrs["body"]
+        inner: dict[Value, object] = {}
+        for v, a in zip(body.inputs, node.inputs):
+            inner[v] = env[a] if isinstance(a, Value) else a
+        for step in self.steps:
+            step.run(inner)
+        env.update(zip(node.outputs, (inner[v] for v in body.outputs)))
+
+
+class _PhaseStep:
+    __slots__ = ("source", "kernel", "shape", "flat", "dtypes")
+
+    def __init__(self, source: PhaseSource, kernel, shape: tuple, flat: bool):
+        self.source = source
+        self.kernel = kernel
+        self.shape = shape if shape else (1,)
+        self.flat = flat
+        self.dtypes = [v.type.dtype.np_dtype for v in source.outputs]
+
+    def run(self, env: dict) -> None:
+        src = self.source
+        shape = self.shape
+        args = []
+        for v in src.inputs:
+            x = env[v]
+            if v in src.scalar_inputs:
+                args.append(x[()] if isinstance(x, np.ndarray) else x)
+            elif self.flat:
+                args.append(np.ascontiguousarray(x).reshape(-1))
+            else:
+                args.append(np.broadcast_to(x, shape))
+        outs = [np.empty(shape, dtype=dt) for dt in self.dtypes]
+        kernel_outs = [o.reshape(-1) for o in outs] if self.flat else outs
+        self.kernel(*args, *kernel_outs)
+        for v, o in zip(src.outputs, outs):
+            env[v] = o.reshape(v.type.shape)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+def _phase_op(node: Node) -> bool:
+    return node.op.kind is OpKind.ELEMENTWISE and len(node.outputs) == 1
+
+
+def _shape(node: Node) -> tuple:
+    return tuple(node.outputs[0].type.shape)
+
+
+def _uses_after(body: Graph) -> dict:
+    """For each node, the values of the body read by any later node (or returned)."""
+    later: dict[Node, set] = {}
+    seen: set[Value] = set(body.outputs)
+    for node in reversed(body.nodes):
+        later[node] = set(seen)
+        seen.update(a for a in node.inputs if isinstance(a, Value))
+    return later
+
+
+_KERNELS: dict[str, object] = {}
+
+
+def _load_kernel(source: str, name: str):
+    """The njit function ``name`` defined by ``source`` (compiled lazily on first call),
+    through the disk cache of :mod:`codegen.cache`."""
+    fn = _KERNELS.get(source)
+    if fn is None:
+        from codegen.cache import load_kernel
+        fn = _KERNELS[source] = load_kernel(source, name)
+    return fn
