@@ -287,6 +287,8 @@ class Trace:
             _STATE.enabled = grad_on
         ref.value = fresh._lazy.value
         ref.gen = self.gen.get(id(ref.root), 0)
+        # a VJP that saves the re-read value checks the view's (shared) version counter
+        self.versions[ref.value] = (t._version, t._version[0])
         if fresh._requires_grad and not t._detached:
             t._requires_grad = True
             t.grad_fn = fresh.grad_fn

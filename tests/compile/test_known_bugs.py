@@ -90,6 +90,15 @@ def _bug17(x):
     s.sum().backward()
 
 
+def _bug18(x):
+    a = x + x
+    v = a.reshape(1)
+    a.add_(1.0)
+    m = v * v        # saves v as re-read after the write
+    a.add_(1.0)      # which this write changes again
+    m.sum().backward()
+
+
 def _known(n, what: str, fn, values, grad, expected, grads=None, name=None):
     return pytest.param(fn, values, grad, (expected, grads), id=name or fn.__name__[1:],
                         marks=pytest.mark.xfail(strict=True, reason=f"BUG {n}: {what}"))
@@ -123,6 +132,7 @@ _X2 = [3.0, 1.0]
            _bug13, [[1.0, 2.0, 3.0]], (False,), [3.0, 5.0, 7.0]),
     _fixed(_bug14, [_X2], (True,), None, [[1.0, 1.0]]),
     _fixed(_bug17, [[1.0, 3.0]], (True,), None, [[0.0, 1.0]]),
+    _fixed(_bug18, [0.5], (True,), RuntimeError, [None]),
 ])
 def test_known_bug(fn, values, grad, expected):
     """Eager and compiled both give PyTorch's result (and input grads, when given)."""
