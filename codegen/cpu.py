@@ -31,8 +31,8 @@ PARALLEL_MIN_ELEMENTS = 1 << 16
 @dataclass(frozen=True)
 class PhaseSource:
     """A generated kernel: its module source, the function's name, and its calling
-    convention (``arrays``/``scalars``: which phase inputs come as arrays or scalars,
-    in the order of the kernel's parameters, followed by ``outputs``)."""
+    convention: ``inputs`` (arrays, or scalars for ``scalar_inputs``), then ``outputs``,
+    then one float64 accumulator per reduction, then the iteration shape."""
 
     source: str
     name: str
@@ -40,16 +40,24 @@ class PhaseSource:
     scalar_inputs: frozenset
     outputs: tuple[Value, ...]
     ndim: int
+    reductions: tuple = ()
 
 
 def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequence[Value],
                  ndim: int, *, scalar_inputs: frozenset = frozenset(), parallel: bool = False,
-                 exact_math: bool = False) -> PhaseSource | None:
+                 exact_math: bool = False,
+                 reductions: Sequence[tuple[Value, tuple[int, ...]]] = ()) -> PhaseSource | None:
     """The kernel computing ``outputs`` from ``inputs`` by the elementwise ``nodes`` over an
     ``ndim``-dimensional iteration space; None when an op has no scalar expression.
 
     ``scalar_inputs`` are the inputs passed as scalars (weak Python numbers, 0-d
     tensors); the other inputs are arrays of the iteration shape (broadcast views).
+    ``reductions`` are sums of phase values over ``dims`` (a reduction prologue fused
+    into the loop): each gets a float64 accumulator parameter after the outputs, of
+    the iteration shape with the summed dims of size 1, zeroed by the caller. The
+    parallel loop runs over a dim no reduction sums (no two threads write one
+    accumulator); when every dim is summed the loop is serial, or with ``ndim == 1``
+    a ``prange`` scalar reduction.
     """
     expr_of: dict[Value, str] = {}
     params = []
@@ -83,15 +91,33 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
     for j, v in enumerate(outputs):
         params.append(f"out{j}")
         stores.append(f"out{j}[{_index(ndim)}] = {expr_of[v]}")
+    summed = set()
+    scalar_acc = ndim == 1 and reductions and all(d == (0,) for _, d in reductions)
+    for r, (v, dims) in enumerate(reductions):
+        params.append(f"red{r}")
+        summed.update(dims)
+        if scalar_acc:
+            stores.append(f"acc{r} += np.float64({expr_of[v]})")
+        else:
+            index = ", ".join("0" if d in dims else f"i{d}" for d in range(ndim))
+            stores.append(f"red{r}[{index}] += np.float64({expr_of[v]})")
     inner = loads + body + stores
+    # loop order: a dim no reduction sums first, so the parallel loop never races
+    order = [d for d in range(ndim) if d not in summed] + sorted(summed)
+    parallel_dim = order[0] if order and (order[0] not in summed or scalar_acc) else None
     lines = []
     indent = "    "
-    first_array = next((p for p in params if p.startswith("out")), None)
-    for d in range(ndim):
-        loop = "numba.prange" if (d == 0 and parallel) else "range"
-        lines.append(f"{indent}for i{d} in {loop}({first_array}.shape[{d}]):")
+    if scalar_acc:
+        lines += [f"{indent}acc{r} = 0.0" for r in range(len(reductions))]
+    shape_src = "in_shape"
+    for d in order:
+        loop = "numba.prange" if (d == parallel_dim and parallel) else "range"
+        lines.append(f"{indent}for i{d} in {loop}({shape_src}[{d}]):")
         indent += "    "
     lines += [indent + line for line in inner]
+    if scalar_acc:
+        lines += [f"    red{r}[0] = acc{r}" for r in range(len(reductions))]
+    params.append("in_shape")
     options = dict(NJIT_OPTIONS, cache=True, parallel=parallel)
     digest = hashlib.sha256("\n".join(lines + params + [repr(sorted(options.items()))])
                             .encode()).hexdigest()[:16]
@@ -100,7 +126,7 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
     source = (PRELUDE + "import numba\n\n\n" + header + "\n"
               + f"def {name}({', '.join(params)}):\n" + "\n".join(lines) + "\n")
     return PhaseSource(source, name, tuple(inputs), frozenset(scalar_inputs), tuple(outputs),
-                       ndim)
+                       ndim, tuple(reductions))
 
 
 def _index(ndim: int) -> str:

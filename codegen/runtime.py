@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from codegen.cpu import PARALLEL_MIN_ELEMENTS, PhaseSource, phase_source
+from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Graph, Node, Value
 from ir.interpret import describe_node, run_node
 from ir.opdef import OpKind
@@ -72,47 +73,51 @@ class CompiledProgram:
 
     def _plan_body(self, body: Graph) -> list:
         steps = []
-        run: list[Node] = []
+        members: list[Node] = []       # the current phase, in body order
         used_later = _uses_after(body)
 
         def close():
-            if run:
-                steps.append(self._phase(list(run), body, used_later))
-                run.clear()
+            if members:
+                steps.append(self._phase(list(members), body, used_later))
+                members.clear()
 
         for node in body.nodes:
-            if _phase_op(node) and (not run or _shape(node) == _shape(run[0])):
-                run.append(node)
+            if members and _joins(node, members):
+                members.append(node)
                 continue
             close()
             if _phase_op(node):
-                run.append(node)
+                members.append(node)
             else:
                 steps.append(_NodeStep(node))
         close()
         return steps
 
-    def _phase(self, nodes: list[Node], body: Graph, used_later) -> object:
+    def _phase(self, members: list[Node], body: Graph, used_later) -> object:
+        nodes = [n for n in members if _phase_op(n)]
+        sums = [n for n in members if not _phase_op(n)]
         produced = {o for n in nodes for o in n.outputs}
         inputs: list[Value] = []
         for n in nodes:
             for a in n.inputs:
                 if isinstance(a, Value) and a not in produced and a not in inputs:
                     inputs.append(a)
-        outputs = [o for n in nodes for o in n.outputs
-                   if o in used_later[nodes[-1]] or o in body.outputs]
+        later = used_later[members[-1]]
+        outputs = [o for n in nodes for o in n.outputs if o in later or o in body.outputs]
         shape = _shape(nodes[0])
         scalars = frozenset(v for v in inputs if v.type.weak or v.type.ndim == 0)
         numel = math.prod(shape)
-        flat = all(v.type.shape == shape for v in inputs if v not in scalars)
+        full = all(set(_sum_dims(n)) == set(range(len(shape))) for n in sums)
+        flat = full and all(v.type.shape == shape for v in inputs if v not in scalars)
         ndim = 1 if flat or not shape else len(shape)
+        reductions = [(n.inputs[0], (0,) if flat or not shape else _sum_dims(n)) for n in sums]
         source = phase_source(nodes, inputs, outputs, ndim, scalar_inputs=scalars,
-                              parallel=numel >= PARALLEL_MIN_ELEMENTS)
-        if source is None or not outputs:
+                              parallel=numel >= PARALLEL_MIN_ELEMENTS, reductions=reductions)
+        if source is None or not (outputs or sums):
             self.stats.interpreted_phases += 1
-            return [_NodeStep(n) for n in nodes]
+            return [_NodeStep(n) for n in members]
         self.stats.kernels += 1
-        return _PhaseStep(source, self._load(source.source, source.name), shape, flat)
+        return _PhaseStep(source, self._load(source.source, source.name), shape, flat, sums)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -161,14 +166,22 @@ class _FusedStep:
 
 
 class _PhaseStep:
-    __slots__ = ("source", "kernel", "shape", "flat", "dtypes")
+    __slots__ = ("source", "kernel", "shape", "flat", "dtypes", "sums", "acc_shapes", "scale")
 
-    def __init__(self, source: PhaseSource, kernel, shape: tuple, flat: bool):
+    def __init__(self, source: PhaseSource, kernel, shape: tuple, flat: bool, sums: list):
         self.source = source
         self.kernel = kernel
         self.shape = shape if shape else (1,)
         self.flat = flat
         self.dtypes = [v.type.dtype.np_dtype for v in source.outputs]
+        self.sums = sums
+        ndim = 1 if flat else len(self.shape)
+        self.acc_shapes = [tuple(1 if d in dims else self.shape[d] for d in range(ndim))
+                           if not flat else (1,) for _, dims in source.reductions]
+        # mean divides the sum by the number of summed elements
+        self.scale = [1.0 / max(1, math.prod(n.inputs[0].type.shape) // max(
+            1, math.prod(n.outputs[0].type.shape))) if n.op.name == "mean" else None
+            for n in sums]
 
     def run(self, env: dict) -> None:
         src = self.source
@@ -184,15 +197,50 @@ class _PhaseStep:
                 args.append(np.broadcast_to(x, shape))
         outs = [np.empty(shape, dtype=dt) for dt in self.dtypes]
         kernel_outs = [o.reshape(-1) for o in outs] if self.flat else outs
-        self.kernel(*args, *kernel_outs)
+        accs = [np.zeros(s, dtype=np.float64) for s in self.acc_shapes]
+        loop_shape = (math.prod(shape),) if self.flat else shape
+        self.kernel(*args, *kernel_outs, *accs, loop_shape)
         for v, o in zip(src.outputs, outs):
             env[v] = o.reshape(v.type.shape)
+        for node, acc, scale in zip(self.sums, accs, self.scale):
+            out = node.outputs[0]
+            if scale is not None:
+                acc *= scale
+            env[out] = acc.astype(out.type.dtype.np_dtype).reshape(out.type.shape)
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 def _phase_op(node: Node) -> bool:
     return node.op.kind is OpKind.ELEMENTWISE and len(node.outputs) == 1
+
+
+def _joins(node: Node, members: list[Node]) -> bool:
+    """Whether ``node`` extends the phase ``members``: an elementwise node over the same
+    iteration shape that reads no sum the phase computes (it is complete only after
+    the loop), or a float sum/mean of a value the phase computes."""
+    shape = _shape(members[0])
+    sums = {n.outputs[0] for n in members if not _phase_op(n)}
+    if any(isinstance(a, Value) and a in sums for a in node.inputs):
+        return False
+    if _phase_op(node):
+        return _shape(node) == shape
+    if node.op.name not in ("sum", "mean") or not isinstance(node.inputs[0], Value):
+        return False
+    source, out = node.inputs[0], node.outputs[0]
+    produced = {o for n in members if _phase_op(n) for o in n.outputs}
+    return (source in produced and tuple(source.type.shape) == shape
+            and source.type.dtype.category == CATEGORY_FLOAT
+            and out.type.dtype == source.type.dtype)
+
+
+def _sum_dims(node: Node) -> tuple[int, ...]:
+    ndim = node.inputs[0].type.ndim
+    dims = node.attrs.get("dim")
+    if dims is None:
+        return tuple(range(ndim))
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    return tuple(sorted({d % ndim for d in dims})) if ndim else ()
 
 
 def _shape(node: Node) -> tuple:

@@ -129,3 +129,27 @@ def test_dumps_each_pass(tmp_path):
     CompiledProgram(graph, dump_dir=str(tmp_path))
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["gelu.01-simplify.ir", "gelu.02-fuse.ir"]
+
+
+@pytest.mark.parametrize("dims, keepdim, op", [
+    ((1,), False, "sum"), ((0,), True, "sum"), ((0, 1), False, "mean"), ((1,), True, "mean")])
+def test_reductions_fused_into_the_loop(dims, keepdim, op):
+    out_shape = [s for d, s in enumerate((64, 48)) if d not in dims or keepdim]
+    out_shape = [1 if d in dims else s for d, s in enumerate((64, 48))] if keepdim else out_shape
+    out_type = f"f32[{','.join(map(str, out_shape))}]"
+    graph = parse(f"""
+graph f(%x: f32[64,48], %y: f32[64,48]) {{
+  %0 = mul(%x, %y) : f32[64,48]
+  %1 = exp(%0) : f32[64,48]
+  %2 = {op}(%1)[dim={dims!r}, keepdim={keepdim}, dtype=None] : {out_type}
+  %3 = mul(%x, %x) : f32[64,48]
+  %4 = {op}(%3)[dim={dims!r}, keepdim={keepdim}, dtype=None] : {out_type}
+  %5 = add(%2, %4) : {out_type}
+  return %5
+}}
+""")
+    program = CompiledProgram(graph)
+    # fusion makes one group per reduction (with its prologue): each is one loop, and
+    # the add after them another
+    assert program.stats.kernels == 3 and program.stats.interpreted_phases == 0
+    _same(graph, program, _feeds(graph))
