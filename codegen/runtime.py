@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from codegen.cpu import PARALLEL_MIN_ELEMENTS, PhaseSource, phase_source
+from codegen.cpu import PARALLEL_MIN_ELEMENTS, phase_source
 from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Graph, Node, Value
 from ir.interpret import describe_node, run_node
@@ -108,16 +108,23 @@ class CompiledProgram:
         scalars = frozenset(v for v in inputs if v.type.weak or v.type.ndim == 0)
         numel = math.prod(shape)
         full = all(set(_sum_dims(n)) == set(range(len(shape))) for n in sums)
-        flat = full and all(v.type.shape == shape for v in inputs if v not in scalars)
-        ndim = 1 if flat or not shape else len(shape)
-        reductions = [(n.inputs[0], (0,) if flat or not shape else _sum_dims(n)) for n in sums]
-        source = phase_source(nodes, inputs, outputs, ndim, scalar_inputs=scalars,
-                              parallel=numel >= PARALLEL_MIN_ELEMENTS, reductions=reductions)
-        if source is None or not (outputs or sums):
-            self.stats.interpreted_phases += 1
-            return [_NodeStep(n) for n in members]
+        # a flat loop (vectorised) when every array is C-contiguous with the iteration
+        # shape at run time; strides are not in the types, so the n-d loop is kept too
+        flat_ok = full and all(v.type.shape == shape for v in inputs if v not in scalars)
+        variants = {}
+        for flat in ((True, False) if flat_ok and len(shape) > 1 else (flat_ok,)):
+            ndim = 1 if flat or not shape else len(shape)
+            reductions = [(n.inputs[0], (0,) if flat or not shape else _sum_dims(n))
+                          for n in sums]
+            source = phase_source(nodes, inputs, outputs, ndim, scalar_inputs=scalars,
+                                  parallel=numel >= PARALLEL_MIN_ELEMENTS,
+                                  reductions=reductions)
+            if source is None or not (outputs or sums):
+                self.stats.interpreted_phases += 1
+                return [_NodeStep(n) for n in members]
+            variants[flat] = (source, self._load(source.source, source.name))
         self.stats.kernels += 1
-        return _PhaseStep(source, self._load(source.source, source.name), shape, flat, sums)
+        return _PhaseStep(variants, shape, sums)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -166,40 +173,44 @@ class _FusedStep:
 
 
 class _PhaseStep:
-    __slots__ = ("source", "kernel", "shape", "flat", "dtypes", "sums", "acc_shapes", "scale")
+    """One phase kernel; ``variants`` maps flat (True: every array raveled, one loop) or
+    not to (source, kernel). The flat variant runs when the arrays allow it."""
 
-    def __init__(self, source: PhaseSource, kernel, shape: tuple, flat: bool, sums: list):
-        self.source = source
-        self.kernel = kernel
+    __slots__ = ("variants", "source", "shape", "dtypes", "sums", "scale")
+
+    def __init__(self, variants: dict, shape: tuple, sums: list):
+        self.variants = variants
+        self.source = next(iter(variants.values()))[0]
         self.shape = shape if shape else (1,)
-        self.flat = flat
-        self.dtypes = [v.type.dtype.np_dtype for v in source.outputs]
+        self.dtypes = [v.type.dtype.np_dtype for v in self.source.outputs]
         self.sums = sums
-        ndim = 1 if flat else len(self.shape)
-        self.acc_shapes = [tuple(1 if d in dims else self.shape[d] for d in range(ndim))
-                           if not flat else (1,) for _, dims in source.reductions]
         # mean divides the sum by the number of summed elements
-        self.scale = [1.0 / max(1, math.prod(n.inputs[0].type.shape) // max(
-            1, math.prod(n.outputs[0].type.shape))) if n.op.name == "mean" else None
-            for n in sums]
+        self.scale = [math.prod(n.outputs[0].type.shape) / max(1, math.prod(
+            n.inputs[0].type.shape)) if n.op.name == "mean" else None for n in sums]
 
     def run(self, env: dict) -> None:
-        src = self.source
         shape = self.shape
+        values = [env[v] for v in self.source.inputs]
+        scalar_inputs = self.source.scalar_inputs
+        flat = True in self.variants and (False not in self.variants or all(
+            x.flags.c_contiguous for v, x in zip(self.source.inputs, values)
+            if v not in scalar_inputs))
+        src, kernel = self.variants[flat]
         args = []
-        for v in src.inputs:
-            x = env[v]
-            if v in src.scalar_inputs:
+        for v, x in zip(src.inputs, values):
+            if v in scalar_inputs:
                 args.append(x[()] if isinstance(x, np.ndarray) else x)
-            elif self.flat:
+            elif flat:
                 args.append(np.ascontiguousarray(x).reshape(-1))
             else:
                 args.append(np.broadcast_to(x, shape))
         outs = [np.empty(shape, dtype=dt) for dt in self.dtypes]
-        kernel_outs = [o.reshape(-1) for o in outs] if self.flat else outs
-        accs = [np.zeros(s, dtype=np.float64) for s in self.acc_shapes]
-        loop_shape = (math.prod(shape),) if self.flat else shape
-        self.kernel(*args, *kernel_outs, *accs, loop_shape)
+        kernel_outs = [o.reshape(-1) for o in outs] if flat else outs
+        ndim = 1 if flat else len(shape)
+        accs = [np.zeros((1,) if flat else tuple(1 if d in dims else shape[d]
+                                                  for d in range(ndim)), dtype=np.float64)
+                for _, dims in src.reductions]
+        kernel(*args, *kernel_outs, *accs, (math.prod(shape),) if flat else shape)
         for v, o in zip(src.outputs, outs):
             env[v] = o.reshape(v.type.shape)
         for node, acc, scale in zip(self.sums, accs, self.scale):

@@ -19,7 +19,6 @@ from compgrad.compile.lazy import LazyGradFn, LazyInterpreter
 from compgrad.tensor import Tensor
 from ir import ops
 from ir.dispatch import interpreter
-from ir.graph import live_values
 from passes import autodiff
 
 __all__ = ["attach_backward"]
@@ -83,8 +82,7 @@ def attach_backward(trace, escaped: list[Tensor]) -> None:
     for t in escaped:
         t._lazy_value = trace.bound[id(t)][1]
     inputs = [(t, v) for v, t in _outside_tensors(trace)]
-    if trace.freed and any(v.node in trace.freed
-                           for v in live_values(trace.graph, [t._lazy_value for t in escaped])):
+    if not trace.backward_may_follow([t._lazy_value for t in escaped]):
         # a backward inside the call freed what these outputs' backward reads (a loss
         # returned by a training step): eagerly a second backward raises, so keep
         # nothing of the call (its values would otherwise live as long as the output)

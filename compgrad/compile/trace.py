@@ -25,7 +25,7 @@ from compgrad.tensor import OVERLAP_MESSAGE, Tensor
 from ir import ops
 from ir.dispatch import interpreter, is_scalar
 from ir.dtypes import CATEGORY_FLOAT
-from ir.graph import Graph, Node, Role, Value
+from ir.graph import Graph, Node, Role, Value, live_values
 from ir.interpret import run_node
 from ir.opdef import REGISTRY
 from ir.types import scalar_type
@@ -533,10 +533,21 @@ class Trace:
         self.start = len(self.graph.nodes)
         # values computed so far are read again after a graph break, or by the backward
         # of results that require grad: landing a write must not change them
-        keep_env = not self.final or any(t._requires_grad for t in alive)
+        keep_env = not self.final or self.backward_may_follow(
+            [t._lazy.value for t in alive if t._requires_grad])
         self._land_writes(writes, keep_env)
         self._materialize(alive)
         self.lazies = []
+
+    def backward_may_follow(self, values: list[Value]) -> bool:
+        """Whether a backward through ``values`` (results leaving the call) could still
+        run after it: not when a backward inside the call freed what theirs reads (a
+        training step's loss), where eagerly a second backward raises."""
+        if not values:
+            return False
+        if self.freed and any(v.node in self.freed for v in live_values(self.graph, values)):
+            return False
+        return True
 
     def _stop_at_failure(self, alive: list[Tensor]) -> None:
         """The pending segment raised when it ran (an error that depends on data, such
