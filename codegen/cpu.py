@@ -26,6 +26,8 @@ __all__ = ["PhaseSource", "phase_source", "PARALLEL_MIN_ELEMENTS"]
 
 # below this many elements a parallel loop costs more (thread fork/join) than it saves
 PARALLEL_MIN_ELEMENTS = 1 << 16
+# elements per chunk of a full sum (its partial sums are float64 buffers of this size)
+REDUCE_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
         params.append(f"red{r}")
         summed.update(dims)
         if scalar_acc:
-            stores.append(f"acc{r} += np.float64({expr_of[v]})")
+            stores.append(f"buf{r}[i0 - start] = np.float64({expr_of[v]})")
         else:
             index = ", ".join("0" if d in dims else f"i{d}" for d in range(ndim))
             stores.append(f"red{r}[{index}] += np.float64({expr_of[v]})")
@@ -108,15 +110,31 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
     lines = []
     indent = "    "
     if scalar_acc:
-        lines += [f"{indent}acc{r} = 0.0" for r in range(len(reductions))]
-    shape_src = "in_shape"
-    for d in order:
-        loop = "numba.prange" if (d == parallel_dim and parallel) else "range"
-        lines.append(f"{indent}for i{d} in {loop}({shape_src}[{d}]):")
+        # a full sum: chunks in parallel; each chunk's loop stores the summed values in a
+        # small buffer (so it vectorises: a float reduction in the loop would not without
+        # fastmath), then adds them up in float64
+        n_red = len(reductions)
+        lines += [f"{indent}n = in_shape[0]",
+                  f"{indent}chunks = (n + {REDUCE_CHUNK} - 1) // {REDUCE_CHUNK}"]
+        lines += [f"{indent}part{r} = np.zeros(max(chunks, 1))" for r in range(n_red)]
+        loop = "numba.prange" if parallel else "range"
+        lines.append(f"{indent}for c in {loop}(chunks):")
         indent += "    "
-    lines += [indent + line for line in inner]
-    if scalar_acc:
-        lines += [f"    red{r}[0] = acc{r}" for r in range(len(reductions))]
+        lines += [f"{indent}start = c * {REDUCE_CHUNK}",
+                  f"{indent}stop = min(start + {REDUCE_CHUNK}, n)"]
+        lines += [f"{indent}buf{r} = np.empty({REDUCE_CHUNK})" for r in range(n_red)]
+        lines.append(f"{indent}for i0 in range(start, stop):")
+        lines += [indent + "    " + line for line in inner]
+        for r in range(n_red):
+            lines += [f"{indent}total = 0.0", f"{indent}for j in range(stop - start):",
+                      f"{indent}    total += buf{r}[j]", f"{indent}part{r}[c] = total"]
+        lines += [f"    red{r}[0] = part{r}.sum()" for r in range(n_red)]
+    else:
+        for d in order:
+            loop = "numba.prange" if (d == parallel_dim and parallel) else "range"
+            lines.append(f"{indent}for i{d} in {loop}(in_shape[{d}]):")
+            indent += "    "
+        lines += [indent + line for line in inner]
     params.append("in_shape")
     options = dict(NJIT_OPTIONS, cache=True, parallel=parallel)
     digest = hashlib.sha256("\n".join(lines + params + [repr(sorted(options.items()))])

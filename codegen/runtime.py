@@ -86,8 +86,8 @@ class CompiledProgram:
                 members.append(node)
                 continue
             close()
-            if _phase_op(node):
-                members.append(node)
+            if _phase_op(node) or (node.op.is_view and len(node.outputs) == 1):
+                members.append(node)   # a view may start a phase (alone it runs as is)
             else:
                 steps.append(_NodeStep(node))
         close()
@@ -95,7 +95,10 @@ class CompiledProgram:
 
     def _phase(self, members: list[Node], body: Graph, used_later) -> object:
         nodes = [n for n in members if _phase_op(n)]
-        sums = [n for n in members if not _phase_op(n)]
+        sums = [n for n in members if _is_sum(n)]
+        views = [_NodeStep(n) for n in members if n.op.is_view]
+        if not nodes:
+            return views
         produced = {o for n in nodes for o in n.outputs}
         inputs: list[Value] = []
         for n in nodes:
@@ -124,7 +127,7 @@ class CompiledProgram:
                 return [_NodeStep(n) for n in members]
             variants[flat] = (source, self._load(source.source, source.name))
         self.stats.kernels += 1
-        return _PhaseStep(variants, shape, sums)
+        return views + [_PhaseStep(variants, shape, sums)]
 
     # --- running ----------------------------------------------------------------------------
 
@@ -201,7 +204,8 @@ class _PhaseStep:
             if v in scalar_inputs:
                 args.append(x[()] if isinstance(x, np.ndarray) else x)
             elif flat:
-                args.append(np.ascontiguousarray(x).reshape(-1))
+                # a 1-d view (a broadcast) is read as it is: no copy
+                args.append(x if x.ndim == 1 else np.ascontiguousarray(x).reshape(-1))
             else:
                 args.append(np.broadcast_to(x, shape))
         outs = [np.empty(shape, dtype=dt) for dt in self.dtypes]
@@ -230,19 +234,33 @@ def _joins(node: Node, members: list[Node]) -> bool:
     """Whether ``node`` extends the phase ``members``: an elementwise node over the same
     iteration shape that reads no sum the phase computes (it is complete only after
     the loop), or a float sum/mean of a value the phase computes."""
-    shape = _shape(members[0])
-    sums = {n.outputs[0] for n in members if not _phase_op(n)}
+    shape = _phase_shape(members)
+    sums = {n.outputs[0] for n in members if _is_sum(n)}
     if any(isinstance(a, Value) and a in sums for a in node.inputs):
         return False
     if _phase_op(node):
         return _shape(node) == shape
+    produced = {o for n in members for o in n.outputs}
+    if node.op.is_view:
+        # a view of a value from before the phase (a broadcast seed): a NumPy view made
+        # before the loop, read by the kernel as one more input
+        return _shape(node) == shape and not any(
+            isinstance(a, Value) and a in produced for a in node.inputs)
     if node.op.name not in ("sum", "mean") or not isinstance(node.inputs[0], Value):
         return False
     source, out = node.inputs[0], node.outputs[0]
-    produced = {o for n in members if _phase_op(n) for o in n.outputs}
-    return (source in produced and tuple(source.type.shape) == shape
+    computed = {o for n in members if _phase_op(n) for o in n.outputs}
+    return (source in computed and tuple(source.type.shape) == shape
             and source.type.dtype.category == CATEGORY_FLOAT
             and out.type.dtype == source.type.dtype)
+
+
+def _is_sum(node: Node) -> bool:
+    return node.op.kind is OpKind.REDUCTION
+
+
+def _phase_shape(members: list[Node]) -> tuple:
+    return next(_shape(n) for n in members if _phase_op(n) or n.op.is_view)
 
 
 def _sum_dims(node: Node) -> tuple[int, ...]:

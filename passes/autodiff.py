@@ -43,7 +43,8 @@ def backward(graph: Graph, outputs: Sequence[Value], grad_outputs: Sequence[Valu
              wrt: Sequence[Value], *, requires_grad: Callable[[Value], bool] | None = None,
              on_grad: Callable[[Value, Value], Value | None] | None = None,
              on_saved: Callable[[Node, str, int], None] | None = None,
-             hooked: Collection[Value] = ()) -> list[Value | None]:
+             hooked: Collection[Value] = (),
+             on_vjp: Callable[[Node], None] | None = None) -> list[Value | None]:
     """Append to ``graph`` the nodes computing the gradients of ``outputs`` w.r.t. ``wrt``.
 
     Returns, for each ``wrt`` value, the Value of its total gradient (the sum
@@ -80,6 +81,8 @@ def backward(graph: Graph, outputs: Sequence[Value], grad_outputs: Sequence[Valu
       input or output ``index`` that is a Value; Python scalars (raw or lifted
       as weak scalar Values) report nothing. A caller raises eager's errors
       (saved tensor modified in place, graph freed) from it.
+
+    * ``on_vjp(node)`` is called after the VJP of each forward ``node`` that ran.
 
     Backward nodes get the ``loc`` of the forward node they differentiate.
     A RuntimeError names an op without a VJP rule.
@@ -126,6 +129,8 @@ def backward(graph: Graph, outputs: Sequence[Value], grad_outputs: Sequence[Valu
             if all(g is None for g in out_grads):
                 continue  # as eagerly: a node that receives no gradient does not run
             _run_vjp(node, out_grads, active, grads, on_saved)
+            if on_vjp is not None:
+                on_vjp(node)
         # values whose gradient ended here: graph inputs and intermediates whose
         # producer is off the paths (reverse graph order, inputs last)
         rest = [v for v in watched if v in grads]

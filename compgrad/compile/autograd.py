@@ -94,11 +94,15 @@ def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, ret
     prev = _STATE.enabled
     _STATE.enabled = create_graph
     try:
+        ran: list = []
         result = autodiff.backward(graph, roots, seeds,
                                    [v for _, v in targets] + [v for _, v in eager_roots],
                                    requires_grad=trace.requires_grad.__contains__,
                                    on_grad=on_grad, on_saved=on_saved,
-                                   hooked=list(hooked))
+                                   hooked=list(hooked), on_vjp=ran.append)
+        # a node whose VJP read nothing saved nothing: a later flush keeps none of its
+        # values for another backward (as eager autograd keeps no tensor for it)
+        trace.saved_nothing.update(set(ran).difference(reads))
         result, eager_grads = result[:len(targets)], result[len(targets):]
         if create_graph:
             _mark_differentiable(trace, graph.nodes[first_new:])

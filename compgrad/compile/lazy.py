@@ -163,6 +163,12 @@ def _reason(method: str | None, where: str | None) -> str:
     return f"{text} at {where}" if where else text
 
 
+def _integral_exponent(op: OpDef, index: int, x) -> bool:
+    """``x ** 3``: an integral Python exponent is a constant of the program (``x * x * x``
+    is another computation than ``x ** 2.5``, and its derivative ``3 * x ** 2`` too)."""
+    return op.name == "pow" and index == 1 and float(x).is_integer()
+
+
 # --- the interpreter --------------------------------------------------------------------
 
 class LazyInterpreter(Interpreter):
@@ -177,7 +183,7 @@ class LazyInterpreter(Interpreter):
         trace = self.trace
         values = []
         requires_grad = False
-        for a in args:
+        for i, a in enumerate(args):
             if isinstance(a, Tensor):
                 values.append(trace.value_of(a))
                 if a._requires_grad:
@@ -185,7 +191,8 @@ class LazyInterpreter(Interpreter):
             elif is_scalar(a):
                 # a bool is a flag, not a quantity (``x ** True``): a constant of the
                 # program, as eager VJP rules see a Python bool
-                values.append(bool(a) if isinstance(a, (bool, np.bool_)) else trace.scalar(a))
+                values.append(bool(a) if isinstance(a, (bool, np.bool_))
+                              else a if _integral_exponent(op, i, a) else trace.scalar(a))
             else:
                 trace.flush(reason="an op raised while recording")   # as below
                 raise argument_error(op, a)

@@ -60,6 +60,7 @@ class Trace:
         self.leaves: dict[Value, Tensor] = {}   # values of leaves that require grad
         self.versions: dict[Value, tuple[list, int]] = {}  # version counter when recorded
         self.freed: set = set()                 # forward nodes whose saved values were freed
+        self.saved_nothing: set = set()         # forward nodes whose VJP read no value
         self.originals: set = set()   # (node, input index): an in-place op's own target
         self.graph_fns: set = set()             # grad_fns with tensor hooks or retain_grad
         self.segments: list[dict] = []           # what each flush did (for explain())
@@ -506,8 +507,10 @@ class Trace:
             # values a later backward may read (the saved tensors eager autograd keeps)
             rg = self.requires_grad
             freed = self.freed
+            nothing = self.saved_nothing
             for n in nodes:
-                if n.op.differentiable and n not in freed and any(o in rg for o in n.outputs):
+                if n.op.differentiable and n not in freed and n not in nothing \
+                        and any(o in rg for o in n.outputs):
                     for x in n.inputs:
                         if type(x) is Value:
                             keep(x)

@@ -82,6 +82,10 @@ def _promotion_key(a):
 
 
 def _promoted_uncached(args) -> np.dtype:
+    if not any(isinstance(a, np.ndarray) for a in args):
+        # Python numbers only: Python's arithmetic (see elementwise_rule)
+        return _python_scalar_result(tuple(scalar_type(a) for a in args), "promote",
+                                     "").dtype.np_dtype
     types = tuple(
         TensorType((1,) * min(a.ndim, 1), dtypes.from_numpy_dtype(a.dtype))
         if isinstance(a, np.ndarray) else scalar_type(a) for a in args)
@@ -154,6 +158,10 @@ def elementwise_rule(mode: str = "promote", float_only: bool = False,
     def rule(types, **_attrs):
         device = common_device(types)
         shape = broadcast_shapes(*(t.shape for t in types))
+        if types and all(t.weak for t in types):
+            # Python numbers only (scalars lifted into a graph, or a VJP's ``b - 1``):
+            # Python's arithmetic, a Python float (float64) / int / bool, still weak
+            return _python_scalar_result(types, mode, name)
         dtype = promote(types)
         if float_only and dtype.category != CATEGORY_FLOAT:
             raise RuntimeError(f'"{name}" not implemented for \'{dtype.torch_name}\'')
@@ -167,6 +175,19 @@ def elementwise_rule(mode: str = "promote", float_only: bool = False,
 
     rule.__name__ = f"{name or 'elementwise'}_type_rule"
     return rule
+
+
+def _python_scalar_result(types, mode: str, name: str) -> TensorType:
+    cats = {t.dtype.category for t in types}
+    if mode == "bool":
+        dtype = dtypes.bool_
+    elif CATEGORY_FLOAT in cats or mode == "float":
+        dtype = dtypes.float64
+    elif all(t.dtype is dtypes.bool_ for t in types):
+        dtype = dtypes.bool_
+    else:
+        dtype = dtypes.int64
+    return TensorType((), dtype, types[0].device, weak=True)
 
 
 def register_elementwise(name: str, np_fn: Callable, vjp: Callable | None, samples: Callable,

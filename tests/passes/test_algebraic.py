@@ -134,12 +134,16 @@ def test_identities_that_change_the_type_stay(x_type, line, out):
     unchanged(before)
 
 
-def test_a_weak_scalar_input_is_not_its_strong_result():
-    # two weak operands give the default float dtype: f64 weak * 1 is f32
-    unchanged("""
+def test_python_scalar_arithmetic_stays_weak():
+    # two weak operands compute as Python does (a float64 weak scalar): lr * 1 is lr
+    check("""
 graph f(%lr: f64[] weak, %x: f64[3]) {
-  %r = mul(%lr, 1) : f32[]
+  %r = mul(%lr, 1) : f64[] weak
   %y = mul(%x, %r) : f64[3]
+  return %y
+}""", """
+graph f(%lr: f64[] weak, %x: f64[3]) {
+  %y = mul(%x, %lr) : f64[3]
   return %y
 }""")
 
