@@ -13,6 +13,7 @@ import functools
 import os
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -112,7 +113,7 @@ class CompiledFunction:
             trace.final = True
             if trace.pending():
                 trace.flush(reason="return")
-            attach_backward(trace, trace.escaped)
+            attach_backward(trace)
         path = tuple(trace.path)
         self._stats["paths"][path] = self._stats["paths"].get(path, 0) + 1
         self._stats["last_call"] = (path, trace.breaks)
@@ -174,13 +175,10 @@ class CompiledFunction:
         ``program_count`` (distinct programs compiled), ``total_graph_break_count``,
         ``all_break_reasons``, ``paths``, ``recompiles`` and the cache counts."""
         stats = self._stats
-        keys = {self.programs[k].index: k for k in self._order}
         path, breaks = stats["last_call"]
-        graphs = [self.programs[keys[i]].graph for i in path]
         programs = [self.programs[k].graph for k in self._order]
-        reasons: dict[str, int] = {}
-        for reason in breaks:
-            reasons[reason] = reasons.get(reason, 0) + 1
+        graphs = [programs[i] for i in path]   # a program's index is its place in _order
+        reasons = Counter(breaks)
         return ExplainOutput(
             graphs=graphs,
             graph_count=len(graphs),

@@ -73,16 +73,16 @@ class CompiledFunction(Function):
         return (None,) + ctx.region.backward(grads)
 
 
-def attach_backward(trace, escaped: list[Tensor]) -> None:
-    """Give ``escaped`` (materialised outputs of the call that still carry a
+def attach_backward(trace) -> None:
+    """Give ``trace.escaped`` (materialised outputs of the call that still carry a
     recorded ``grad_fn``) an eager ``grad_fn`` running the compiled backward."""
-    escaped = [t for t in escaped if isinstance(t.grad_fn, LazyGradFn)]
+    escaped = trace.escaped
     if not escaped:
         return
     for t in escaped:
         t._lazy_value = trace.bound[id(t)][1]
     inputs = [(t, v) for v, t in _outside_tensors(trace)]
-    if not trace.backward_may_follow([t._lazy_value for t in escaped]):
+    if not trace.backward_follows:
         # a backward inside the call freed what these outputs' backward reads (a loss
         # returned by a training step): eagerly a second backward raises, so keep
         # nothing of the call (its values would otherwise live as long as the output)

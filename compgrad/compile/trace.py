@@ -71,7 +71,8 @@ class Trace:
         # leaves whose current value was computed outside autograd (a no_grad write, a
         # requires_grad_() on a computed tensor): cut from their history when read
         self.stale: dict[int, Tensor] = {}
-        self.escaped: list[Tensor] = []   # materialised results that require grad
+        self.escaped: list[Tensor] = []   # results leaving the call with a recorded grad_fn
+        self.backward_follows = False     # whether their backward may still run
         # views made in this call that were given their data at a flush: id -> (weak
         # tensor, its LazyRef). A write through one, or into its root, makes it lazy
         # again, so it keeps following its root as eagerly (see _relazy)
@@ -214,10 +215,7 @@ class Trace:
         if value in self.requires_grad:
             # its own value (an identity that does not require grad), so gradients
             # never flow through the alias: ``y * y.detach()``
-            node = Node(_RESHAPE, (value,), {"shape": tuple(value.type.shape)}, (value.type,),
-                        user_location())
-            self.graph.nodes.append(node)
-            value = node.outputs[0]
+            value = self._append(_RESHAPE, (value,), {"shape": tuple(value.type.shape)})
         out = self.new_tensor(value, False, value.node, source=t, chain_step=(None, None, 0))
         out._detached = True
         return out
@@ -265,9 +263,7 @@ class Trace:
         new = ref.value if lazy else self.bound[id(t)][1]
         loc = user_location()
         for _ in range(2 if new in self.requires_grad else 1):
-            node = Node(_RESHAPE, (new,), {"shape": tuple(new.type.shape)}, (new.type,), loc)
-            self.graph.nodes.append(node)
-            new = node.outputs[0]
+            new = self._append(_RESHAPE, (new,), {"shape": tuple(new.type.shape)}, loc)
         if lazy:
             ref.value = new
         else:
@@ -388,11 +384,16 @@ class Trace:
 
     def _glue(self, op, first: Value, second: Value) -> Value:
         # a node of straight_through / overwrite: autograd's glue of an in-place write
-        node = Node(op, (first, second), {}, (first.type,), user_location())
-        self.graph.nodes.append(node)
-        out = node.outputs[0]
+        out = self._append(op, (first, second), {})
         self.requires_grad.add(out)
         return out
+
+    def _append(self, op, inputs: tuple, attrs: dict, loc: str | None = None) -> Value:
+        """Append a node of ``op`` whose output has the type of its first input (the
+        identities and glue the trace adds itself); its value."""
+        node = Node(op, inputs, attrs, (inputs[0].type,), loc or user_location())
+        self.graph.nodes.append(node)
+        return node.outputs[0]
 
     def _keep_original(self, target: Tensor, new: Value) -> None:
         # the op computing the written value (``x.mul_(w)``) read the target's value
@@ -534,11 +535,14 @@ class Trace:
         self.write_log = []
         self.env.update(results)
         self.start = len(self.graph.nodes)
+        if self.final:
+            # results leaving the call with a recorded grad_fn (escape.attach_backward)
+            self.escaped = [t for t in alive if isinstance(t.grad_fn, LazyGradFn)]
+            self.backward_follows = self.backward_may_follow(
+                [t._lazy.value for t in self.escaped])
         # values computed so far are read again after a graph break, or by the backward
-        # of results that require grad: landing a write must not change them
-        keep_env = not self.final or self.backward_may_follow(
-            [t._lazy.value for t in alive if t._requires_grad])
-        self._land_writes(writes, keep_env)
+        # of results leaving the call: landing a write must not change them
+        self._land_writes(writes, keep_env=not self.final or self.backward_follows)
         self._materialize(alive)
         self.lazies = []
 
@@ -651,8 +655,6 @@ class Trace:
             t._lazy = None
             self.bound[id(t)] = (t, ref.value)
             self.mviews[id(t)] = (weakref.ref(t), ref)
-        if self.final:
-            self.escaped = [t for t in alive if t._requires_grad]
 
     def _view_data(self, ref: LazyRef) -> np.ndarray:
         # replay the view chain on the root's real array, so the view shares its storage

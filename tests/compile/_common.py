@@ -47,8 +47,9 @@ def assert_same(a, b, atol: float = 0.0, msg: str = "", requires_grad: bool = Tr
         assert tuple(a.shape) == tuple(b.shape), f"{msg}: shape {a.shape} vs {b.shape}"
         if requires_grad:
             assert a.requires_grad == b.requires_grad, f"{msg}: requires_grad differs"
-        rtol = ULP_RTOL.get(to_np(a).dtype.kind + str(to_np(a).dtype.itemsize), 0.0)
-        np.testing.assert_allclose(to_np(a), to_np(b), rtol=rtol, atol=atol, err_msg=msg)
+        expected = to_np(a)
+        rtol = ULP_RTOL.get(expected.dtype.kind + str(expected.dtype.itemsize), 0.0)
+        np.testing.assert_allclose(expected, to_np(b), rtol=rtol, atol=atol, err_msg=msg)
         return
     if isinstance(a, float):
         assert isinstance(b, float), f"{msg}: {a!r} vs {b!r}"
