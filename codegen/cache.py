@@ -216,6 +216,7 @@ class KernelCache:
         self.stats = CacheStats()
         # module name -> module: what this process already imported (a cache)
         self._modules: dict[str, ModuleType] = {}
+        self._by_source: dict[str, ModuleType] = {}   # the same, by source text
         self._import_lock = threading.Lock()   # one import per module, whatever the threads
 
     def module_name(self, source: str) -> str:
@@ -241,15 +242,19 @@ class KernelCache:
 
     def load_module(self, source: str) -> ModuleType:
         """The module of ``source``, imported once per process."""
+        module = self._by_source.get(source)
+        if module is not None:
+            return module   # without hashing the source again
         modname = self.module_name(source)
         module = self._modules.get(modname)
         if module is not None:
+            self._by_source[source] = module
             return module
         with self._import_lock:
             module = sys.modules.get(modname)
             if module is None:
                 module = self._load_new(modname, source)
-            self._modules[modname] = module
+            self._modules[modname] = self._by_source[source] = module
             return module
 
     def _load_new(self, modname: str, source: str) -> ModuleType:

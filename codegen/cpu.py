@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from codegen.scalar import NJIT_OPTIONS, PRELUDE, scalar_expr
-from ir.graph import Node, Value
+from ir.graph import Node, Value, input_type
 
 __all__ = ["PhaseSource", "phase_source", "PARALLEL_MIN_ELEMENTS"]
 
@@ -80,8 +80,7 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
                 args.append(expr_of[a])
             else:
                 args.append(repr(a))
-        in_types = [a.type if isinstance(a, Value) else _python_scalar_type(a)
-                    for a in node.inputs]
+        in_types = [input_type(a) for a in node.inputs]
         out = node.outputs[0]
         expr = scalar_expr(node.op.name, args, in_types, out.type.dtype, node.attrs,
                            exact_math=exact_math)
@@ -149,8 +148,3 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
 
 def _index(ndim: int) -> str:
     return ", ".join(f"i{d}" for d in range(ndim))
-
-
-def _python_scalar_type(x):
-    from ir.types import scalar_type
-    return scalar_type(x)

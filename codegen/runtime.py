@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from codegen.cache import load_kernel
 from codegen.cpu import PARALLEL_MIN_ELEMENTS, phase_source
 from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Graph, Node, Value
 from ir.interpret import describe_node, run_node
 from ir.opdef import OpKind
+from ir.types import normalize_dims
 
 __all__ = ["CompiledProgram", "KernelStats"]
 
@@ -59,7 +61,7 @@ class CompiledProgram:
         self.graph = run_pipeline(graph, list(passes) if passes is not None else
                                   [simplify, fuse], dump_dir=dump_dir,
                                   on_timing=lambda name, s: times.__setitem__(name, s))
-        self._load = load or _load_kernel
+        self._load = load or load_kernel
         start = time.perf_counter()
         self.steps = [self._plan(node) for node in self.graph.nodes]
         times["codegen"] = time.perf_counter() - start
@@ -264,12 +266,7 @@ def _phase_shape(members: list[Node]) -> tuple:
 
 
 def _sum_dims(node: Node) -> tuple[int, ...]:
-    ndim = node.inputs[0].type.ndim
-    dims = node.attrs.get("dim")
-    if dims is None:
-        return tuple(range(ndim))
-    dims = (dims,) if isinstance(dims, int) else tuple(dims)
-    return tuple(sorted({d % ndim for d in dims})) if ndim else ()
+    return normalize_dims(node.attrs.get("dim"), node.inputs[0].type.ndim)
 
 
 def _shape(node: Node) -> tuple:
@@ -284,16 +281,3 @@ def _uses_after(body: Graph) -> dict:
         later[node] = set(seen)
         seen.update(a for a in node.inputs if isinstance(a, Value))
     return later
-
-
-_KERNELS: dict[str, object] = {}
-
-
-def _load_kernel(source: str, name: str):
-    """The njit function ``name`` defined by ``source`` (compiled lazily on first call),
-    through the disk cache of :mod:`codegen.cache`."""
-    fn = _KERNELS.get(source)
-    if fn is None:
-        from codegen.cache import load_kernel
-        fn = _KERNELS[source] = load_kernel(source, name)
-    return fn
