@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from compgrad import config
+from compgrad.compile.backward_cache import BackwardCache
 from compgrad.compile.escape import attach_backward
 from compgrad.compile.explain import BreakReason, ExplainOutput
 from compgrad.compile.lazy import LazyInterpreter
@@ -79,6 +80,7 @@ class CompiledFunction:
         self.options = dict(options or {})
         self.disable = disable
         self.programs: dict[tuple, Program] = {}
+        self._backward_cache = BackwardCache()   # symbolic backwards by forward structure
         self._order: list[tuple] = []            # keys in compile order
         self._gave_up: str | None = None
         self._variants: dict[tuple, int] = {}     # programs per op sequence (type variants)
@@ -99,7 +101,8 @@ class CompiledFunction:
             return self.fn(*args, **kwargs)
         from compgrad.compile.trace import Trace
         self._stats["calls"] += 1
-        trace = Trace(self._name, self._run_segment, captured_names(self.fn, args, kwargs))
+        trace = Trace(self._name, self._run_segment, captured_names(self.fn, args, kwargs),
+                      backward_cache=self._backward_cache)
         with interpreter(LazyInterpreter(trace)):
             try:
                 result = self.fn(*args, **kwargs)

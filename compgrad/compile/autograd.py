@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from compgrad.autograd.engine import run_backward
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.autograd.node import FREED_MESSAGE
+from compgrad.compile.backward_cache import derive_backward
 from compgrad.compile.lazy import LazyGradFn, LazyInterpreter
 from compgrad.tensor import Tensor
 from ir import ops
 from ir.dispatch import interpreter
 from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Value, live_values
-from passes import autodiff
 
 __all__ = ["trace_backward", "check_saved"]
 
@@ -94,12 +94,11 @@ def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, ret
     prev = _STATE.enabled
     _STATE.enabled = create_graph
     try:
-        ran: list = []
-        result = autodiff.backward(graph, roots, seeds,
-                                   [v for _, v in targets] + [v for _, v in eager_roots],
-                                   requires_grad=trace.requires_grad.__contains__,
-                                   on_grad=on_grad, on_saved=on_saved,
-                                   hooked=list(hooked), on_vjp=ran.append)
+        result, ran = derive_backward(trace.backward_cache, graph, roots, seeds,
+                                      [v for _, v in targets] + [v for _, v in eager_roots],
+                                      requires_grad=trace.requires_grad, on_saved=on_saved,
+                                      cacheable=not hooked, create_graph=create_graph,
+                                      on_grad=on_grad, hooked=list(hooked))
         # a node whose VJP read nothing saved nothing: a later flush keeps none of its
         # values for another backward (as eager autograd keeps no tensor for it)
         trace.saved_nothing.update(set(ran).difference(reads))

@@ -44,8 +44,10 @@ class Trace:
     outputs, writes, reason)`` (the compiled function's program cache).
     """
 
-    def __init__(self, name: str, runner, names: dict[int, tuple[str, Role]] | None = None):
+    def __init__(self, name: str, runner, names: dict[int, tuple[str, Role]] | None = None,
+                 backward_cache=None):
         self.graph = Graph(name)
+        self.backward_cache = backward_cache   # the compiled function's derived backwards
         self.runner = runner
         self.names = names or {}
         self.env: dict[Value, object] = {}      # computed values: bound inputs, flushed results
