@@ -10,8 +10,11 @@ elementwise nodes over one iteration shape become one kernel each
 nodes between them. A phase whose ops have no scalar expression runs node by
 node on the reference implementation, so a program always runs.
 
-Every call allocates its own output arrays: a result handed to the user is never
-overwritten by a later call.
+Memory: a value is released at its last use (liveness), and kernels write into
+buffers from a :class:`~codegen.buffers.BufferPool`, which hands a buffer out
+again only once nothing references it: later kernels of the call reuse what
+earlier ones no longer need, later calls reuse what the user let go, and a
+result the user still holds is never overwritten.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from codegen.buffers import BufferPool
 from codegen.cache import load_kernel
 from codegen.cpu import PARALLEL_MIN_ELEMENTS, phase_source
 from ir.dtypes import CATEGORY_FLOAT
@@ -62,8 +66,12 @@ class CompiledProgram:
                                   [simplify, fuse], dump_dir=dump_dir,
                                   on_timing=lambda name, s: times.__setitem__(name, s))
         self._load = load or load_kernel
+        self.pool = BufferPool()
         start = time.perf_counter()
         self.steps = [self._plan(node) for node in self.graph.nodes]
+        g = self.graph
+        self.release = _release_plan([n.inputs for n in g.nodes], [n.outputs for n in g.nodes],
+                                     set(g.outputs) | {m.value for m in g.mutations})
         times["codegen"] = time.perf_counter() - start
 
     # --- planning -------------------------------------------------------------------------
@@ -129,7 +137,7 @@ class CompiledProgram:
                 return [_NodeStep(n) for n in members]
             variants[flat] = (source, self._load(source.source, source.name))
         self.stats.kernels += 1
-        return views + [_PhaseStep(variants, shape, sums)]
+        return views + [_PhaseStep(variants, shape, sums, self.pool)]
 
     # --- running ----------------------------------------------------------------------------
 
@@ -138,8 +146,10 @@ class CompiledProgram:
         env: dict[Value, object] = dict(zip(g.inputs, args))
         for v in g.constants:
             env[v] = g.constants[v]
-        for step in self.steps:
+        for step, dead in zip(self.steps, self.release):
             step.run(env)
+            for v in dead:
+                del env[v]   # its buffer may serve a later kernel
         return [env[v] for v in g.outputs], [env[m.value] for m in g.mutations]
 
 
@@ -148,6 +158,12 @@ class _NodeStep:
 
     def __init__(self, node: Node):
         self.node = node
+
+    def reads(self) -> tuple:
+        return self.node.inputs
+
+    def writes(self) -> tuple:
+        return self.node.outputs
 
     def run(self, env: dict) -> None:
         node = self.node
@@ -160,11 +176,14 @@ class _NodeStep:
 
 
 class _FusedStep:
-    __slots__ = ("node", "steps")
+    __slots__ = ("node", "steps", "release")
 
     def __init__(self, node: Node, steps: list):
         self.node = node
         self.steps = [s for step in steps for s in (step if isinstance(step, list) else [step])]
+        body = node.attrs["body"]
+        self.release = _release_plan([s.reads() for s in self.steps],
+                                     [s.writes() for s in self.steps], set(body.outputs))
 
     def run(self, env: dict) -> None:
         node = self.node
@@ -172,8 +191,10 @@ class _FusedStep:
         inner: dict[Value, object] = {}
         for v, a in zip(body.inputs, node.inputs):
             inner[v] = env[a] if isinstance(a, Value) else a
-        for step in self.steps:
+        for step, dead in zip(self.steps, self.release):
             step.run(inner)
+            for v in dead:
+                del inner[v]
         env.update(zip(node.outputs, (inner[v] for v in body.outputs)))
 
 
@@ -181,9 +202,10 @@ class _PhaseStep:
     """One phase kernel; ``variants`` maps flat (True: every array raveled, one loop) or
     not to (source, kernel). The flat variant runs when the arrays allow it."""
 
-    __slots__ = ("variants", "source", "shape", "dtypes", "sums", "scale")
+    __slots__ = ("variants", "source", "shape", "dtypes", "sums", "scale", "pool")
 
-    def __init__(self, variants: dict, shape: tuple, sums: list):
+    def __init__(self, variants: dict, shape: tuple, sums: list, pool: BufferPool):
+        self.pool = pool
         self.variants = variants
         self.source = next(iter(variants.values()))[0]
         self.shape = shape if shape else (1,)
@@ -192,6 +214,12 @@ class _PhaseStep:
         # mean divides the sum by the number of summed elements
         self.scale = [math.prod(n.outputs[0].type.shape) / max(1, math.prod(
             n.inputs[0].type.shape)) if n.op.name == "mean" else None for n in sums]
+
+    def reads(self) -> tuple:
+        return self.source.inputs
+
+    def writes(self) -> tuple:
+        return tuple(self.source.outputs) + tuple(n.outputs[0] for n in self.sums)
 
     def run(self, env: dict) -> None:
         shape = self.shape
@@ -210,7 +238,7 @@ class _PhaseStep:
                 args.append(x if x.ndim == 1 else np.ascontiguousarray(x).reshape(-1))
             else:
                 args.append(np.broadcast_to(x, shape))
-        outs = [np.empty(shape, dtype=dt) for dt in self.dtypes]
+        outs = [self.pool.empty(shape, dt) for dt in self.dtypes]
         kernel_outs = [o.reshape(-1) for o in outs] if flat else outs
         ndim = 1 if flat else len(shape)
         accs = [np.zeros((1,) if flat else tuple(1 if d in dims else shape[d]
@@ -271,6 +299,24 @@ def _sum_dims(node: Node) -> tuple[int, ...]:
 
 def _shape(node: Node) -> tuple:
     return tuple(node.outputs[0].type.shape)
+
+
+def _release_plan(reads: Sequence[tuple], writes: Sequence[tuple], keep: set) -> list[tuple]:
+    """Per step (given the values each reads and writes), the values to drop from the
+    environment after it: those read or written there for the last time, except
+    ``keep`` (results and written-back values)."""
+    last: dict[Value, int] = {}
+    for i, (ins, outs) in enumerate(zip(reads, writes)):
+        for v in outs:
+            last[v] = i
+        for a in ins:
+            if isinstance(a, Value):
+                last[a] = i
+    plan: list[list] = [[] for _ in reads]
+    for v, i in last.items():
+        if v not in keep:
+            plan[i].append(v)
+    return [tuple(p) for p in plan]
 
 
 def _uses_after(body: Graph) -> dict:
