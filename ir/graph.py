@@ -91,7 +91,7 @@ class Node:
     it is printed as a trailing comment and named in runtime errors.
     """
 
-    __slots__ = ("op", "inputs", "attrs", "outputs", "loc")
+    __slots__ = ("op", "inputs", "attrs", "outputs", "loc", "key")
 
     def __init__(self, op: OpDef, inputs: tuple, attrs: dict, output_types: Sequence[TensorType],
                  loc: str | None = None):
@@ -100,6 +100,7 @@ class Node:
         self.attrs = attrs
         self.outputs = tuple(Value(t, self, i) for i, t in enumerate(output_types))
         self.loc = loc
+        self.key = None   # a cache for a hashable form of (op, attrs): see compgrad.compile
 
     def input_values(self) -> Iterator[Value]:
         """The inputs that are Values (scalars left out)."""

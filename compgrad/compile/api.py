@@ -158,7 +158,7 @@ class CompiledFunction:
         self.programs[key] = program
         self._order.append(key)
         # a recompile in torch's sense: the same ops at the same place, new input types
-        group = (tuple(p[0] for p in key[0]), key[1], key[2])
+        group = (tuple(p[0][0] for p in key[0]), key[1], key[2])   # op names
         variants = self._variants[group] = self._variants.get(group, 0) + 1
         limit = config.recompile_limit()
         if variants > limit and self._gave_up is None:
@@ -232,8 +232,8 @@ def _recompile_cause(programs: dict, key: tuple) -> str:
         if len(old[0]) != len(parts):
             continue
         for a, b in zip(old[0], parts):
-            if a[0] != b[0] or a[2] != b[2]:
-                return f"recorded op changed: {a[0]} -> {b[0]}"
+            if a[0] != b[0]:   # (op name, attributes)
+                return f"recorded op changed: {a[0][0]} -> {b[0][0]}"
     return "a new sequence of recorded ops (a new path through the function)"
 
 

@@ -41,6 +41,25 @@ def _freeze(x):
     return x
 
 
+_PLAIN = frozenset((int, bool, str, type(None)))
+
+
+def _freeze_attrs(node) -> tuple:
+    """``node``'s attributes as a hashable, type-tagged tuple, computed once per node
+    (a call's backward key and its segment key both read it; nodes never change)."""
+    key = node.key
+    if key is None:
+        parts = []
+        for k, v in node.attrs.items():
+            t = type(v)
+            if t in _PLAIN or (t is tuple and all(type(e) is int for e in v)):
+                parts.append((k, t, v))   # the common case: flags, dims, shapes
+            else:
+                parts.append((k, _freeze(v)))
+        key = node.key = (node.op.name, tuple(parts))
+    return key
+
+
 def segment_key(nodes: Sequence, outputs: Sequence[Value],
                 writes: Sequence[tuple]) -> tuple[tuple, list[Value]]:
     """The structural key of a segment and its outside values in binding order."""
@@ -59,7 +78,7 @@ def segment_key(nodes: Sequence, outputs: Sequence[Value],
     for i, node in enumerate(nodes):
         ins = tuple(ref(a) if type(a) is Value else ("k", type(a).__name__, repr(a))
                     for a in node.inputs)
-        parts.append((node.op.name, ins, _freeze(node.attrs)))
+        parts.append((_freeze_attrs(node), ins))
         for j, o in enumerate(node.outputs):
             index[o] = (i, j)
     outs = tuple(ref(v) for v in outputs)
