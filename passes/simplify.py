@@ -38,7 +38,8 @@ from passes.graph_utils import (
     value_key,
 )
 
-__all__ = ["dce", "cse", "fold_constants", "algebraic", "simplify", "FOLD_MAX_ELEMENTS"]
+__all__ = ["dce", "cse", "fold_constants", "algebraic", "transpose_matmul", "simplify",
+           "FOLD_MAX_ELEMENTS"]
 
 # constants larger than this stay computed at run time (they would bloat the IR text)
 FOLD_MAX_ELEMENTS = 1024
@@ -434,15 +435,86 @@ def algebraic(graph: Graph) -> Graph:
     return g
 
 
+# --- transposed matmuls ---------------------------------------------------------------------
+
+_PERMUTE, _MM = REGISTRY["permute"], REGISTRY["mm"]
+
+
+def _is_transpose(node: Node | None) -> bool:
+    return (node is not None and node.op is _PERMUTE and isinstance(node.inputs[0], Value)
+            and node.inputs[0].type.ndim == 2
+            and _normalized_dims(node.attrs["dims"], 2) == (1, 0))
+
+
+def _transposed(a: Value, loc: str | None, new: list[Node]) -> Value:
+    """``a.T`` as a Value: the input of a transpose ``a`` is, else a new permute node."""
+    if _is_transpose(a.node):
+        return a.node.inputs[0]
+    attrs = {"dims": (1, 0)}
+    node = Node(_PERMUTE, (a,), attrs, [infer_type(_PERMUTE, (a.type,), attrs)], loc)
+    new.append(node)
+    return node.outputs[0]
+
+
+def _transpose_matmul(graph: Graph) -> bool:
+    """``mm(a, b).T`` -> ``mm(b.T, a.T)``: the same values, computed in the layout they are
+    read in. The backward of ``x @ w.T`` (every Linear) gives the weight's gradient as
+    ``mm(x.T, g).T``, a column-major array that every later elementwise kernel (the
+    optimizer's update) then reads with a stride; BLAS folds the new transposes into
+    the call, so nothing is copied. Only when the transpose is the ``mm`` result's one
+    reader and that result is not exposed: its storage is then reachable only through
+    the transpose, so a returned transpose (a ``.grad``) may become fresh memory with
+    the same values (as ``algebraic`` lets an exposed result become a fresh value)."""
+    # returned or written back itself (its transpose being its only reader, nothing
+    # else can view it)
+    direct = set(graph.outputs) | {m.value for m in graph.mutations}
+    users = graph.users()
+    subst: dict[Value, Value] = {}
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        _resolve_inputs(node, subst)
+        inner = node.inputs[0].node if _is_transpose(node) else None
+        # only a product nothing else reads: else both layouts would be computed
+        if (inner is None or inner.op is not _MM or inner.outputs[0] in direct
+                or len(users[inner.outputs[0]]) != 1
+                or not all(isinstance(a, Value) for a in inner.inputs)):
+            nodes.append(node)
+            continue
+        a, b = inner.inputs
+        new: list[Node] = []
+        bt, at = _transposed(b, node.loc, new), _transposed(a, node.loc, new)
+        mm = Node(_MM, (bt, at), {}, [infer_type(_MM, (bt.type, at.type), {})], node.loc)
+        if mm.outputs[0].type != node.outputs[0].type:
+            nodes.append(node)
+            continue
+        nodes.extend(new)
+        nodes.append(mm)
+        subst[node.outputs[0]] = mm.outputs[0]
+    if not subst:
+        return False
+    graph.nodes = nodes
+    replace_uses(graph, subst)
+    return True
+
+
+def transpose_matmul(graph: Graph) -> Graph:
+    """Pure form of the rewrite ``mm(a, b).T -> mm(b.T, a.T)`` (see ``_transpose_matmul``);
+    the old ``mm`` is left to :func:`dce`."""
+    g = copy_graph(graph)
+    _transpose_matmul(g)
+    return g
+
+
 # --- all of them ----------------------------------------------------------------------------
 
-_SIMPLIFY_STEPS: tuple[Callable[[Graph], bool], ...] = (_fold, _algebraic, _cse, _dce)
+_SIMPLIFY_STEPS: tuple[Callable[[Graph], bool], ...] = (_fold, _algebraic, _transpose_matmul,
+                                                        _cse, _dce)
 
 
 def simplify(graph: Graph, *, max_rounds: int = 10) -> Graph:
-    """Run :func:`fold_constants`, :func:`algebraic`, :func:`cse` and :func:`dce`
-    repeatedly (on one copy of ``graph``) until a round changes nothing or
-    ``max_rounds`` rounds have run."""
+    """Run :func:`fold_constants`, :func:`algebraic`, :func:`transpose_matmul`,
+    :func:`cse` and :func:`dce` repeatedly (on one copy of ``graph``) until a round
+    changes nothing or ``max_rounds`` rounds have run."""
     g = copy_graph(graph)
     for _ in range(max_rounds):
         changed = False
