@@ -211,9 +211,8 @@ class _PhaseStep:
         self.shape = shape if shape else (1,)
         self.dtypes = [v.type.dtype.np_dtype for v in self.source.outputs]
         self.sums = sums
-        # mean divides the sum by the number of summed elements
-        self.scale = [math.prod(n.outputs[0].type.shape) / max(1, math.prod(
-            n.inputs[0].type.shape)) if n.op.name == "mean" else None for n in sums]
+        # mean divides the sum by the number of summed elements (none: 0/0, nan)
+        self.scale = [_mean_scale(n) if n.op.name == "mean" else None for n in sums]
 
     def reads(self) -> tuple:
         return self.source.inputs
@@ -255,6 +254,12 @@ class _PhaseStep:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+def _mean_scale(node: Node) -> float:
+    """1 / (elements summed per result) of a mean node; nan when that is zero."""
+    summed = math.prod(node.inputs[0].type.shape)
+    return math.prod(node.outputs[0].type.shape) / summed if summed else math.nan
+
 
 def _phase_op(node: Node) -> bool:
     return node.op.kind is OpKind.ELEMENTWISE and len(node.outputs) == 1

@@ -199,6 +199,8 @@ class CompiledFunction:
             calls=stats["calls"], eager_calls=stats["eager_calls"],
             cache_hits=stats["hits"], cache_misses=stats["misses"],
             backend=self.backend, gave_up=self._gave_up,
+            kernel_count=sum(p.compiled.stats.kernels for p in self.programs.values()
+                             if p.compiled is not None),
             guards=[_guards(g) for g in programs])
 
     def __repr__(self) -> str:
