@@ -1,0 +1,41 @@
+"""The benchmark's constants: contestants, rounds, loop lengths, tolerances and issue 7's targets.
+
+No imports beyond the standard library: worker processes read this before they load
+their contestant's libraries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONTESTANTS = ("numpy", "torch", "torch.compile", "compgrad", "compgrad.compile")
+REFERENCE = "torch"
+TARGET_CONTESTANT = "compgrad.compile"
+QUICK_CONTESTANTS = ("numpy", "torch", "compgrad", "compgrad.compile")  # torch.compile: minutes
+LABELS = {"numpy": "numpy (by hand)", "torch": "torch eager", "torch.compile": "torch.compile",
+          "compgrad": "compgrad eager", "compgrad.compile": "compgrad.compile"}
+
+THREADS = 2
+# thread-count variables every worker gets (unless the user set them): NumPy's and scipy's
+# OpenBLAS, MKL, OpenMP (torch's and Numba's) and Numba read them once, when they load
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+DEFAULT_ROUNDS = 11
+QUICK_ROUNDS = 3
+WARMUP_S = (0.2, 1.0)  # least warm-up time (eager, compiled): compiled code settles slowly
+QUICK_WARMUP_S = (0.05, 0.2)
+LOOP_S = 0.1  # each timed loop repeats the step for about this long (at least once)
+QUICK_LOOP_S = 0.01
+MAX_STEPS = 20000  # at most this many steps in one timed loop
+RTOL = 1e-4  # results agree when max|x - ref| <= RTOL * max|ref| (float32, other orders)
+SEED = 0
+
+PROFILE_STEPS = 20  # --profile: cProfile this many compgrad.compile steps per case
+QUICK_PROFILE_STEPS = 3
+PROFILE_TOP = 25  # functions listed, by own time (tottime)
+
+# issue 7's targets: compgrad.compile / torch eager, same run
+COLD_TARGETS_S = {"empty": 2.0, "warm": 0.5}
+MEMORY_SLACK_BYTES = 64 << 20  # W3: peak <= inputs + outputs + one 64 MiB buffer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
