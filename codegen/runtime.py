@@ -57,13 +57,14 @@ class CompiledProgram:
 
     def __init__(self, graph: Graph, *, passes: Sequence[Callable] | None = None,
                  dump_dir: str | None = None, load: Callable | None = None):
+        from passes.decompose import decompose
         from passes.fusion import fuse
         from passes.pipeline import run_pipeline
         from passes.simplify import simplify
         self.stats = KernelStats()
         times = self.stats.times
         self.graph = run_pipeline(graph, list(passes) if passes is not None else
-                                  [simplify, fuse], dump_dir=dump_dir,
+                                  [decompose, simplify, fuse], dump_dir=dump_dir,
                                   on_timing=lambda name, s: times.__setitem__(name, s))
         self._load = load or load_kernel
         self.pool = BufferPool()
@@ -78,6 +79,12 @@ class CompiledProgram:
 
     def _plan(self, node: Node):
         if node.op.name == "fused":
+            if node.attrs["kind"] == "rows":
+                from codegen.rows import plan_rows
+                step = plan_rows(node, self._load)
+                if step is not None:   # else the generic phases below run the group
+                    self.stats.kernels += 1
+                    return step
             return _FusedStep(node, self._plan_body(node.attrs["body"]))
         return _NodeStep(node)
 

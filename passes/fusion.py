@@ -19,6 +19,16 @@ What a group is (the contract codegen builds kernels from):
   that all share one shape with as many elements as the reduction's output
   (its output shape, or a reshape of it). The epilogue never reads prologue
   values (they live in the other loop).
+* ``kind="rows"``: work over an iteration space ``[R, C]``: ``S = L + T`` is the
+  input shape of the group's reductions, ``C`` the product of the trailing dims
+  ``T`` they reduce, ``R`` that of the leading dims ``L`` (see
+  :func:`rows_layout`). Any number of row reductions (sum, mean, amax, amin of a
+  float value of shape ``S`` over the dims ``T``, into the same dtype), elementwise
+  nodes over ``S`` (*full* values, computed per element), and elementwise nodes
+  with ``R`` elements (*row* values, computed once per row: ``rsqrt(var + eps)``),
+  which full nodes read broadcast (their shape is ``L`` followed by ones). A row
+  node never reads a full value (only through a reduction). A group with
+  reductions is of this kind when the ``reduction`` rules refuse it.
 * ``kind="matmul_epilogue"``: one matmul (``OpKind.MATMUL``, computed whole:
   its inputs are never fused into it) and elementwise nodes over one shape
   with as many elements as the matmul's output (bias add, activation, ...).
@@ -48,6 +58,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import networkx as nx
 
@@ -55,15 +66,19 @@ from ir.graph import Graph, Node, Value
 from ir.opdef import OpKind
 from ir.ops.fused import FUSED
 from ir.printer import value_names
-from ir.types import TensorType
+from ir.types import TensorType, normalize_dims
 
-__all__ = ["fuse", "unfuse", "VIEW_OPS", "group_kinds"]
+__all__ = ["fuse", "unfuse", "VIEW_OPS", "group_kinds", "rows_layout", "RowsLayout",
+           "ROW_REDUCTIONS"]
 
 # movement ops that are index arithmetic on their single input (no data is moved)
 VIEW_OPS = frozenset({"reshape", "view", "expand", "permute", "narrow", "select", "getitem"})
 
 _ELEMENTWISE, _REDUCTION, _MATMUL, _VIEW = "elementwise", "reduction", "matmul", "view"
 _GROUP_KIND = {_ELEMENTWISE: "elementwise", _REDUCTION: "reduction", _MATMUL: "matmul_epilogue"}
+# reductions a rows group computes per row (over the trailing dims of its iteration space)
+ROW_REDUCTIONS = frozenset({"sum", "mean", "amax", "amin"})
+_ROW_FLOATS = frozenset({"float32", "float64"})
 
 
 def _role(node: Node) -> str | None:
@@ -99,14 +114,17 @@ def _type_text(t: TensorType) -> str:
 class _Group:
     """A set of nodes becoming one fused node; ``refused`` collects the reasons."""
 
-    __slots__ = ("members", "refused", "first")
+    __slots__ = ("members", "refused", "first", "rows")
 
     def __init__(self, node: Node, position: int):
         self.members: set[Node] = {node}
         self.refused: list[str] = []
         self.first = position  # the smallest graph position of a member (for ordering)
+        self.rows = False      # set at the end: the group is legal only as rows
 
     def kind(self) -> str:
+        if self.rows:
+            return "rows"
         roles = {_role(n) for n in self.members}
         for role in (_MATMUL, _REDUCTION):
             if role in roles:
@@ -196,7 +214,10 @@ class _Fuser:
             if g.kind() == "matmul_epilogue" and len(g.members) == 1:
                 del self.group_of[next(iter(g.members))]  # a BLAS call alone, not a kernel
         self.fold_input_views()
-        return self.groups()
+        groups = self.groups()
+        for g in groups:
+            g.rows = self.check_single(g.members) is not None
+        return groups
 
     def groups(self) -> list[_Group]:
         """The groups, by the first graph position of their members."""
@@ -295,6 +316,20 @@ class _Fuser:
     def check(self, members: set[Node]) -> str | None:
         """Why ``members`` cannot be one group (the rules of the module docstring), or
         None when they can (cycles are checked separately)."""
+        reason = self.check_single(members)
+        if reason is None:
+            return None
+        roles = {_role(n) for n in members}
+        if _MATMUL in roles or _REDUCTION not in roles:
+            return reason
+        layout = rows_layout(sorted(members, key=self.position.__getitem__), self.label)
+        if isinstance(layout, RowsLayout):
+            return None
+        return f"{reason}; as rows: {layout}"
+
+    def check_single(self, members: set[Node]) -> str | None:
+        """Why ``members`` cannot be a group with at most one reduction or matmul, or
+        None when they can."""
         order = sorted(members, key=self.position.__getitem__)
         anchors = [n for n in order if _role(n) in (_REDUCTION, _MATMUL)]
         if len(anchors) > 1:
@@ -389,6 +424,123 @@ class _Fuser:
                 if v.node in members:
                     users.setdefault(v.node, []).append(m)
         return users
+
+
+# --- the rows contract --------------------------------------------------------------------------
+
+FULL, ROW, OUTSIDE = "full", "row", "outside"
+
+
+@dataclass(frozen=True)
+class RowsLayout:
+    """The iteration space of a rows group (see the module docstring): ``shape`` is
+    ``S``, its first ``lead`` dims are the rows (``R`` of them), the others the
+    reduced trailing dims (``C`` elements per row). ``level`` maps each value the
+    nodes compute to ``FULL`` (shape ``S``, one per element), ``ROW`` (``R``
+    elements, one per row) or ``OUTSIDE`` (a view of a value from outside the
+    nodes: it is made before the kernel runs)."""
+
+    shape: tuple[int, ...]
+    lead: int
+    rows: int
+    cols: int
+    level: dict
+
+    def row_shaped(self, shape: tuple[int, ...]) -> bool:
+        """Whether a value of ``shape`` broadcasts against ``S`` as one value per row
+        (the shape of the rows followed by ones, leading ones dropped or not)."""
+        if len(shape) > len(self.shape):
+            return False
+        padded = (1,) * (len(self.shape) - len(shape)) + tuple(shape)
+        return (padded[:self.lead] == self.shape[:self.lead]
+                and all(n == 1 for n in padded[self.lead:]))
+
+
+def _row_reduction(node: Node) -> tuple[tuple[int, ...], int] | str:
+    """(input shape, number of reduced trailing dims) of a row reduction, or why it is
+    not one."""
+    src = node.inputs[0] if node.inputs else None
+    if (node.op.name not in ROW_REDUCTIONS or len(node.outputs) != 1
+            or not isinstance(src, Value) or len(node.inputs) != 1):
+        return f"{node.op.name} is not a row reduction"
+    t, out = src.type, node.outputs[0].type
+    if t.dtype.name not in _ROW_FLOATS or out.dtype is not t.dtype:
+        return f"{node.op.name} of {_type_text(t)} into {out.dtype} (not a float row reduction)"
+    dims = normalize_dims(node.attrs.get("dim"), t.ndim)
+    if not dims or dims != tuple(range(t.ndim - len(dims), t.ndim)):
+        return f"{node.op.name} over dims {dims} of {_type_text(t)} (not trailing dims)"
+    return t.shape, len(dims)
+
+
+def rows_layout(nodes: list[Node], label=None) -> RowsLayout | str:
+    """The :class:`RowsLayout` of ``nodes`` (in graph order) as one rows group, or the
+    reason they cannot be one (named with ``label(node)``, default the op name).
+
+    Shared by fusion (legality) and ``codegen.rows`` (which generates the kernel from
+    it), so the two agree on what a rows group is."""
+    label = label or (lambda n: n.op.name)
+    inside = set(nodes)
+    shape = lead = None
+    for node in nodes:
+        if _role(node) != _REDUCTION:
+            continue
+        found = _row_reduction(node)
+        if isinstance(found, str):
+            return f"{label(node)}: {found}"
+        s, k = found
+        if shape is None:
+            shape, lead = s, len(s) - k
+        elif (s, len(s) - k) != (shape, lead):
+            return f"{label(node)} reduces another iteration space ({s}, {k} dims)"
+    if shape is None:
+        return "no row reduction"
+    rows, cols = math.prod(shape[:lead]), math.prod(shape[lead:])
+    if rows == 0 or cols == 0:
+        return f"empty iteration space {shape}"
+    layout = RowsLayout(tuple(shape), lead, rows, cols, {})
+    level = layout.level
+
+    def level_of(v: Value) -> str:
+        return level[v] if v.node in inside else OUTSIDE
+
+    for node in nodes:
+        role = _role(node)
+        if len(node.outputs) != 1:
+            return f"{label(node)} has {len(node.outputs)} outputs"
+        out = node.outputs[0]
+        ins = [level_of(v) for v in node.input_values()]
+        if role == _REDUCTION:
+            if ins[0] == ROW:
+                return f"{label(node)} reduces a row value"
+            level[out] = ROW
+        elif role == _VIEW:
+            if ins[0] == OUTSIDE:
+                level[out] = OUTSIDE
+            elif not _keeps_order(node):
+                return f"{label(node)} re-indexes a value computed in the group"
+            elif ins[0] == FULL and out.shape == layout.shape:
+                level[out] = FULL
+            elif ins[0] == ROW and math.prod(out.shape) == rows:
+                level[out] = ROW
+            else:
+                return f"{label(node)} changes the iteration shape to {_type_text(out.type)}"
+        elif role == _ELEMENTWISE:
+            if out.shape == layout.shape:
+                level[out] = FULL
+                for v in node.input_values():
+                    if level_of(v) == ROW and not layout.row_shaped(v.shape):
+                        return (f"{label(node)} reads {_type_text(v.type)} not broadcast per "
+                                f"row of {shape}")
+            elif math.prod(out.shape) == rows:
+                level[out] = ROW
+                if FULL in ins:
+                    return f"{label(node)} reads a full value into a row value"
+            else:
+                return (f"different iteration shape {_type_text(out.type)} vs rows of "
+                        f"{_type_text(TensorType(shape, out.type.dtype))}")
+        else:
+            return f"{label(node)}: {node.op.kind.value} op"
+    return layout
 
 
 # --- building the fused graph ----------------------------------------------------------------

@@ -29,7 +29,7 @@ __all__: tuple[str, ...] = ()
 INTERNAL = ("fused",)
 
 # what a group's kernel iterates over (see passes/fusion.py)
-KINDS = ("elementwise", "reduction", "matmul_epilogue")
+KINDS = ("elementwise", "reduction", "rows", "matmul_epilogue")
 
 
 def _type_text(t: TensorType) -> str:

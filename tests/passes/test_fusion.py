@@ -130,7 +130,9 @@ graph f(%x: f32[4,3], %s: f32[]) {
 }"""
 
 
-def test_softmax_epilogue_of_another_shape_is_refused():
+def test_softmax_is_one_rows_group():
+    # two row reductions and the elementwise work between and after them: one group of
+    # kind rows (the reduction kind, one reduction per group, used to make three)
     text = fused_text("""\
 graph f(%x: f32[4,3]) {
   %0 = amax(%x)[dim=(1,), keepdim=True] : f32[4,1]
@@ -142,24 +144,15 @@ graph f(%x: f32[4,3]) {
 }""")
     assert text == """\
 graph f(%x: f32[4,3]) {
-  %0 = fused(%x)[kind="reduction", body=graph reduction_0(%x: f32[4,3]) {
+  %0 = fused(%x)[kind="rows", body=graph rows_0(%x: f32[4,3]) {
     %0 = amax(%x)[dim=(1,), keepdim=True] : f32[4,1]
-    return %0
-  }] : f32[4,1]
-  %1, %2 = fused(%x, %0)[kind="reduction", refused=("%1 sub + %0 amax: different iteration \
-shape f32[4,3] vs f32[4,1]",), body=graph reduction_1(%x: f32[4,3], %in1: f32[4,1]) {
-    %0 = sub(%x, %in1) : f32[4,3]
-    %1 = exp(%0) : f32[4,3]
-    %2 = sum(%1)[dim=(1,), keepdim=True, dtype=None] : f32[4,1]
-    return %1, %2
-  }] : f32[4,3], f32[4,1]
-  %3 = fused(%1, %2)[kind="elementwise", refused=("%4 div + %2 exp: different iteration \
-shape f32[4,3] vs f32[4,1]", "%4 div + %3 sum: different iteration shape f32[4,3] vs f32[4,1]"), \
-body=graph elementwise_2(%in0: f32[4,3], %in1: f32[4,1]) {
-    %0 = div(%in0, %in1)[rounding_mode=None] : f32[4,3]
-    return %0
+    %1 = sub(%x, %0) : f32[4,3]
+    %2 = exp(%1) : f32[4,3]
+    %3 = sum(%2)[dim=(1,), keepdim=True, dtype=None] : f32[4,1]
+    %4 = div(%2, %3)[rounding_mode=None] : f32[4,3]
+    return %4
   }] : f32[4,3]
-  return %3
+  return %0
 }"""
 
 
@@ -277,11 +270,12 @@ def test_no_cycle_through_another_group():
     text = fused_text("""\
 graph f(%x: f32[4,3], %y: f32[4,3]) {
   %0 = exp(%x) : f32[4,3]
-  %1 = sum(%0)[dim=(0, 1), keepdim=False, dtype=None] : f32[]
+  %1 = sum(%0)[dim=(0,), keepdim=False, dtype=None] : f32[3]
   %2 = add(%1, %y) : f32[4,3]
   %3 = mul(%0, %2) : f32[4,3]
   return %3
 }""")
+    # (a sum over the leading dim is no row reduction: a rows group cannot take %2)
     assert "%3 mul + %0 exp: would create a cycle through the group of %2 add" in text
     assert group_kinds(parse(text)) == {"reduction": 1, "elementwise": 1}
 
@@ -488,7 +482,8 @@ def test_mlp_training_step_has_no_loose_elementwise_node():
     verify(fused, roundtrip=True)
     assert loose_elementwise(graph) and not loose_elementwise(fused)
     kinds = group_kinds(fused)
-    assert set(kinds) == {"elementwise", "reduction", "matmul_epilogue"}
+    # the loss gradient's row work (softmax backward, the target weights) is rows groups
+    assert set(kinds) == {"rows", "reduction", "matmul_epilogue"}
     # every parameter and momentum update is computed inside a fused group
     assert graph.mutations and all(m.value.node.op.name == "fused" for m in fused.mutations)
     feeds = feeds_for(graph)

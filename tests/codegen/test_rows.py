@@ -1,0 +1,325 @@
+"""codegen.rows: rows groups (row reductions with the elementwise work around them) run
+as one kernel and give the interpreter's values (float32 and float64, one row, one
+column, odd sizes, several trailing dims, non-contiguous inputs, NaN), the W4 programs
+take a small stated number of kernels, a group without scalar expressions falls back,
+and compgrad.compile agrees with eager on log_softmax + nll_loss and LayerNorm."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import compgrad
+import compgrad.nn as nn
+import compgrad.nn.functional as F
+from codegen.rows import RowsStep, rows_source
+from codegen.runtime import CompiledProgram
+from ir.interpret import interpret
+from ir.parser import parse
+from passes.fusion import group_kinds
+from tests.compile._common import assert_same
+
+
+def _shape(dims) -> str:
+    return ",".join(map(str, dims))
+
+
+def _softmax(dt: str, shape: tuple) -> str:
+    s, last = _shape(shape), len(shape) - 1
+    return f"""graph f(%x: {dt}[{s}]) {{
+  %0 = softmax(%x)[dim={last}, dtype=None] : {dt}[{s}]
+  %1 = log_softmax(%x)[dim={last}, dtype=None] : {dt}[{s}]
+  return %0, %1
+}}"""
+
+
+def _row_shape(shape: tuple, k: int) -> tuple:
+    return shape[:len(shape) - k] + (1,) * k
+
+
+def _layer_norm(dt: str, shape: tuple, k: int = 1) -> str:
+    """LayerNorm over the last ``k`` dims, forward and the VJP as captured."""
+    s, p = _shape(shape), _shape(shape[len(shape) - k:])
+    r = _shape(_row_shape(shape, k))
+    dims = "(" + ", ".join(str(d) for d in range(len(shape) - k, len(shape))) + ("," if k == 1
+                                                                               else "") + ")"
+    lead = "(" + ", ".join(str(d) for d in range(len(shape) - k)) + ("," if len(shape) - k == 1
+                                                                     else "") + ")"
+    return f"""graph f(%x: {dt}[{s}], %w: {dt}[{p}] param, %b: {dt}[{p}] param, %g: {dt}[{s}]) {{
+  %0 = layer_norm(%x, %w, %b)[dims={dims}, eps=1e-05, has_weight=True, has_bias=True] : {dt}[{s}]
+  %1 = mean(%x)[dim={dims}, keepdim=True, dtype=None] : {dt}[{r}]
+  %2 = sub(%x, %1) : {dt}[{s}]
+  %3 = mul(%2, %2) : {dt}[{s}]
+  %4 = mean(%3)[dim={dims}, keepdim=True, dtype=None] : {dt}[{r}]
+  %5 = add(%4, 1e-05) : {dt}[{r}]
+  %6 = rsqrt(%5) : {dt}[{r}]
+  %7 = mul(%2, %6) : {dt}[{s}]
+  %8 = mul(%g, %w) : {dt}[{s}]
+  %9 = mean(%8)[dim={dims}, keepdim=True, dtype=None] : {dt}[{r}]
+  %10 = sub(%8, %9) : {dt}[{s}]
+  %11 = mul(%8, %7) : {dt}[{s}]
+  %12 = mean(%11)[dim={dims}, keepdim=True, dtype=None] : {dt}[{r}]
+  %13 = mul(%7, %12) : {dt}[{s}]
+  %14 = sub(%10, %13) : {dt}[{s}]
+  %15 = mul(%6, %14) : {dt}[{s}]
+  %16 = mul(%g, %7) : {dt}[{s}]
+  %17 = sum(%16)[dim={lead}, keepdim=False, dtype=None] : {dt}[{p}]
+  return %0, %15, %17
+}}"""
+
+
+def _amin_rows(dt: str, shape: tuple) -> str:
+    """amin without keepdim, read back through a reshape; a row value computed from
+    two reductions; a row output and a full output."""
+    rows, cols = shape
+    return f"""graph f(%x: {dt}[{rows},{cols}], %y: {dt}[{rows},1], %z: {dt}[{cols}]) {{
+  %0 = amin(%x)[dim=(1,), keepdim=False] : {dt}[{rows}]
+  %1 = reshape(%0)[shape=({rows}, 1)] : {dt}[{rows},1]
+  %2 = sub(%x, %1) : {dt}[{rows},{cols}]
+  %3 = mul(%2, %z) : {dt}[{rows},{cols}]
+  %4 = sum(%3)[dim=(1,), keepdim=True, dtype=None] : {dt}[{rows},1]
+  %5 = add(%4, %y) : {dt}[{rows},1]
+  %6 = amax(%x)[dim=(1,), keepdim=True] : {dt}[{rows},1]
+  %7 = div(%5, %6)[rounding_mode=None] : {dt}[{rows},1]
+  %8 = mul(%2, %7) : {dt}[{rows},{cols}]
+  %9 = mul(%8, 0.5) : {dt}[{rows},{cols}]
+  return %9, %7
+}}"""
+
+
+def _feeds(graph, seed: int = 0) -> list:
+    rng = np.random.default_rng(seed)
+    return [(2 * rng.standard_normal(v.type.shape)).astype(v.type.dtype.np_dtype)
+            for v in graph.inputs]
+
+
+def _rows_steps(program: CompiledProgram) -> list[RowsStep]:
+    return [s for s in program.steps if isinstance(s, RowsStep)]
+
+
+def _check(text: str, feeds=None, rows_kernels: int = 1) -> CompiledProgram:
+    graph = parse(text)
+    program = CompiledProgram(graph)
+    assert len(_rows_steps(program)) == rows_kernels
+    feeds = _feeds(graph) if feeds is None else feeds
+    want = interpret(graph, [np.copy(f) for f in feeds]).outputs
+    got, _ = program.run(feeds)
+    for a, b in zip(want, got):
+        assert b.dtype == a.dtype and b.shape == a.shape
+        tol = 3e-5 if a.dtype == np.float32 else 1e-11
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol * max(1.0, float(np.abs(a).max())))
+    return program
+
+
+# one row, one column, odd sizes, two leading dims, and one that runs in parallel
+CASES = [("f32", (1, 37)), ("f64", (9, 1)), ("f32", (7, 13)), ("f64", (7, 13)),
+         ("f64", (3, 4, 5)), ("f32", (300, 257))]
+
+
+@pytest.mark.parametrize(("dt", "shape"), CASES, ids=str)
+def test_softmax_and_log_softmax(dt, shape):
+    _check(_softmax(dt, shape))
+
+
+@pytest.mark.parametrize(("dt", "shape"), CASES, ids=str)
+def test_layer_norm_forward_and_vjp(dt, shape):
+    _check(_layer_norm(dt, shape))
+
+
+def test_layer_norm_over_two_trailing_dims():
+    program = _check(_layer_norm("f32", (5, 3, 8), k=2))
+    assert _rows_steps(program)[0].source.layout.cols == 24
+
+
+@pytest.mark.parametrize(("dt", "shape"), [("f32", (1, 5)), ("f64", (6, 1)), ("f32", (11, 17))],
+                         ids=str)
+def test_reductions_row_values_and_inputs_of_every_access(dt, shape):
+    _check(_amin_rows(dt, shape))
+
+
+def test_non_contiguous_inputs():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((24, 13)).astype(np.float32).T          # transposed
+    w = rng.standard_normal(48).astype(np.float32)[::2]              # strided
+    b = rng.standard_normal(24).astype(np.float32)
+    g = rng.standard_normal((13, 48)).astype(np.float32)[:, 1::2]    # strided rows
+    assert not (x.flags.c_contiguous or w.flags.c_contiguous or g.flags.c_contiguous)
+    _check(_layer_norm("f32", (13, 24)), [x, w, b, g])
+
+
+def test_nan_and_inf_propagate_like_the_reference():
+    x = np.random.default_rng(0).standard_normal((4, 10)).astype(np.float32)
+    x[1, 3] = np.nan
+    x[2, :] = -np.inf
+    x[3, 7] = np.inf
+    graph = parse(_softmax("f32", (4, 10)))
+    want = interpret(graph, [x]).outputs
+    got, _ = CompiledProgram(graph).run([x])
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(np.isnan(b), np.isnan(a))
+        np.testing.assert_allclose(b, a, rtol=3e-6, atol=1e-7)
+
+
+# the W4 programs as compgrad.compile captures them (at small sizes)
+W4_LSM = """\
+graph lsm(%x0: f32[64,100], %x1: i64[64]) {
+  %0 = log_softmax(%x0)[dim=1, dtype=None] : f32[64,100]
+  %1 = nll_loss(%0, %x1)[reduction="mean", ignore_index=-100, has_weight=False] : f32[]
+  %2 = full(1.0)[shape=(), dtype=float32, device=device("cpu")] : f32[]
+  %3 = ne(%x1, -100) : bool[64]
+  %4 = where(%3, %x1, 0) : i64[64]
+  %5 = to_dtype(%3)[dtype=float32] : f32[64]
+  %6 = mul(%5, 1.0) : f32[64]
+  %7 = sum(%6)[dim=(0,), keepdim=False, dtype=None] : f32[]
+  %8 = div(%6, %7)[rounding_mode=None] : f32[64]
+  %9 = mul(%8, %2) : f32[64]
+  %10 = neg(%9) : f32[64]
+  %11 = one_hot(%4)[num_classes=100, ignore_index=None] : i64[64,100]
+  %12 = to_dtype(%11)[dtype=float32] : f32[64,100]
+  %13 = permute(%12)[dims=(0, 1)] : f32[64,100]
+  %14 = reshape(%10)[shape=(64, 1)] : f32[64,1]
+  %15 = mul(%13, %14) : f32[64,100]
+  %16 = exp(%0) : f32[64,100]
+  %17 = sum(%15)[dim=(1,), keepdim=True, dtype=None] : f32[64,1]
+  %18 = mul(%16, %17) : f32[64,100]
+  %19 = sub(%15, %18) : f32[64,100]
+  return %1, %19
+}"""
+
+
+def test_w4_log_softmax_nll_is_two_kernels():
+    # one rows kernel for the target weights (a single row of 64), one for log_softmax
+    # forward and backward; one_hot, nll_loss and full run as plain nodes
+    graph = parse(W4_LSM)
+    program = CompiledProgram(graph)
+    assert group_kinds(program.graph) == {"rows": 2}
+    assert program.stats.kernels == 2 and program.stats.interpreted_phases == 0
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 100)).astype(np.float32)
+    t = rng.integers(0, 100, 64)
+    t[5] = -100
+    want = interpret(graph, [x, t]).outputs
+    got, _ = program.run([x, t])
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(b, a, rtol=3e-6, atol=1e-8)
+
+
+def test_w4_layer_norm_is_one_kernel():
+    # forward and backward in one rows kernel (4 passes over each row); the two column
+    # sums (weight and bias grads) are reduction groups of their own, whose lone sums
+    # run as NumPy calls (the rows kernel stores the product the weight grad sums)
+    text = _layer_norm("f32", (64, 128)).replace(
+        "return %0, %15, %17", "%18 = sum(%g)[dim=(0,), keepdim=False, dtype=None] : f32[128]\n"
+        "  return %0, %15, %17, %18")
+    program = _check(text)
+    assert group_kinds(program.graph) == {"rows": 1, "reduction": 2}
+    assert program.stats.kernels == 1
+    step = _rows_steps(program)[0]
+    assert step.source.source.count("for c in range(n_cols):") == 4
+
+
+def test_a_group_without_scalar_expressions_falls_back():
+    text = """graph f(%x: f32[6,9]) {
+  %0 = amax(%x)[dim=(1,), keepdim=True] : f32[6,1]
+  %1 = div(%x, %0)[rounding_mode=None] : f32[6,9]
+  %2 = mul(%1, 0.5) : f32[6,9]
+  %3 = erfinv(%2) : f32[6,9]
+  %4 = sum(%3)[dim=(1,), keepdim=True, dtype=None] : f32[6,1]
+  return %4
+}"""
+    graph = parse(text)
+    program = CompiledProgram(graph)
+    (node,) = [n for n in program.graph.nodes if n.op.name == "fused"]
+    assert node.attrs["kind"] == "rows" and rows_source(node.attrs["body"]) is None
+    assert not _rows_steps(program)
+    x = np.random.default_rng(1).uniform(0.1, 1, (6, 9)).astype(np.float32)
+    np.testing.assert_allclose(program.run([x])[0][0], interpret(graph, [x]).outputs[0],
+                               rtol=1e-6)
+
+
+# --- end to end ----------------------------------------------------------------------------
+
+def _lsm_step(logits, target):
+    loss = F.nll_loss(F.log_softmax(logits, dim=1), target)
+    loss.backward()
+    return loss
+
+
+@pytest.fixture
+def planned(monkeypatch) -> list:
+    """The rows steps the runtime plans while the test runs."""
+    import codegen.rows
+    steps = []
+    plan = codegen.rows.plan_rows
+
+    def counting(node, *args, **kwargs):
+        step = plan(node, *args, **kwargs)
+        steps.append(step)
+        return step
+
+    monkeypatch.setattr(codegen.rows, "plan_rows", counting)
+    return steps
+
+
+@pytest.mark.parametrize("shape", [(16, 10), (33, 1), (1, 7)], ids=str)
+def test_compile_log_softmax_nll_matches_eager(shape, planned):
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal(shape).astype(np.float32)
+    target = compgrad.tensor(rng.integers(0, shape[1], shape[0]))
+    step = compgrad.compile(_lsm_step)
+    for _ in range(2):
+        a = compgrad.tensor(data, requires_grad=True)
+        b = compgrad.tensor(data, requires_grad=True)
+        assert_same(_lsm_step(a, target), step(b, target))
+        assert_same(a.grad, b.grad)
+    assert planned and all(isinstance(s, RowsStep) for s in planned)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compile_layer_norm_forward_and_backward_matches_eager(dtype, planned):
+    rng = np.random.default_rng(1)
+    eager, ours = nn.LayerNorm(24), nn.LayerNorm(24)
+    if dtype == "float64":
+        eager, ours = eager.double(), ours.double()
+    with compgrad.no_grad():
+        for m in (eager, ours):
+            m.weight.copy_(compgrad.tensor(np.linspace(0.5, 1.5, 24).astype(dtype)))
+            m.bias.copy_(compgrad.tensor(np.linspace(-1, 1, 24).astype(dtype)))
+    x = rng.standard_normal((2, 5, 24)).astype(dtype)
+    g = compgrad.tensor(rng.standard_normal((2, 5, 24)).astype(dtype))
+
+    def run(module, xt):
+        y = module(xt)
+        y.backward(g)
+        return y
+
+    step = compgrad.compile(run)
+    for _ in range(2):
+        a = compgrad.tensor(x, requires_grad=True)
+        b = compgrad.tensor(x, requires_grad=True)
+        for m in (eager, ours):
+            m.zero_grad()
+        ya, yb = run(eager, a), step(ours, b)
+        atol = 1e-5 if dtype == "float32" else 1e-12
+        assert_same(ya, yb, atol=atol)
+        assert_same(a.grad, b.grad, atol=atol)
+        assert_same(eager.weight.grad, ours.weight.grad, atol=atol)
+        assert_same(eager.bias.grad, ours.bias.grad, atol=atol)
+    assert len(planned) == 1 and isinstance(planned[0], RowsStep)
+
+
+def test_row_block_and_parallel_threshold_cover_r_times_c():
+    # the parallel variant is chosen from R * C, like codegen.cpu's phases
+    from codegen.cpu import PARALLEL_MIN_ELEMENTS
+    small = rows_source(_fused_body(_softmax("f32", (8, 8))))
+    big_rows = math.ceil(PARALLEL_MIN_ELEMENTS / 64)
+    big = rows_source(_fused_body(_softmax("f32", (big_rows, 64))))
+    assert "parallel=False" in small.source and "parallel=True" in big.source
+
+
+def _fused_body(text: str):
+    program = CompiledProgram(parse(text))
+    (node,) = [n for n in program.graph.nodes if n.op.name == "fused"]
+    return node.attrs["body"]
