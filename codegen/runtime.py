@@ -60,11 +60,12 @@ class CompiledProgram:
         from passes.decompose import decompose
         from passes.fusion import fuse
         from passes.pipeline import run_pipeline
+        from passes.schedule import schedule
         from passes.simplify import simplify
         self.stats = KernelStats()
         times = self.stats.times
         self.graph = run_pipeline(graph, list(passes) if passes is not None else
-                                  [decompose, simplify, fuse], dump_dir=dump_dir,
+                                  [decompose, simplify, fuse, schedule], dump_dir=dump_dir,
                                   on_timing=lambda name, s: times.__setitem__(name, s))
         self._load = load or load_kernel
         self.pool = BufferPool()

@@ -128,7 +128,8 @@ def test_dumps_each_pass(tmp_path):
     graph = parse(GELU)
     CompiledProgram(graph, dump_dir=str(tmp_path))
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["gelu.01-decompose.ir", "gelu.02-simplify.ir", "gelu.03-fuse.ir"]
+    assert names == ["gelu.01-decompose.ir", "gelu.02-simplify.ir", "gelu.03-fuse.ir",
+                     "gelu.04-schedule.ir"]
 
 
 @pytest.mark.parametrize("dims, keepdim, op", [

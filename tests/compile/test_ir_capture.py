@@ -163,7 +163,7 @@ def test_compgrad_dump_writes_capture_files(backend, tmp_path, monkeypatch):
         assert print_graph(parse(text)) == text
     # the numba backend also dumps the IR after each pass of its pipeline
     stages = {name.split(".")[-2] for name in every if name not in files}
-    numba_stages = {"01-decompose", "02-simplify", "03-fuse"}
+    numba_stages = {"01-decompose", "02-simplify", "03-fuse", "04-schedule"}
     assert stages == (set() if backend == "interpret" else numba_stages)
     for name in set(every) - set(files):
         text = (tmp_path / "dump" / name).read_text().rstrip("\n")
