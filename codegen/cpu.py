@@ -16,10 +16,12 @@ and the kernel is a single flat loop that LLVM vectorises.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from codegen.scalar import NJIT_OPTIONS, PRELUDE, scalar_expr
+from codegen.mathfns import MODULE_ALIAS
+from codegen.scalar import NJIT_OPTIONS, PRELUDE, literal, np_type, scalar_expr
 from ir.graph import Node, Value, input_type
 
 __all__ = ["PhaseSource", "phase_source", "PARALLEL_MIN_ELEMENTS"]
@@ -54,21 +56,34 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
 
     ``scalar_inputs`` are the inputs passed as scalars (weak Python numbers, 0-d
     tensors); the other inputs are arrays of the iteration shape (broadcast views).
+    An array input that is a view of a one-element value (``expand`` of a gradient
+    seed) holds one value everywhere: the kernel reads it once, before the loop.
     ``reductions`` are sums of phase values over ``dims`` (a reduction prologue fused
     into the loop): each gets a float64 accumulator parameter after the outputs, of
     the iteration shape with the summed dims of size 1, zeroed by the caller. The
     parallel loop runs over a dim no reduction sums (no two threads write one
     accumulator); when every dim is summed the loop is serial, or with ``ndim == 1``
-    a ``prange`` scalar reduction.
+    a ``prange`` over chunks whose partial sums are added in float64.
+
+    Arrays are indexed with ``np.uint64`` indices: Numba adds ``i + n if i < 0`` to a
+    signed index (negative indexing), which LLVM cannot remove when the index comes
+    from ``prange`` or a chunk's bounds, and which turns every vector load and store
+    into a gather or scatter.
     """
     expr_of: dict[Value, str] = {}
     params = []
+    hoisted = []
     loads = []
     for i, v in enumerate(inputs):
         name = f"in{i}"
         params.append(name)
         if v in scalar_inputs:
             expr_of[v] = name
+        elif _is_uniform(v):
+            # (an empty iteration space reads nothing: no element 0 to rely on)
+            hoisted.append(f"x{i} = {name}[{', '.join(['0'] * ndim)}] if {name}.size "
+                           f"else {np_type(v.type.dtype)}(0)")
+            expr_of[v] = f"x{i}"
         else:
             loads.append(f"x{i} = {name}[{_index(ndim)}]")
             expr_of[v] = f"x{i}"
@@ -79,7 +94,7 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
             if isinstance(a, Value):
                 args.append(expr_of[a])
             else:
-                args.append(repr(a))
+                args.append(literal(a))
         in_types = [input_type(a) for a in node.inputs]
         out = node.outputs[0]
         expr = scalar_expr(node.op.name, args, in_types, out.type.dtype, node.attrs,
@@ -98,20 +113,21 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
         params.append(f"red{r}")
         summed.update(dims)
         if scalar_acc:
-            stores.append(f"buf{r}[i0 - start] = np.float64({expr_of[v]})")
+            stores.append(f"buf{r}[j] = {expr_of[v]}")
         else:
-            index = ", ".join("0" if d in dims else f"i{d}" for d in range(ndim))
+            index = ", ".join("0" if d in dims else f"u{d}" for d in range(ndim))
             stores.append(f"red{r}[{index}] += np.float64({expr_of[v]})")
-    inner = loads + body + stores
+    unsigned = [f"u{d} = np.uint64(i{d})" for d in range(ndim)]
+    inner = unsigned + loads + body + stores
     # loop order: a dim no reduction sums first, so the parallel loop never races
     order = [d for d in range(ndim) if d not in summed] + sorted(summed)
     parallel_dim = order[0] if order and (order[0] not in summed or scalar_acc) else None
-    lines = []
     indent = "    "
+    lines = [indent + line for line in hoisted]
     if scalar_acc:
         # a full sum: chunks in parallel; each chunk's loop stores the summed values in a
-        # small buffer (so it vectorises: a float reduction in the loop would not without
-        # fastmath), then adds them up in float64
+        # small buffer (so that it vectorises: a float sum in the loop would not), which
+        # chunk_sum then adds up in float64
         n_red = len(reductions)
         lines += [f"{indent}n = in_shape[0]",
                   f"{indent}chunks = (n + {REDUCE_CHUNK} - 1) // {REDUCE_CHUNK}"]
@@ -120,13 +136,14 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
         lines.append(f"{indent}for c in {loop}(chunks):")
         indent += "    "
         lines += [f"{indent}start = c * {REDUCE_CHUNK}",
-                  f"{indent}stop = min(start + {REDUCE_CHUNK}, n)"]
-        lines += [f"{indent}buf{r} = np.empty({REDUCE_CHUNK})" for r in range(n_red)]
-        lines.append(f"{indent}for i0 in range(start, stop):")
+                  f"{indent}size = min(n - start, {REDUCE_CHUNK})"]
+        lines += [f"{indent}buf{r} = np.empty({REDUCE_CHUNK}, "
+                  f"{np_type(v.type.dtype)})" for r, (v, _) in enumerate(reductions)]
+        lines.append(f"{indent}for j in range(size):")
+        lines.append(f"{indent}    i0 = start + j")
         lines += [indent + "    " + line for line in inner]
-        for r in range(n_red):
-            lines += [f"{indent}total = 0.0", f"{indent}for j in range(stop - start):",
-                      f"{indent}    total += buf{r}[j]", f"{indent}part{r}[c] = total"]
+        lines += [f"{indent}part{r}[c] = {MODULE_ALIAS}.chunk_sum(buf{r}, size)"
+                  for r in range(n_red)]
         lines += [f"    red{r}[0] = part{r}.sum()" for r in range(n_red)]
     else:
         for d in order:
@@ -146,5 +163,21 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
                        ndim, tuple(reductions))
 
 
+def _is_uniform(v: Value) -> bool:
+    """Whether every element of ``v`` is one value: ``v`` is a view (a chain of views, which
+    select elements and never reinterpret them) of a value with a single element, so
+    element 0 stands for all of them."""
+    node = v.node
+    while node is not None and node.op.is_view and node.inputs and isinstance(
+            node.inputs[0], Value):
+        source = node.inputs[0]
+        if source.type.dtype != v.type.dtype:
+            return False
+        if math.prod(source.type.shape) == 1:
+            return True
+        node = source.node
+    return False
+
+
 def _index(ndim: int) -> str:
-    return ", ".join(f"i{d}" for d in range(ndim))
+    return ", ".join(f"u{d}" for d in range(ndim))

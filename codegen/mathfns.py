@@ -9,7 +9,10 @@ kernel's loop, LLVM vectorises the whole loop.
 Each function exists per dtype (``exp_f32``, ``exp_f64``, ...): it takes and
 returns that dtype. float32 versions compute in float64 with polynomials
 that are accurate to ~1e-10 and round once at the end, so they are within
-half an ulp plus that (< 2e-7 relative) of the exact value. float64 versions
+half an ulp plus that (< 2e-7 relative) of the exact value; ``tanh_f32`` is
+a rational minimax fit in float64 (relative error 7.4e-9 before the final
+rounding), one division and no exp. The polynomial helpers are compiled with
+LLVM's ``contract`` flag (a * b + c as one FMA). float64 versions
 use textbook range reductions (Cody-Waite for exp/expm1, mantissa/exponent
 split and the atanh series for log) with Taylor polynomials of high enough
 degree that only rounding remains (a few ulp). ``erf``/``erfc``/``ndtr`` in
@@ -56,31 +59,36 @@ truth (they are rounded once, from float64). For erfc and ndtr in float64 far
 in the tail, libm and SciPy differ by up to ~500 ulp: the rounding of x * x
 there is magnified ~2x^2 times (SciPy is the less accurate one).
 
+In W3's kernel (tanh-GELU forward + backward + sum over 2^24 float32), one
+thread, CPU time: 48 ms with the former expm1-based tanh_f32 (Horner without
+FMA), 24 ms with the rational one, 13 ms with the tanh left out. A float32
+reciprocal refined by a Newton step in place of the float64 division was slower
+(longer dependency chain).
+
 Speed: ``python -m codegen.mathfns`` times a ``prange`` loop
 (``parallel=True``) over 2^22 float32 that applies the inline function, and
 the same loop calling ``np.<fn>`` (libm inside Numba; sigmoid as
 ``1 / (1 + np.exp(-x))``, erf as ``math.erf``), plus ``x * 2``, the
-memory-bound floor. ms per call, the best of 30 alternating calls in each of
-3 runs, 2 threads (numba 0.68.1, llvmlite 0.50.0, an AVX-512 machine), taken
-while other jobs kept the machine's load near 3 on its 2 cores: the libm
-loops, being longer, suffered more from that, so read the ratios as rough.
+memory-bound floor. ms per call, the best of 30 alternating calls, 2 threads
+(numba 0.68.1, llvmlite 0.50.0, an AVX-512 machine), taken while other jobs
+kept the machine's load near 2.5 on its 2 cores (``x * 2`` took 0.6 ms on a
+quieter moment): read the ratios as rough.
 
 ==========  ======  =======  =====
 loop        inline  np.<fn>  ratio
 ==========  ======  =======  =====
-x * 2       0.6     0.6      1
-exp         2.2     14.7     6.7
-log         3.0     20.0     6.7
-expm1       2.4     56.4     24
-log1p       3.7     54.6     15
-tanh        3.7     73.3     20
-sigmoid     3.0     10.8     3.6
-erf         12.6    51.0     4.0
+x * 2       1.2     1.2      1
+exp         2.8     14.8     5.3
+log         2.6     16.6     6.4
+expm1       1.9     46.4     24
+log1p       5.2     44.7     8.6
+tanh        3.5     59.5     17
+sigmoid     4.0     13.4     3.4
+erf         10.4    67.1     6.5
 ==========  ======  =======  =====
 
-With one thread (``NUMBA_NUM_THREADS=1``): exp 4.4 vs 14.7, tanh 6.9 vs 72.6,
-erf 17.3 vs 79.8. erf costs more than the others because both of its
-polynomials (|x| < 1 and the tail) and an exp are computed for every lane.
+erf costs more than the others because both of its polynomials (|x| < 1 and
+the tail) and an exp are computed for every lane.
 """
 
 from __future__ import annotations
@@ -100,8 +108,8 @@ __all__ = [
     "erf_f32", "erf_f64", "erfc_f32", "erfc_f64", "ndtr_f32", "ndtr_f64", "softplus_f32",
     "softplus_f64", "sigmoid_f32_libm", "sigmoid_f64_libm", "ndtr_f32_libm", "ndtr_f64_libm",
     "softplus_f32_libm", "softplus_f64_libm", "floor_divide_f32", "floor_divide_f64",
-    "remainder_f32", "remainder_f64", "ipow",
-    "derive_erf_coefficients",
+    "remainder_f32", "remainder_f64", "ipow", "chunk_sum",
+    "derive_erf_coefficients", "derive_tanh_coefficients",
 ]
 
 # Public functions are inlined into the kernel at Numba IR level (inline="always"), so
@@ -110,7 +118,11 @@ __all__ = [
 # compile time grow fast (each level re-runs the untyped passes on the callee), and a
 # kernel with 20 erf calls took 30 s to compile that way against 8 s now.
 _inline = njit(inline="always", error_model="numpy")
-_helper = njit(error_model="numpy")
+# 'contract' lets LLVM fuse a * b + c into one FMA (one rounding instead of two: never less
+# accurate). It is an instruction flag, so it stays on the helpers' instructions when LLVM
+# inlines them and never reaches the kernel's own arithmetic (whose rounding must match
+# NumPy's). It halves the instructions of the polynomials below.
+_helper = njit(error_model="numpy", fastmath={"contract"})
 
 
 # --- constants ----------------------------------------------------------------------------------
@@ -150,6 +162,49 @@ _ERFCX_TAIL = (0.2753199404127522, 0.18533944124847884, -0.037138518684650096,
 _TAIL_LO = 1.0 / 10.5   # the tail fit covers 1 <= a <= 10.5 (erfc(10.5) < f32 min subnormal)
 _TAIL_C = (1.0 + _TAIL_LO) / 2
 _TAIL_H = (1.0 - _TAIL_LO) / 2
+
+
+# tanh on [0, 9.1] for float32 arguments: tanh(a) = a P(a^2) / Q(a^2), a minimax fit of the
+# relative error (7.4e-9, see derive_tanh_coefficients()); beyond 9.1, 1 - tanh(a) < 2^-25,
+# so tanh rounds to 1.0f there.
+_TANH_ONE = 9.1
+_TANH_P = (1.0, 0.1367113733100746, 0.003857057820096597, 2.7764492422626103e-05,
+           2.994707570922332e-08, -1.1692552153863423e-11)
+_TANH_Q = (1.0, 0.4700447066322221, 0.027205293988489032, 0.00039181902206048626,
+           1.2696357850213478e-06)
+
+
+def derive_tanh_coefficients(points: int = 6000, rounds: int = 8
+                             ) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+    """Re-derive ``_TANH_P`` and ``_TANH_Q`` (how they were made): the rational a P(a^2) /
+    Q(a^2), q0 = 1, minimising the largest relative error against float64 tanh on a dense
+    grid of [1e-4, 9.1], by linear programming on the linearised error weighted by 1 / Q
+    of the previous round (Loeb's iteration). Returns (P, Q, the largest relative error).
+    Not used at run time."""
+    from scipy.optimize import linprog
+
+    x = np.unique(np.concatenate([
+        np.linspace(1e-4, _TANH_ONE, points),
+        _TANH_ONE * (1.0 - np.cos(np.linspace(0.0, np.pi / 2, points // 2)))[1:]]))
+    t, y = np.tanh(x), x * x
+    m, n = len(_TANH_P), len(_TANH_Q) - 1
+    powers = y[:, None] ** np.arange(max(m, n + 1))
+    weight = np.ones_like(x)
+    for _ in range(rounds):
+        # |a P(y) - t Q(y)| / (t Q_prev(y)) <= E, linear in the coefficients and E
+        scale = (weight / t)[:, None]
+        a = np.hstack([x[:, None] * powers[:, :m], -t[:, None] * powers[:, 1:n + 1]]) * scale
+        b = t * scale[:, 0]
+        ones = np.ones((len(x), 1))
+        res = linprog(np.r_[np.zeros(m + n), 1.0],
+                      A_ub=np.vstack([np.hstack([a, -ones]), np.hstack([-a, -ones])]),
+                      b_ub=np.r_[b, -b], bounds=[(None, None)] * (m + n) + [(0, None)],
+                      method="highs")
+        p, q = res.x[:m], np.r_[1.0, res.x[m:m + n]]
+        den = powers[:, :n + 1] @ q
+        weight = 1.0 / den
+    err = float(np.max(np.abs(x * (powers[:, :m] @ p) / den / t - 1.0)))
+    return tuple(float(c) for c in p), tuple(float(c) for c in q), err
 
 
 def derive_erf_coefficients(points: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -456,15 +511,25 @@ def tanh_f64(x):
     return y if a > 0.0 else x    # keeps -0.0 and NaN
 
 
+@_helper
+def _tanh_ratio(a):
+    """tanh(a) for 0 <= a <= 9.1 as a P(a^2) / Q(a^2) (relative error 7.4e-9)."""
+    p, q = _TANH_P, _TANH_Q
+    y = a * a
+    num = ((((p[5] * y + p[4]) * y + p[3]) * y + p[2]) * y + p[1]) * y + p[0]
+    den = (((q[4] * y + q[3]) * y + q[2]) * y + q[1]) * y + q[0]
+    return a * num / den
+
+
 @_inline
 def tanh_f32(x):
-    """tanh of a float32, computed in float64."""
+    """tanh of a float32: a rational function in float64, rounded once (no exp: one
+    division and ten FMAs a lane, which is what makes a tanh-GELU kernel fast)."""
     xd = np.float64(x)
     a = abs(xd)
-    em = _expm1_32(2.0 * (a if a < 10.0 else 10.0))   # tanh(10) is 1.0f
-    t = em / (em + 2.0)
+    t = _tanh_ratio(a) if a < _TANH_ONE else 1.0   # tanh(a) rounds to 1.0f beyond 9.1
     y = -t if xd < 0.0 else t
-    return np.float32(y) if a > 0.0 else x
+    return np.float32(y) if a > 0.0 else x    # keeps -0.0 and NaN
 
 
 @_inline
@@ -699,6 +764,20 @@ def ipow(a, b):
         base = base * base
         e >>= 1
     return np.int64(result)
+
+
+# --- sums ---------------------------------------------------------------------------------------
+
+@njit(error_model="numpy", fastmath={"reassoc"})
+def chunk_sum(buf, m):
+    """The float64 sum of ``buf[:m]`` (a kernel's chunk of summed values, float32 or
+    float64). 'reassoc' lets LLVM keep several vector partial sums (a strict left-to-right
+    float sum is one add per element, bound by the add's latency); the error stays that
+    of a float64 sum of m terms, far below float32's resolution."""
+    total = 0.0
+    for j in range(m):
+        total += np.float64(buf[j])
+    return total
 
 
 # --- what the kernel generator calls ------------------------------------------------------------

@@ -39,7 +39,7 @@ import numpy as np
 
 from codegen.cache import load_kernel
 from codegen.cpu import PARALLEL_MIN_ELEMENTS
-from codegen.scalar import NJIT_OPTIONS, PRELUDE, np_type, scalar_expr
+from codegen.scalar import NJIT_OPTIONS, PRELUDE, literal, np_type, scalar_expr
 from ir.graph import Graph, Node, Value, input_type
 from ir.interpret import describe_node, run_node
 from ir.opdef import OpKind
@@ -139,7 +139,7 @@ class _Emitter:
     # --- expressions -------------------------------------------------------------------
 
     def node_expr(self, node: Node, arg_of: Callable[[object], str]) -> str | None:
-        args = [arg_of(a) if isinstance(a, Value) else repr(a) for a in node.inputs]
+        args = [arg_of(a) if isinstance(a, Value) else literal(a) for a in node.inputs]
         out = node.outputs[0]
         return scalar_expr(node.op.name, args, [input_type(a) for a in node.inputs],
                            out.type.dtype, node.attrs)

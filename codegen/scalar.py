@@ -84,6 +84,15 @@ def cast(expr: str, src: DType, dst: DType) -> str:
     return f"{np_type(dst)}({expr})"
 
 
+def literal(value) -> str:
+    """A Python scalar operand (a node input that is not a Value) as source text: the
+    number itself (its Python type, as the IR's weak scalar), ``np.inf``/``np.nan``
+    for non-finite floats (``repr`` gives ``inf``, which is no name in a kernel)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "np.nan" if math.isnan(value) else ("np.inf" if value > 0 else "-np.inf")
+    return repr(value)
+
+
 def const(value, dtype: DType) -> str:
     """A constant of ``dtype``: ``np.float32(0.5)``, ``np.int8(-3)``, ``True``, ``np.inf``."""
     if dtype is dtypes.bool_:
@@ -230,6 +239,14 @@ def _pow(c: ScalarCall) -> str | None:
             return f"({x} * {x} * {x})"
         return f"({x} ** {c.arg(1)})"
     if _is_int(c.out):
+        exponent = c.in_types[1]
+        if exponent.weak or exponent.ndim == 0:
+            # a scalar exponent: eagerly a negative one raises ("Integers to negative
+            # integer powers are not allowed"); a kernel cannot, so only a literal
+            # known to be non-negative gets one
+            value = _literal(c.args[1])
+            if value is None or value < 0:
+                return None
         return _wrap(f"{_MF}.ipow({c.arg(0)}, {c.arg(1)})", c.out)
     return None
 

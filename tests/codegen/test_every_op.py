@@ -22,8 +22,8 @@ dtypes exactly, and where the interpreter raises, the same exception type.
 * Error samples whose error comes from the data (an index out of range) must raise the
   same exception type compiled.
 * A few hand-written cases the samples do not make (non-finite inline scalars, a fused
-  mean over no elements, an integer power with a negative exponent): known bugs, strict
-  xfails.
+  mean over no elements, an integer power with a negative exponent): bugs this sweep
+  found, kept as regression tests.
 
 Caches live in the session's temporary directory (tests/conftest.py).
 """
@@ -341,9 +341,6 @@ def _run_text(text: str, feeds: list) -> None:
         assert why is None, why
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: codegen/cpu.py phase_source writes an inline "
-                   "scalar operand with repr(): inf/nan become the names `inf`/`nan`, which "
-                   "the generated module does not define (Numba NameError at compile time)")
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
 def test_inline_non_finite_scalars(value):
     _run_text(f"""
@@ -366,9 +363,6 @@ graph f(%x: f32[{shape}]) {{
 """, [np.zeros(tuple(int(s) for s in shape.split(",")), np.float32)])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: codegen/scalar.py _pow gives an integer pow "
-                   "with a negative scalar exponent an expression (ipow); the reference "
-                   "raises RuntimeError('Integers to negative integer powers are not allowed.')")
 def test_integer_pow_with_a_negative_scalar_exponent_raises():
     _run_text("""
 graph f(%x: i64[4]) {

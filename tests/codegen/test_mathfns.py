@@ -24,7 +24,8 @@ REFERENCE = {   # float64 truth for each function
 }
 assert set(REFERENCE) == set(mathfns.FUNCTIONS)
 
-F32_MAX_REL = 1e-7     # measured 6.0e-8 (the final rounding to float32 and ~4e-10 more)
+F32_MAX_REL = 1e-7     # measured 6.0e-8: the final rounding to float32, plus ~4e-10
+                       # (tanh: its rational fit, 7.4e-9)
 F64_MAX_ULP = {"exp": 1, "log": 1, "expm1": 2, "log1p": 2, "tanh": 3, "sigmoid": 3,
                "softplus": 3, "erf": 6, "erfc": 6, "ndtr": 6}   # erf family: libm vs SciPy
 
@@ -179,6 +180,23 @@ def test_erf_coefficients_are_reproducible():
     small, tail = mathfns.derive_erf_coefficients()
     np.testing.assert_allclose(small, mathfns._ERF_SMALL, rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(tail, mathfns._ERFCX_TAIL, rtol=1e-9, atol=1e-15)
+
+
+def test_tanh_coefficients_are_reproducible():
+    p, q, err = mathfns.derive_tanh_coefficients()
+    np.testing.assert_allclose(p, mathfns._TANH_P, rtol=1e-6, atol=1e-18)
+    np.testing.assert_allclose(q, mathfns._TANH_Q, rtol=1e-6)
+    assert err < 1e-8
+
+
+def test_float32_tanh_is_exactly_one_where_it_rounds_to_one():
+    """From _TANH_ONE on the rational is not evaluated (it would overflow to inf / inf far
+    out): tanh is +-1.0f there, as the correctly rounded result."""
+    kernel = _kernel(np.float32)
+    x = np.array([mathfns._TANH_ONE, 9.5, 20.0, 1e30, np.finfo(np.float32).max], np.float32)
+    got = _run(kernel, np.concatenate([x, -x]))["tanh"]
+    want = np.tanh(np.concatenate([x, -x]).astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_ln2_split_is_exact_for_cody_waite():
