@@ -29,8 +29,9 @@ import numpy as np
 from codegen.buffers import BufferPool
 from codegen.cache import load_kernel
 from codegen.cpu import PARALLEL_MIN_ELEMENTS, phase_source
+from codegen.threads import SERIAL_BLAS_MAX_FLOPS, matmul_flops, serial_blas
 from ir.dtypes import CATEGORY_FLOAT
-from ir.graph import Graph, Node, Value
+from ir.graph import Graph, Node, Value, input_type
 from ir.interpret import describe_node, run_node
 from ir.opdef import OpKind
 from ir.types import normalize_dims
@@ -162,10 +163,14 @@ class CompiledProgram:
 
 
 class _NodeStep:
-    __slots__ = ("node",)
+    __slots__ = ("node", "serial_blas")
 
     def __init__(self, node: Node):
         self.node = node
+        # the thread policy (codegen.threads): a small product on one BLAS thread
+        self.serial_blas = node.op.kind is OpKind.MATMUL and matmul_flops(
+            node.op.name, [input_type(a).shape for a in node.inputs],
+            node.outputs[0].type.shape) < SERIAL_BLAS_MAX_FLOPS
 
     def reads(self) -> tuple:
         return self.node.inputs
@@ -177,7 +182,12 @@ class _NodeStep:
         node = self.node
         args = [env[a] if isinstance(a, Value) else a for a in node.inputs]
         try:
-            env.update(zip(node.outputs, run_node(node, args)))
+            if self.serial_blas:
+                with serial_blas():
+                    results = run_node(node, args)
+            else:
+                results = run_node(node, args)
+            env.update(zip(node.outputs, results))
         except Exception as e:
             e.add_note(f"while running IR node: {describe_node(node)}")
             raise

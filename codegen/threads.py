@@ -1,0 +1,69 @@
+"""The process's thread policy for compiled programs: Numba's pool and BLAS's.
+
+Two pools share this machine's cores when a program alternates generated kernels
+with matrix products: Numba's OpenMP workers and OpenBLAS's threads
+(../shared/NUMBA_NOTES.md). The policy, chosen once per process:
+
+* Numba's OpenMP workers wait passively (``codegen/__init__.py`` sets
+  ``OMP_WAIT_POLICY=PASSIVE`` before libgomp loads): a spinning worker starved
+  BLAS's threads, 8,666 us against 204 us an iteration when they alternate.
+* A small matrix product runs on one BLAS thread. Measured here with another process
+  busy on one of the 2 cores (load ~2), a [32,784] @ [784,512] product took 274-277 us
+  on one thread and 183 us to 24 ms on two (its second thread waits for a core),
+  and compgrad's W1 batch-32 step 4.9 ms against 84 ms. Quiet, two threads gain up to
+  1.5x on such products, a fraction of a step that is mostly other work; products of
+  at least ``SERIAL_BLAS_MAX_FLOPS`` keep every BLAS thread, where it pays.
+
+BLAS libraries are found with ``threadpoolctl`` (numpy's OpenBLAS, or MKL/BLIS where
+numpy uses those); the count is set around the call and restored after it, so the
+user's own NumPy code keeps its settings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["SERIAL_BLAS_MAX_FLOPS", "matmul_flops", "serial_blas"]
+
+# products below this many floating-point operations run on one BLAS thread
+SERIAL_BLAS_MAX_FLOPS = 1 << 26
+
+# the input whose last dimension is the contracted one, per matmul op
+_LEFT_OPERAND = {"mm": 0, "matmul": 0, "bmm": 0, "mv": 0, "dot": 0, "addmm": 1, "baddbmm": 1,
+                 "addmv": 1}
+
+_BLAS = None   # threadpoolctl's controllers of the loaded BLAS libraries (found once)
+
+
+def matmul_flops(op: str, in_shapes: list[tuple], out_shape: tuple) -> float:
+    """Multiply-adds x 2 of a matrix product (inf when unknown: einsum, outer)."""
+    index = _LEFT_OPERAND.get(op)
+    if index is None or not in_shapes[index]:
+        return math.inf
+    return 2.0 * max(1, math.prod(out_shape)) * in_shapes[index][-1]
+
+
+def _controllers() -> list:
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+        _BLAS = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    return _BLAS
+
+
+@contextmanager
+def serial_blas() -> Iterator[None]:
+    """Run the body with every BLAS library on one thread; restore the counts after."""
+    changed = []
+    for c in _controllers():
+        n = c.get_num_threads()
+        if n is not None and n > 1:
+            c.set_num_threads(1)
+            changed.append((c, n))
+    try:
+        yield
+    finally:
+        for c, n in changed:
+            c.set_num_threads(n)
