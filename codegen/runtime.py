@@ -36,7 +36,10 @@ from ir.interpret import describe_node, run_node
 from ir.opdef import OpKind
 from ir.types import normalize_dims
 
-__all__ = ["CompiledProgram", "KernelStats"]
+__all__ = ["CompiledProgram", "KernelStats", "ROWS_KERNEL_MIN_ELEMENTS"]
+
+# rows groups smaller than this run without a kernel (see CompiledProgram._plan)
+ROWS_KERNEL_MIN_ELEMENTS = 1 << 16
 
 
 @dataclass
@@ -81,13 +84,19 @@ class CompiledProgram:
 
     def _plan(self, node: Node):
         if node.op.name == "fused":
+            body = node.attrs["body"]
             if node.attrs["kind"] == "rows":
+                if _work(body) < ROWS_KERNEL_MIN_ELEMENTS:
+                    # a rows kernel costs ~1 s to compile (several loops a row): a small
+                    # group runs on the reference implementation, as fast at that size
+                    self.stats.interpreted_phases += 1
+                    return _FusedStep(node, [_NodeStep(n) for n in body.nodes])
                 from codegen.rows import plan_rows
                 step = plan_rows(node, self._load)
                 if step is not None:   # else the generic phases below run the group
                     self.stats.kernels += 1
                     return step
-            return _FusedStep(node, self._plan_body(node.attrs["body"]))
+            return _FusedStep(node, self._plan_body(body))
         return _NodeStep(node)
 
     def _plan_body(self, body: Graph) -> list:
@@ -272,6 +281,11 @@ class _PhaseStep:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+def _work(body: Graph) -> int:
+    """Elements of a group body's largest value (its iteration space)."""
+    return max((math.prod(o.type.shape) for n in body.nodes for o in n.outputs), default=0)
+
 
 def _mean_scale(node: Node) -> float:
     """1 / (elements summed per result) of a mean node; nan when that is zero."""

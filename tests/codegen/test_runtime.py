@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from codegen import runtime
 from codegen.runtime import CompiledProgram
 from ir.interpret import interpret
 from ir.parser import parse
@@ -156,3 +157,21 @@ graph f(%x: f32[64,48], %y: f32[64,48]) {{
     kernels = 1 if dims[-1] == 1 else 3
     assert program.stats.kernels == kernels and program.stats.interpreted_phases == 0
     _same(graph, program, _feeds(graph))
+
+
+def test_a_small_rows_group_runs_without_a_kernel(monkeypatch):
+    # log_softmax over 10 classes: a rows group; below the size where its kernel's
+    # compile time pays, the body runs on the reference implementation
+    monkeypatch.setattr(runtime, "ROWS_KERNEL_MIN_ELEMENTS", 1 << 16)
+    graph = parse("""
+graph f(%x: f32[32,10]) {
+  %0 = log_softmax(%x)[dim=1, dtype=None] : f32[32,10]
+  return %0
+}
+""")
+    program = CompiledProgram(graph)
+    assert [n.attrs["kind"] for n in program.graph.nodes if n.op.name == "fused"] == ["rows"]
+    assert program.stats.kernels == 0 and program.stats.interpreted_phases == 1
+    _same(graph, program, _feeds(graph))
+    monkeypatch.setattr(runtime, "ROWS_KERNEL_MIN_ELEMENTS", 0)
+    assert CompiledProgram(graph).stats.kernels == 1
