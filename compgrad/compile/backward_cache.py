@@ -47,6 +47,8 @@ class BackwardCache:
     def __init__(self, limit: int = 64):
         self.limit = limit
         self.templates: dict[tuple, _Template] = {}
+        # what a call keeps for a backward after it returns (compgrad.compile.saving)
+        self.saved: dict[tuple, list | None] = {}
         self.hits = 0
         self.misses = 0
 

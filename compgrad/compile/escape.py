@@ -16,6 +16,7 @@ from __future__ import annotations
 from compgrad.autograd.function import Function
 from compgrad.autograd.node import FREED_MESSAGE
 from compgrad.compile.lazy import LazyGradFn, LazyInterpreter
+from compgrad.compile.saving import rematerialize
 from compgrad.tensor import Tensor
 from ir import ops
 from ir.dispatch import interpreter
@@ -54,6 +55,7 @@ class _Region:
                                        on_saved=lambda node, kind, i: check_saved(
                                            trace, node, kind, i, []))
             out = [None if v is None else trace.new_tensor(v, False, v.node) for v in result]
+            rematerialize(trace)   # what the call recomputes rather than kept
             trace.final = True
             if trace.pending():
                 trace.flush(reason="backward of a compiled call")

@@ -21,6 +21,7 @@ import numpy as np
 
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.compile.lazy import LazyGradFn, LazyRef, PendingWrite, user_location
+from compgrad.compile.saving import values_to_save
 from compgrad.tensor import OVERLAP_MESSAGE, Tensor
 from ir import ops
 from ir.dispatch import interpreter, is_scalar
@@ -506,7 +507,17 @@ class Trace:
 
         for t in alive:
             keep(t._lazy.value)
-        if self.requires_grad:
+        saved = None
+        if self.requires_grad and self.final and self.start == 0 and not self.freed \
+                and not self.saved_nothing:
+            # the whole call is this segment and no backward ran in it: keep for the
+            # backward of the escaping results what a min-cut chooses (saving.py)
+            saved = values_to_save(self, nodes, [
+                t._lazy.value for t in alive if isinstance(t.grad_fn, LazyGradFn)])
+        if saved is not None:
+            for v in saved:
+                keep(v)
+        elif self.requires_grad:
             # values a later backward may read (the saved tensors eager autograd keeps)
             rg = self.requires_grad
             freed = self.freed

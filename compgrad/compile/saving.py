@@ -1,0 +1,139 @@
+"""What a compiled call keeps for a backward that runs after it returns, and how that
+backward gets back what was not kept.
+
+A call whose results leave it with a ``grad_fn`` (``out = compiled_model(x)``, then
+``loss(out).backward()`` in eager code) must keep what their backward reads. Keeping
+every input and output of every differentiable node (what eager autograd saves,
+and what :meth:`Trace.flush` keeps otherwise) holds every intermediate of the
+forward alive. :func:`values_to_save` instead builds the forward's joint graph
+(the call's nodes and the symbolic backward of its escaping results) and lets
+:func:`passes.partition.partition` choose by a min-cut what to keep: the fewest
+bytes from which the backward recomputes the rest with cheap elementwise ops and
+views. :func:`rematerialize` then puts those recomputations back in front of the
+backward's nodes when it is recorded. The choice is cached per forward structure.
+
+Recomputing reads the call's inputs again: if one was modified in place since the
+call, the backward raises eager's "modified by an inplace operation" error, as for
+a saved tensor (torch.compile's partitioner behaves the same way), rather than
+compute from the new data.
+"""
+
+from __future__ import annotations
+
+from ir.graph import Graph, Node, Role, Value
+from passes import autodiff
+from passes.partition import partition, recomputable
+
+__all__ = ["values_to_save", "rematerialize"]
+
+
+def values_to_save(trace, nodes: list[Node], escaping: list[Value]) -> list[Value] | None:
+    """The values of ``nodes`` (the call's only segment) to keep for the backward of
+    ``escaping`` (results leaving the call with a recorded history), chosen by a min-cut;
+    None when the choice cannot be made here (the caller keeps what eager saves)."""
+    if not escaping:
+        return []
+    cache = trace.backward_cache
+    key = None
+    if cache is not None:
+        from compgrad.compile.segment import segment_key
+        structure, external = segment_key(nodes, escaping, [])
+        key = (structure, tuple(v in trace.requires_grad for v in external),
+               tuple(o in trace.requires_grad for n in nodes for o in n.outputs))
+        if key in cache.saved:
+            chosen = cache.saved[key]
+            return None if chosen is None else [nodes[i].outputs[j] for i, j in chosen]
+    try:
+        chosen = _min_cut(trace, nodes, escaping)
+    except Exception:   # an op without a VJP rule, ...: eager's rule decides instead
+        chosen = None
+    if key is not None and len(cache.saved) < cache.limit:
+        cache.saved[key] = chosen
+    return None if chosen is None else [nodes[i].outputs[j] for i, j in chosen]
+
+
+def _min_cut(trace, nodes: list[Node], escaping: list[Value]) -> list[tuple[int, int]]:
+    """(node index, output index) of each value to keep."""
+    joint = Graph("joint")
+    to_joint: dict[Value, Value] = {}
+    position: dict[Value, tuple[int, int]] = {}
+    wrt = []
+    for i, node in enumerate(nodes):
+        ins = []
+        for a in node.inputs:
+            if type(a) is Value and a not in to_joint:
+                to_joint[a] = joint.add_input(a.type, Role.ARGUMENT, f"x{len(joint.inputs)}")
+                if a in trace.requires_grad:
+                    wrt.append(to_joint[a])
+            ins.append(to_joint[a] if type(a) is Value else a)
+        new = joint.add_node(node.op, ins, node.attrs, [o.type for o in node.outputs], node.loc)
+        for j, (o, n) in enumerate(zip(node.outputs, new.outputs)):
+            to_joint[o] = n
+            position[n] = (i, j)
+    # leaves made inside the call get gradients too (escape._outside_tensors)
+    wrt += [to_joint[v] for v in trace.leaves if v in to_joint and v.node is not None]
+    outputs = [to_joint[v] for v in escaping]
+    tangents = [joint.add_input(v.type, Role.ARGUMENT, f"t{k}") for k, v in enumerate(outputs)]
+    requires = {to_joint[v] for v in to_joint if v in trace.requires_grad}
+    grads = autodiff.backward(joint, outputs, tangents, wrt, requires_grad=requires.__contains__)
+    joint.outputs = outputs + [g for g in grads if g is not None]
+    split = partition(joint, len(outputs), tangents)
+    # a saved value the partition moved from the backward into the forward (``1 - y**2``,
+    # tangent-independent) does not exist in the call: keep the forward values it is
+    # computed from instead (the backward computes it as it always does)
+    chosen: list[tuple[int, int]] = []
+    stack = list(split.saved_values)
+    seen: set[Value] = set()
+    while stack:
+        v = stack.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in position:
+            chosen.append(position[v])
+        elif v.node is not None:
+            stack.extend(v.node.input_values())
+    return sorted(chosen)
+
+
+def rematerialize(trace) -> None:
+    """Before the pending nodes (a backward) run: recompute, in front of them, each
+    forward value they read that the call did not keep (see :func:`values_to_save`)."""
+    graph = trace.graph
+    pending = graph.nodes[trace.start:]
+    produced = {o for n in pending for o in n.outputs}
+    env = trace.env
+    copies: dict[Value, Value] = {}
+    clones: list[Node] = []
+
+    def value(v: Value) -> Value:
+        if v in env or v in produced or v.node is None:
+            if v.node is None:
+                _check_unmodified(trace, v)
+            return v
+        copy = copies.get(v)
+        if copy is not None:
+            return copy
+        node = v.node
+        if not recomputable(node):
+            raise RuntimeError(f"compgrad internal error: the backward reads a value of "
+                               f"{node.op.name} that the compiled call did not keep")
+        ins = tuple(value(a) if type(a) is Value else a for a in node.inputs)
+        clone = Node(node.op, ins, node.attrs, [o.type for o in node.outputs], node.loc)
+        clones.append(clone)
+        copies.update(zip(node.outputs, clone.outputs))
+        return copies[v]
+
+    for node in pending:
+        if any(type(a) is Value and a not in env and a not in produced for a in node.inputs):
+            node.inputs = tuple(value(a) if type(a) is Value else a for a in node.inputs)
+    if clones:
+        graph.nodes[trace.start:trace.start] = clones
+
+
+def _check_unmodified(trace, v: Value) -> None:
+    """A call input read by a recomputation must hold the data the call read."""
+    from compgrad.compile.autograd import _modified
+    recorded = trace.versions.get(v)
+    if recorded is not None and recorded[0][0] != recorded[1]:
+        raise RuntimeError(_modified(v, recorded[1]))
