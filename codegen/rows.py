@@ -2,9 +2,10 @@
 epilogues in one kernel (softmax, log_softmax, layer_norm and their gradients).
 
 A rows group (``passes.fusion.rows_layout``) works over an iteration space
-``[R, C]``. Its kernel loops over the rows (``prange`` over blocks of rows when
-the work pays for the thread fork) and, for each row, makes one *pass* over its
-``C`` elements per stage of reductions:
+``[R, C]``. Its kernel splits the rows into ``min(R, CHUNKS)`` chunks of
+consecutive rows (a ``prange`` over the chunks when the work pays for the thread
+fork) and, for each row, makes one *pass* over its ``C`` elements per stage of
+reductions:
 
 * every value gets a stage: inputs 0; an elementwise node the largest stage of
   its inputs; a reduction one more than its input (it is complete only after the
@@ -14,19 +15,31 @@ the work pays for the thread fork) and, for each row, makes one *pass* over its
   values ready by then; full values a later pass needs again are recomputed from
   the inputs (registers, not memory);
 * between passes the row values (``rsqrt(var + eps)``) are computed once per row,
-  as scalars.
+  as scalars;
+* a column reduction (sum or mean over the rows: a LayerNorm's weight and bias
+  gradients) adds its input, in the pass computing it, to its chunk's own ``[C]``
+  float64 partial sums (no two threads write one); after the loop over the chunks
+  the partials are added up in chunk order. The chunk count does not depend on the
+  thread count, so the result does not either.
 
-A pass writes the values a reduction reads into a row buffer (a loop that
-vectorises), then adds them up in float64 with eight independent accumulators
-(sums and means; amax/amin keep the input dtype and propagate NaN as NumPy
-does). Elementwise expressions come from :func:`codegen.scalar.scalar_expr`;
+A pass writes the values a reduction reads into a row buffer in their dtype (a
+loop that vectorises), or, when the reduction reads an input as it is, reads the
+input's row itself; a helper then reduces the row: sums and means add up in
+float64, amax/amin compare the float bits as ordered integers (a loop that
+vectorises, where a float max does not without fast-math) and propagate NaN as
+NumPy does. A value that calls a transcendental (``exp``) and that a later pass
+needs again is kept in a row buffer by the pass computing it, not recomputed
+(softmax's ``exp(x - max)``: summed in one pass, scaled in the next). Elementwise
+expressions come from :func:`codegen.scalar.scalar_expr`;
 when one has none, or the group is not a rows group, :func:`plan_rows` returns
 None and the runtime falls back to the generic phase plan.
 
 Inputs are passed as ``[R, C]`` arrays (a value of the iteration shape, or any
 other broadcast to it), ``[C]`` arrays (one value per column: a LayerNorm
 weight), ``[R]`` arrays (one value per row) or scalars (weak Python numbers, 0-d
-tensors). Outputs are new ``[R, C]`` or ``[R]`` arrays, reshaped to their types.
+tensors). Outputs are ``[R, C]``, ``[R]`` or ``[C]`` arrays from the program's
+:class:`~codegen.buffers.BufferPool` (large ones are reused once released, so a
+call does not page-fault fresh memory in), reshaped to their types.
 """
 
 from __future__ import annotations
@@ -37,35 +50,74 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codegen.buffers import BufferPool
 from codegen.cache import load_kernel
 from codegen.cpu import PARALLEL_MIN_ELEMENTS
+from codegen.mathfns import MODULE_ALIAS
 from codegen.scalar import NJIT_OPTIONS, PRELUDE, literal, np_type, scalar_expr
 from ir.graph import Graph, Node, Value, input_type
 from ir.interpret import describe_node, run_node
 from ir.opdef import OpKind
-from passes.fusion import FULL, OUTSIDE, ROW, RowsLayout, rows_layout
+from passes.fusion import COLUMN, FULL, OUTSIDE, ROW, RowsLayout, rows_layout
 
-__all__ = ["RowsSource", "RowsStep", "rows_source", "plan_rows", "ROW_BLOCK", "LANES"]
+__all__ = ["RowsSource", "RowsStep", "rows_source", "plan_rows", "CHUNKS"]
 
-ROW_BLOCK = 16   # rows per parallel work item (each allocates its reduction buffers once)
-LANES = 8        # independent accumulators of a row reduction (they hide the add latency)
+# row chunks (parallel work items): each allocates its reduction buffers once and keeps
+# its own column partial sums ([C] float64 each); enough for any thread count here
+CHUNKS = 32
 
-# the float64 sum of a row buffer. Its own function, because fastmath flags are per
-# function: reassociation (only) lets LLVM vectorise the loop (~10x), changing only the
-# order of the additions; NaN and inf propagate as in any order. Inlined at the Numba
-# IR level it would lose the flag, so it stays a call (once per row).
+# the float64 sum of a row (float32 or float64). Its own function, because fastmath flags
+# are per function: reassociation (only) lets LLVM vectorise the loop (~10x), changing
+# only the order of the additions; NaN and inf propagate as in any order. Inlined at the
+# Numba IR level it would lose the flag, so it stays a call (once per row).
 SUM_HELPER = "row_sum"
 _SUM_SOURCE = f"""\
 @numba.njit(error_model="numpy", cache=True, fastmath={{"reassoc"}})
 def {SUM_HELPER}(buf, n):
     total = 0.0
     for c in range(n):
-        total += buf[c]
+        total += np.float64(buf[c])
     return total
 """
 
+# amax / amin of a float row: IEEE floats ordered as sign-magnitude integers become
+# ordered two's complement integers by flipping the magnitude bits of the negative ones,
+# and an integer max loop vectorises (a float one does not: its select is not a
+# reduction LLVM recognises without no-NaN fast-math). NaN (any exponent-all-ones bit
+# pattern with a non-zero mantissa) wins, as in NumPy; ``scratch`` turns the key back
+# into a float without an allocation per row.
+_EXTREME_SOURCE = """\
+@numba.njit(error_model="numpy", cache=True)
+def {name}(buf, n, scratch):
+    bits = buf.view(np.{ity})
+    best = np.{ity}({init})
+    nan = np.{ity}(0)
+    for c in range(n):
+        i = bits[c]
+        key = np.{ity}(i ^ ((i >> np.{ity}({shift})) & np.{ity}({mask})))
+        best = key if key {cmp} best else best
+        nan |= np.{ity}((i & np.{ity}({mask})) > np.{ity}({inf}))
+    if nan:
+        return np.{fty}(np.nan)
+    scratch[0] = best ^ ((best >> np.{ity}({shift})) & np.{ity}({mask}))
+    return scratch.view(np.{fty})[0]
+"""
+_FLOAT_BITS = {"float32": ("int32", 32, 0x7F800000), "float64": ("int64", 64, 0x7FF0000000000000)}
+
+
+def _extreme_helper(op: str, fty: str) -> tuple[str, str]:
+    """(name, source) of the amax or amin helper of float dtype ``fty``."""
+    ity, n, inf = _FLOAT_BITS[fty]
+    name = f"row_{op}_{fty}"
+    lo, hi = -(1 << (n - 1)), (1 << (n - 1)) - 1
+    return name, _EXTREME_SOURCE.format(
+        name=name, ity=ity, fty=fty, shift=n - 1, mask=hex(hi), inf=hex(inf),
+        init=lo if op == "amax" else hi, cmp=">" if op == "amax" else "<")
+
+
 # how an input is passed: its shape at run time, the kernel's index
-SCALAR, FULL_ARRAY, BROADCAST, COLUMN, PER_ROW = "scalar", "full", "broadcast", "column", "row"
+SCALAR, FULL_ARRAY, BROADCAST, PER_COLUMN, PER_ROW = ("scalar", "full", "broadcast", "column",
+                                                     "row")
 
 
 @dataclass(frozen=True)
@@ -120,7 +172,7 @@ class _Emitter:
             elif layout.row_shaped(v.shape):
                 access, target = PER_ROW, s[:lead] + (1,) * (len(s) - lead)
             elif all(n == 1 for n in padded[:lead]) and padded[lead:] == s[lead:]:
-                access, target = COLUMN, ()
+                access, target = PER_COLUMN, ()
             else:
                 access, target = BROADCAST, ()
         key = (v, access, target)
@@ -134,7 +186,7 @@ class _Emitter:
                 self.row_loads.append(f"q{index} = p{index}[r]")
         name = self.params[key][1]
         return {SCALAR: name, FULL_ARRAY: f"q{name[1:]}[c]", BROADCAST: f"q{name[1:]}[c]",
-                COLUMN: f"{name}[c]", PER_ROW: f"y{name[1:]}"}[access]
+                PER_COLUMN: f"{name}[c]", PER_ROW: f"y{name[1:]}"}[access]
 
     # --- expressions -------------------------------------------------------------------
 
@@ -155,29 +207,15 @@ def _stages(nodes: list[Node]) -> dict[Value, int]:
     return stage
 
 
-def _reduce_lines(red: Node, buf: str, total: str) -> list[str]:
-    """Source adding up (or taking the extreme of) ``buf[:n_cols]`` into ``total``."""
+def _reduce_line(red: Node, buf: str, total: str, helpers: dict[str, str]) -> str:
+    """Source reducing ``buf[:n_cols]`` into ``total`` (recording the helper it calls)."""
     name = red.op.name
     if name in ("sum", "mean"):
-        return [f"{total} = {SUM_HELPER}({buf}, n_cols)"]
-    lanes = [f"{total}_{k}" for k in range(LANES)]
-    start = "-np.inf" if name == "amax" else "np.inf"
-    dtype = red.outputs[0].type.dtype
-    init = f"{np_type(dtype)}({start})"
-    cmp = ">" if name == "amax" else "<"
-    # NaN wins, as in NumPy: a lane holding NaN keeps it, a NaN element replaces it
-    step = f"u = {{buf}}[c + {{k}}]\n{{a}} = u if (u {cmp} {{a}} or u != u) else {{a}}"
-    combine = f"({{b}} if ({{b}} {cmp} {{a}} or {{b}} != {{b}}) else {{a}})"
-    lines = [f"{a} = {init}" for a in lanes]
-    lines.append(f"for c in range(0, n_cols - n_cols % {LANES}, {LANES}):")
-    for k, a in enumerate(lanes):
-        lines += ["    " + line for line in step.format(a=a, buf=buf, k=k).split("\n")]
-    lines.append(f"for c in range(n_cols - n_cols % {LANES}, n_cols):")
-    lines += ["    " + line for line in step.format(a=lanes[0], buf=buf, k=0).split("\n")]
-    while len(lanes) > 1:   # pairwise: ((a0 + a1) + (a2 + a3)) + ...
-        lanes = [combine.format(a=lanes[i], b=lanes[i + 1]) for i in range(0, len(lanes), 2)]
-    lines.append(f"{total} = {lanes[0]}")
-    return lines
+        return f"{total} = {SUM_HELPER}({buf}, n_cols)"
+    fty = red.inputs[0].type.dtype.np_dtype.name
+    helper, source = _extreme_helper(name, fty)
+    helpers[helper] = source
+    return f"{total} = {helper}({buf}, n_cols, scratch_{_FLOAT_BITS[fty][0]})"
 
 
 def rows_source(body: Graph) -> RowsSource | None:
@@ -191,11 +229,15 @@ def rows_source(body: Graph) -> RowsSource | None:
     pre = [n for n in nodes if level.get(n.outputs[0]) == OUTSIDE]
     computed = [n for n in nodes if level.get(n.outputs[0]) != OUTSIDE]
     stage = _stages(computed)
-    reductions = [n for n in computed if n.op.kind is OpKind.REDUCTION]
+    reductions = [n for n in computed if level[n.outputs[0]] == ROW
+                  and n.op.kind is OpKind.REDUCTION]
+    columns = [n for n in computed if level[n.outputs[0]] == COLUMN]
     outputs = [(v, level.get(v, OUTSIDE)) for v in dict.fromkeys(body.outputs)]
     stored = [(v, lv) for v, lv in outputs if lv != OUTSIDE]
+    # a column reduction adds up its input in the pass computing that input
     passes = 1 + max([stage[n.outputs[0]] - 1 for n in reductions]
-                     + [stage[v] for v, lv in stored if lv == FULL])
+                     + [stage[v] for v, lv in stored if lv == FULL]
+                     + [stage[n.outputs[0]] - 1 for n in columns])
     em = _Emitter(body, layout)
     out_index = {v: j for j, (v, _) in enumerate(stored)}
 
@@ -203,7 +245,7 @@ def rows_source(body: Graph) -> RowsSource | None:
     # that needs them (reductions: right after their pass)
     row_lines: dict[int, list[str]] = {p: [] for p in range(passes + 1)}
     for k, node in enumerate(computed):
-        if node.op.kind is OpKind.REDUCTION:
+        if node in reductions:
             em.row_expr[node.outputs[0]] = f"w{k}"   # set after the pass that reads its input
     for k, node in enumerate(computed):
         out = node.outputs[0]
@@ -219,22 +261,26 @@ def rows_source(body: Graph) -> RowsSource | None:
             return None
         em.row_expr[out] = f"w{k}"
         row_lines[min(stage[out], passes)].append(f"w{k} = {expr}")
+
+    plan = _PassPlan(em, computed, level)
+    for p in range(passes):
+        reds = [n for n in reductions if stage[n.outputs[0]] - 1 == p]
+        cols = [n for n in columns if stage[n.outputs[0]] - 1 == p]
+        outs = [v for v, lv in stored if lv == FULL and stage[v] == p]
+        plan.add_pass(reds, cols, outs)
+    if not plan.keep_expensive():
+        return None
     body_lines: list[str] = []
-    buffers: list[tuple[str, str]] = []   # (name, NumPy dtype)
+    helpers: dict[str, str] = {}
     for p in range(passes):
         body_lines += row_lines[p]
-        reds = [n for n in reductions if stage[n.outputs[0]] - 1 == p]
-        outs = [(v, lv) for v, lv in stored if lv == FULL and stage[v] == p]
-        loop = _pass_loop(em, computed, reds, outs, out_index, buffers, level)
-        if loop is None:
-            return None
+        loop, sources = plan.loop(p, out_index)
         body_lines += loop
-        for red in reds:
+        for red in plan.passes[p][0]:
             k = computed.index(red)
-            total = f"t{k}"
-            body_lines += _reduce_lines(red, f"buf{k}", total)
+            body_lines.append(_reduce_line(red, sources[red], f"t{k}", helpers))
             dtype = red.outputs[0].type.dtype
-            value = f"{total} / n_cols" if red.op.name == "mean" else total
+            value = f"t{k} / n_cols" if red.op.name == "mean" else f"t{k}"
             body_lines.append(f"w{k} = {np_type(dtype)}({value})")
     body_lines += row_lines[passes]
     for v, lv in stored:
@@ -244,79 +290,173 @@ def rows_source(body: Graph) -> RowsSource | None:
     params = [name for _, name in em.params.values()]
     params += [f"o{j}" for j in range(len(stored))] + ["n_rows", "n_cols"]
     parallel = layout.rows > 1 and layout.rows * layout.cols >= PARALLEL_MIN_ELEMENTS
-    lines = [f"n_blocks = (n_rows + {ROW_BLOCK - 1}) // {ROW_BLOCK}",
-             f"for b in {'numba.prange' if parallel else 'range'}(n_blocks):"]
-    lines += [f"    {name} = np.empty(n_cols, dtype=np.{dt})" for name, dt in buffers]
-    lines.append(f"    for r in range(b * {ROW_BLOCK}, min(n_rows, (b + 1) * {ROW_BLOCK})):")
+    lines = [f"n_chunks = min(n_rows, {CHUNKS})"]
+    lines += [f"part{computed.index(n)} = np.zeros((n_chunks, n_cols), dtype=np.float64)"
+              for n in columns]
+    lines.append(f"for ch in {'numba.prange' if parallel else 'range'}(n_chunks):")
+    lines += [f"    {name} = np.empty(n_cols, dtype=np.{dt})" for name, dt in plan.buffers]
+    lines += [f"    scratch_{ity} = np.empty(1, dtype=np.{ity})"
+              for ity in sorted({name.rsplit("_", 1)[1] for name in helpers})
+              for ity in [_FLOAT_BITS[ity][0]]]
+    lines += [f"    acc{computed.index(n)} = part{computed.index(n)}[ch]" for n in columns]
+    lines.append("    for r in range(ch * n_rows // n_chunks, (ch + 1) * n_rows // n_chunks):")
     out_rows = [f"oq{j} = o{j}[r]" for j, (_, lv) in enumerate(stored) if lv == FULL]
     lines += ["        " + line for line in em.row_loads + out_rows + body_lines]
+    lines += _column_lines(columns, computed, out_index)
     options = dict(NJIT_OPTIONS, cache=True, parallel=parallel)
     text = "\n".join(lines + params + [repr(sorted(options.items()))])
     name = f"rows_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
     header = f"@numba.njit({', '.join(f'{k}={v!r}' for k, v in options.items())})"
-    source = (PRELUDE + "import numba\n\n\n" + _SUM_SOURCE + "\n\n" + header + "\n"
-              + f"def {name}({', '.join(params)}):\n"
+    source = (PRELUDE + "import numba\n\n\n"
+              + "\n\n".join([_SUM_SOURCE] + [helpers[h] for h in sorted(helpers)])
+              + "\n\n" + header + "\n" + f"def {name}({', '.join(params)}):\n"
               + "\n".join("    " + line for line in lines) + "\n")
     return RowsSource(source, name, layout, tuple(p for p, _ in em.params.values()),
                       tuple(stored), tuple(pre))
 
 
-def _pass_loop(em: _Emitter, computed: list[Node], reds: list[Node], outs: list,
-               out_index: dict, buffers: list, level: dict) -> list[str] | None:
-    """The loop over one row's elements for one pass: the full values that ``reds`` read
-    and ``outs`` store (recomputed from the inputs), written to the reduction buffers
-    and output arrays."""
-    targets = [r.inputs[0] for r in reds] + [v for v, _ in outs]
-    needed: set[Node] = set()
-    stack = [v.node for v in targets if v.node is not None and level.get(v) == FULL]
-    while stack:
-        n = stack.pop()
-        if n in needed:
-            continue
-        needed.add(n)
-        stack += [v.node for v in n.input_values() if level.get(v) == FULL]
-    expr: dict[Value, str] = {}
-    loads: dict[str, str] = {}    # param read -> local name
-
-    def arg(v: Value) -> str:
-        if level.get(v) == FULL:
-            return expr[v]
-        if v in em.row_expr:
-            return em.row_expr[v]
-        read = em.param(v, FULL)
-        if read.endswith("]"):   # an array element: loaded once per iteration
-            loads.setdefault(read, f"x{len(loads)}")
-            return loads[read]
-        return read
-
+def _column_lines(columns: list[Node], computed: list[Node], out_index: dict) -> list[str]:
+    """Source adding up the chunks' partial sums of each column reduction, in chunk order,
+    into its output (after the loop over the chunks)."""
     lines = []
-    for k, node in enumerate(computed):
-        if node not in needed:
-            continue
-        out = node.outputs[0]
-        if node.op.is_view:
-            expr[out] = arg(node.inputs[0])
-            continue
-        text = em.node_expr(node, arg)
-        if text is None:
+    for red in columns:
+        k, out = computed.index(red), red.outputs[0]
+        scale = " / n_rows" if red.op.name == "mean" else ""
+        lines += [f"tot{k} = part{k}[0].copy()",
+                  "for ch in range(1, n_chunks):",
+                  "    for c in range(n_cols):",
+                  f"        tot{k}[c] += part{k}[ch, c]",
+                  "for c in range(n_cols):",
+                  f"    o{out_index[out]}[c] = {np_type(out.type.dtype)}(tot{k}[c]{scale})"]
+    return lines
+
+
+class _PassPlan:
+    """What each pass over a row computes: per pass the row reductions, column reductions
+    and full outputs it serves, and the full values its loop computes (recomputed from the
+    inputs, or loaded from the row buffer an earlier pass kept them in)."""
+
+    def __init__(self, em: _Emitter, computed: list[Node], level: dict):
+        self.em = em
+        self.computed = computed
+        self.index = {n: k for k, n in enumerate(computed)}
+        self.level = level
+        self.passes: list[tuple[list[Node], list[Node], list[Value]]] = []
+        self.kept: dict[Node, int] = {}           # node -> the pass storing its row buffer
+        self.buffers: list[tuple[str, str]] = []  # (name, NumPy dtype), allocated per chunk
+
+    def add_pass(self, reds: list[Node], cols: list[Node], outs: list[Value]) -> None:
+        self.passes.append((reds, cols, outs))
+
+    def direct(self, red: Node) -> str | None:
+        """The row view a reduction reads as it is (its input is a full input array), or
+        None when a pass computes what it reads."""
+        v = red.inputs[0]
+        if self.level.get(v) == FULL or v in self.em.row_expr:
             return None
-        lines.append(f"v{k} = {text}")
-        expr[out] = f"v{k}"
-    stores = []
-    for red in reds:
-        k = computed.index(red)
-        dtype = red.inputs[0].type.dtype
-        value = arg(red.inputs[0])
-        if red.op.name in ("sum", "mean"):
-            buffers.append((f"buf{k}", "float64"))
-            stores.append(f"buf{k}[c] = np.float64({value})")
-        else:
-            buffers.append((f"buf{k}", dtype.np_dtype.name))
-            stores.append(f"buf{k}[c] = {value}")
-    for v, _ in outs:
-        stores.append(f"oq{out_index[v]}[c] = {arg(v)}")
-    body = [f"{name} = {read}" for read, name in loads.items()] + lines + stores
-    return ["for c in range(n_cols):"] + ["    " + line for line in body]
+        self.em.param(v, FULL)
+        for (value, access, _), (_, name) in self.em.params.items():
+            if value is v and access == FULL_ARRAY:   # (a broadcast row is not contiguous)
+                return f"q{name[1:]}"
+        return None
+
+    def targets(self, p: int) -> list[Value]:
+        reds, cols, outs = self.passes[p]
+        return ([r.inputs[0] for r in reds if self.direct(r) is None]
+                + [r.inputs[0] for r in cols] + outs)
+
+    def needed(self, p: int, kept_before: set[Node]) -> set[Node]:
+        """The nodes pass ``p``'s loop computes (``kept_before``: loaded, not recomputed)."""
+        found: set[Node] = set()
+        stack = [v.node for v in self.targets(p)
+                 if v.node is not None and self.level.get(v) == FULL]
+        while stack:
+            n = stack.pop()
+            if n in found:
+                continue
+            found.add(n)
+            if n not in kept_before:
+                stack += [v.node for v in n.input_values() if self.level.get(v) == FULL]
+        return found
+
+    def keep_expensive(self) -> bool:
+        """Choose the values kept in row buffers: those calling a transcendental helper
+        that more than one pass needs (kept by the first). False when a node has no
+        scalar expression."""
+        uses: dict[Node, list[int]] = {}
+        for p in range(len(self.passes)):
+            for n in self.needed(p, set()):
+                uses.setdefault(n, []).append(p)
+        for n, ps in uses.items():
+            if n.op.is_view:
+                continue
+            text = self.em.node_expr(n, _placeholder)
+            if text is None:
+                return False
+            if len(ps) > 1 and MODULE_ALIAS + "." in text:
+                self.kept[n] = min(ps)
+                dtype = n.outputs[0].type.dtype.np_dtype.name
+                self.buffers.append((f"keep{self.index[n]}", dtype))
+        return True
+
+    def loop(self, p: int, out_index: dict) -> tuple[list[str], dict[Node, str]]:
+        """The loop over one row's elements for pass ``p`` and, per row reduction of the
+        pass, the row it reduces (a buffer the loop fills, or an input's row)."""
+        em, level = self.em, self.level
+        reds, cols, outs = self.passes[p]
+        kept_before = {n for n, q in self.kept.items() if q < p}
+        needed = self.needed(p, kept_before)
+        expr: dict[Value, str] = {}
+        loads: dict[str, str] = {}    # param read -> local name
+
+        def arg(v: Value) -> str:
+            if level.get(v) == FULL:
+                return expr[v]
+            if v in em.row_expr:
+                return em.row_expr[v]
+            read = em.param(v, FULL)
+            if read.endswith("]"):   # an array element: loaded once per iteration
+                loads.setdefault(read, f"x{len(loads)}")
+                return loads[read]
+            return read
+
+        lines, stores = [], []
+        for node in self.computed:
+            if node not in needed:
+                continue
+            k, out = self.index[node], node.outputs[0]
+            if node in kept_before:
+                lines.append(f"v{k} = keep{k}[c]")
+            elif node.op.is_view:
+                expr[out] = arg(node.inputs[0])
+                continue
+            else:
+                lines.append(f"v{k} = {em.node_expr(node, arg)}")
+                if self.kept.get(node) == p:
+                    stores.append(f"keep{k}[c] = v{k}")
+            expr[out] = f"v{k}"
+        sources: dict[Node, str] = {}
+        for red in reds:
+            direct = self.direct(red)
+            if direct is not None:
+                sources[red] = direct
+                continue
+            k = self.index[red]
+            sources[red] = f"buf{k}"
+            self.buffers.append((f"buf{k}", red.inputs[0].type.dtype.np_dtype.name))
+            stores.append(f"buf{k}[c] = {arg(red.inputs[0])}")
+        for red in cols:
+            stores.append(f"acc{self.index[red]}[c] += np.float64({arg(red.inputs[0])})")
+        for v in outs:
+            stores.append(f"oq{out_index[v]}[c] = {arg(v)}")
+        body = [f"{name} = {read}" for read, name in loads.items()] + lines + stores
+        if not body:
+            return [], sources
+        return ["for c in range(n_cols):"] + ["    " + line for line in body], sources
+
+
+def _placeholder(v: Value) -> str:
+    return "a"
 
 
 def _prepare(param: Param, x, layout: RowsLayout):
@@ -324,24 +464,29 @@ def _prepare(param: Param, x, layout: RowsLayout):
     if param.access == SCALAR:
         return x[()] if isinstance(x, np.ndarray) else x
     if param.access == FULL_ARRAY:
-        return x.reshape(layout.rows, layout.cols)
+        # contiguous rows: a reduction may read an input's row through an integer view
+        return np.ascontiguousarray(x.reshape(layout.rows, layout.cols))
     if param.access == BROADCAST:
         return np.broadcast_to(x, layout.shape).reshape(layout.rows, layout.cols)
-    if param.access == COLUMN:
+    if param.access == PER_COLUMN:
         return x.reshape(layout.cols)
     return np.broadcast_to(x, param.target).reshape(layout.rows)
 
 
 class RowsStep:
     """Runs one rows group: the views of its inputs, then its kernel (``run(env)`` like
-    the runtime's other steps)."""
+    the runtime's other steps), writing into buffers from ``pool``."""
 
-    __slots__ = ("node", "source", "kernel")
+    __slots__ = ("node", "source", "kernel", "pool", "shapes")
 
-    def __init__(self, node: Node, source: RowsSource, kernel):
+    def __init__(self, node: Node, source: RowsSource, kernel, pool: BufferPool):
         self.node = node
         self.source = source
         self.kernel = kernel
+        self.pool = pool
+        lay = source.layout
+        extent = {FULL: (lay.rows, lay.cols), ROW: (lay.rows,), COLUMN: (lay.cols,)}
+        self.shapes = [(extent[lv], v.type.dtype.np_dtype) for v, lv in source.outputs]
 
     def run(self, env: dict) -> None:
         node, src = self.node, self.source
@@ -357,19 +502,21 @@ class RowsStep:
                 raise
         layout = src.layout
         args = [_prepare(p, inner[p.value], layout) for p in src.params]
-        outs = [np.empty((layout.rows, layout.cols) if lv == FULL else (layout.rows,),
-                         dtype=v.type.dtype.np_dtype) for v, lv in src.outputs]
+        outs = [self.pool.empty(shape, dtype) for shape, dtype in self.shapes]
         self.kernel(*args, *outs, layout.rows, layout.cols)
         for (v, _), o in zip(src.outputs, outs):
             inner[v] = o.reshape(v.type.shape)
+        del outs   # the pool hands a buffer out again only once nothing else holds it
         env.update(zip(node.outputs, (inner[v] for v in body.outputs)))
 
 
-def plan_rows(node: Node, load: Callable = load_kernel) -> RowsStep | None:
+def plan_rows(node: Node, load: Callable = load_kernel,
+              pool: BufferPool | None = None) -> RowsStep | None:
     """The step running the ``fused`` node ``node`` of kind ``rows`` as one kernel (loaded
-    with ``load(source, name)``), or None when :func:`rows_source` has no kernel for it."""
+    with ``load(source, name)``; outputs from ``pool``, the program's, or a pool of the
+    step's own), or None when :func:`rows_source` has no kernel for it."""
     source = rows_source(node.attrs["body"])
     if source is None:
         return None
-    return RowsStep(node, source, load(source.source, source.name))
-
+    return RowsStep(node, source, load(source.source, source.name),
+                    pool if pool is not None else BufferPool())

@@ -92,7 +92,7 @@ class CompiledProgram:
                     self.stats.interpreted_phases += 1
                     return _FusedStep(node, [_NodeStep(n) for n in body.nodes])
                 from codegen.rows import plan_rows
-                step = plan_rows(node, self._load)
+                step = plan_rows(node, self._load, self.pool)
                 if step is not None:   # else the generic phases below run the group
                     self.stats.kernels += 1
                     return step

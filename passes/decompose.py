@@ -8,11 +8,23 @@ numerically stable forms the reference implementations use:
 * ``log_softmax(x, dim)`` over the last dim: ``s - log(sum(exp(s)))`` with
   ``s = x - amax(x, dim, keepdim=True)``;
 * ``softmax(x, dim)`` over the last dim: ``e / sum(e)`` with ``e = exp(s)``;
+* ``exp(y)`` of a decomposed ``log_softmax`` ``y`` (its VJP's softmax):
+  ``e / sum(e)`` with the decomposition's own ``e``, so the row kernel computes
+  one exponential per element for the forward and the backward (exp of the
+  log-probabilities would be a second one);
 * ``layer_norm(x, weight?, bias?)`` over trailing dims: ``mu = mean(x)``,
   ``xc = x - mu``, ``rstd = rsqrt(mean(xc * xc) + eps)``, ``xc * rstd``, then
   ``* weight`` and ``+ bias``. These are the very nodes the layer_norm VJP
   builds (``ir/ops/normalization.py``), so after CSE the backward reads the
-  forward's mean and rstd instead of recomputing them.
+  forward's mean and rstd instead of recomputing them;
+* ``nll_loss(x, target, weight?)`` of a 2-d ``x`` ``[N, C]``: the picked
+  log-probability of each row is a row sum of ``where(eq(classes, t), x, 0)``
+  (``classes = arange(C)``, ``t = nll_target(target)``, the checked target: it
+  raises nll_loss's error for a target out of range), then ``-picked * w`` with
+  ``w`` the target's weight (0 where ignored), summed or divided by ``sum(w)``.
+  The row sum fuses into the kernel computing ``x`` (a log_softmax), so ``x``
+  itself is never stored. ``nll_target``, ``ne`` and ``mul`` are the nodes the
+  nll_loss VJP builds, so after CSE the forward and backward share them.
 
 Only float32 and float64 inputs whose reduced dims are trailing and non-empty are
 rewritten (the row kernels of :mod:`codegen.rows` iterate over ``[rows, trailing
@@ -31,6 +43,7 @@ from collections.abc import Callable
 from ir import dtypes, ops
 from ir.dispatch import interpreter
 from ir.graph import Graph, GraphBuilder, Node, Value
+from ir.ops.losses import nll_target
 
 __all__ = ["decompose", "DECOMPOSITIONS"]
 
@@ -60,15 +73,17 @@ def _softmax_parts(node: Node) -> tuple[Value, Value, Value] | None:
     return s, e, ops.sum(e, (dim,), keepdim=True)
 
 
-def _log_softmax(node: Node) -> list[Value] | None:
+def _log_softmax(node: Node, softmax_of: dict) -> list[Value] | None:
     parts = _softmax_parts(node)
     if parts is None:
         return None
-    s, _, total = parts
-    return [ops.sub(s, ops.log(total))]
+    s, e, total = parts
+    y = ops.sub(s, ops.log(total))
+    softmax_of[y] = (e, total)
+    return [y]
 
 
-def _softmax(node: Node) -> list[Value] | None:
+def _softmax(node: Node, softmax_of: dict) -> list[Value] | None:
     parts = _softmax_parts(node)
     if parts is None:
         return None
@@ -76,7 +91,7 @@ def _softmax(node: Node) -> list[Value] | None:
     return [ops.div(e, total)]
 
 
-def _layer_norm(node: Node) -> list[Value] | None:
+def _layer_norm(node: Node, softmax_of: dict) -> list[Value] | None:
     x, *params = node.inputs
     dims, eps = tuple(node.attrs["dims"]), node.attrs["eps"]
     if not isinstance(x, Value) or not _row_input(x, dims):
@@ -95,12 +110,49 @@ def _layer_norm(node: Node) -> list[Value] | None:
     return [y]
 
 
+def _exp(node: Node, softmax_of: dict) -> list[Value] | None:
+    parts = softmax_of.get(node.inputs[0])
+    if parts is None:
+        return None
+    e, total = parts
+    return [ops.div(e, total)]
+
+
+def _nll_loss(node: Node, softmax_of: dict) -> list[Value] | None:
+    x, target, *weight = node.inputs
+    if not isinstance(x, Value) or not isinstance(target, Value) or x.type.ndim != 2:
+        return None
+    if not _row_input(x, (1,)) or any(not isinstance(w, Value) for w in weight):
+        return None
+    n, c = x.type.shape
+    reduction, ignore_index = node.attrs["reduction"], node.attrs["ignore_index"]
+    # the same nodes as the nll_loss VJP (ir/ops/losses.py), so CSE shares them
+    safe = nll_target(target, c, ignore_index)
+    if target.type.dtype is not dtypes.int64:
+        target = ops.to_dtype(target, dtypes.int64)
+    valid = ops.ne(target, ignore_index)
+    w = ops.mul(ops.to_dtype(valid, x.type.dtype),
+                ops.take(weight[0], safe) if weight else 1.0)
+    hot = ops.eq(ops.arange(c, device=x.type.device), ops.unsqueeze(safe, 1))
+    # one non-zero term per row: the float64 row sum is exactly the picked value
+    picked = ops.sum(ops.where(hot, x, 0.0), (1,))
+    loss = ops.neg(ops.mul(picked, w))
+    if reduction == "sum":
+        return [ops.sum(loss)]
+    if reduction == "mean":
+        return [ops.div(ops.sum(loss), ops.sum(w))]
+    return [loss]
+
+
 # op name -> rule: builds the replacement with a GraphBuilder active and returns the
-# values replacing the node's outputs, or None to keep the node
-DECOMPOSITIONS: dict[str, Callable[[Node], list[Value] | None]] = {
+# values replacing the node's outputs, or None to keep the node. ``softmax_of`` (one per
+# decompose call) maps each decomposed log_softmax's output to its ``(e, sum(e))``
+DECOMPOSITIONS: dict[str, Callable[[Node, dict], list[Value] | None]] = {
     "log_softmax": _log_softmax,
     "softmax": _softmax,
     "layer_norm": _layer_norm,
+    "nll_loss": _nll_loss,
+    "exp": _exp,
 }
 
 
@@ -115,6 +167,7 @@ def decompose(graph: Graph) -> Graph:
     for v in graph.inputs:
         env[v] = out.add_input(v.type, v.role, v.name, graph.constants.get(v))
     builder = GraphBuilder(out)
+    softmax_of: dict[Value, tuple[Value, Value]] = {}
     changed = False
     for node in graph.nodes:
         args = tuple(env[a] if isinstance(a, Value) else a for a in node.inputs)
@@ -125,7 +178,7 @@ def decompose(graph: Graph) -> Graph:
             mark = len(out.nodes)
             builder.loc = node.loc
             with interpreter(builder):
-                replaced = rule(copy)
+                replaced = rule(copy, softmax_of)
             if replaced is None or [v.type for v in replaced] != [o.type for o in node.outputs]:
                 del out.nodes[mark:]   # kept whole (a rule that built nothing usable)
                 replaced = None

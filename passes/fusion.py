@@ -27,8 +27,14 @@ What a group is (the contract codegen builds kernels from):
   nodes over ``S`` (*full* values, computed per element), and elementwise nodes
   with ``R`` elements (*row* values, computed once per row: ``rsqrt(var + eps)``),
   which full nodes read broadcast (their shape is ``L`` followed by ones). A row
-  node never reads a full value (only through a reduction). A group with
-  reductions is of this kind when the ``reduction`` rules refuse it.
+  node never reads a full value (only through a reduction), and reads at least
+  one row value of the group (row values of outside values alone are computed
+  outside). *Column* reductions (sum, mean of a float value of shape ``S`` over
+  the leading dims ``L``: a LayerNorm's weight and bias gradients) may join: they
+  are complete only after every row, so no node of the group reads them. A group
+  with reductions is of this kind when the ``reduction`` rules refuse it. A
+  column reduction whose group reads a value a rows group also reads joins that
+  group (a sibling: no producer links them).
 * ``kind="matmul_epilogue"``: one matmul (``OpKind.MATMUL``, computed whole:
   its inputs are never fused into it) and elementwise nodes over one shape
   with as many elements as the matmul's output (bias add, activation, ...).
@@ -69,7 +75,7 @@ from ir.printer import value_names
 from ir.types import TensorType, normalize_dims
 
 __all__ = ["fuse", "unfuse", "VIEW_OPS", "group_kinds", "rows_layout", "RowsLayout",
-           "ROW_REDUCTIONS"]
+           "ROW_REDUCTIONS", "COLUMN_REDUCTIONS"]
 
 # movement ops that are index arithmetic on their single input (no data is moved)
 VIEW_OPS = frozenset({"reshape", "view", "expand", "permute", "narrow", "select", "getitem"})
@@ -78,6 +84,8 @@ _ELEMENTWISE, _REDUCTION, _MATMUL, _VIEW = "elementwise", "reduction", "matmul",
 _GROUP_KIND = {_ELEMENTWISE: "elementwise", _REDUCTION: "reduction", _MATMUL: "matmul_epilogue"}
 # reductions a rows group computes per row (over the trailing dims of its iteration space)
 ROW_REDUCTIONS = frozenset({"sum", "mean", "amax", "amin"})
+# reductions a rows group computes per column (over the leading dims), as per-block partials
+COLUMN_REDUCTIONS = frozenset({"sum", "mean"})
 _ROW_FLOATS = frozenset({"float32", "float64"})
 
 
@@ -213,6 +221,7 @@ class _Fuser:
         for g in self.groups():
             if g.kind() == "matmul_epilogue" and len(g.members) == 1:
                 del self.group_of[next(iter(g.members))]  # a BLAS call alone, not a kernel
+        self.join_column_reductions()
         self.fold_input_views()
         groups = self.groups()
         for g in groups:
@@ -257,6 +266,53 @@ class _Fuser:
             return
         for unit in units[1:]:
             self._absorb(group, unit)
+
+    def join_column_reductions(self) -> None:
+        """A group whose one reduction is a column reduction joins a rows group reading
+        one of the values it reads (no producer links them: ``sum(g, 0)`` beside the
+        LayerNorm backward reading ``g``), when legal and no path links the two."""
+        readers: dict[Value, dict[int, _Group]] = {}
+        for g in self.groups():
+            for node in g.members:
+                for v in node.input_values():
+                    readers.setdefault(v, {})[id(g)] = g
+        for g in self.groups():
+            reds = [n for n in g.members if _role(n) == _REDUCTION]
+            if len(reds) != 1 or _column_reduction(reds[0]) is None:
+                continue
+            inputs = _external_inputs(sorted(g.members, key=self.position.__getitem__))
+            for v in inputs:
+                for h in readers.get(v, {}).values():
+                    if h is g or self.group_of.get(next(iter(h.members))) is not h:
+                        continue   # itself, or a group merged away
+                    if not any(_role(n) == _REDUCTION for n in h.members):
+                        continue
+                    reason = self.check(g.members | h.members)
+                    if reason is None and (self._path(g, h) or self._path(h, g)):
+                        reason = "a path through other nodes links them"
+                    if reason is not None:
+                        g.refuse(f"{self.label(reds[0])} + {self.unit_label(h)}: {reason}")
+                        continue
+                    self._absorb(h, g)
+                    break
+                else:
+                    continue
+                break
+
+    def _path(self, a, b) -> bool:
+        """Whether a path of the unit graph leads from ``a`` to ``b`` through another
+        unit (merging ``a`` and ``b`` would then make a cycle)."""
+        g = self.units
+        stack = [s for s in g.successors(a) if s is not b]
+        seen = set(stack)
+        while stack:
+            for nxt in g.successors(stack.pop()):
+                if nxt is b:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
 
     def fold_input_views(self) -> None:
         """Views of values from outside a group, used only by that group, join it."""
@@ -428,7 +484,7 @@ class _Fuser:
 
 # --- the rows contract --------------------------------------------------------------------------
 
-FULL, ROW, OUTSIDE = "full", "row", "outside"
+FULL, ROW, COLUMN, OUTSIDE = "full", "row", "column", "outside"
 
 
 @dataclass(frozen=True)
@@ -437,7 +493,8 @@ class RowsLayout:
     ``S``, its first ``lead`` dims are the rows (``R`` of them), the others the
     reduced trailing dims (``C`` elements per row). ``level`` maps each value the
     nodes compute to ``FULL`` (shape ``S``, one per element), ``ROW`` (``R``
-    elements, one per row) or ``OUTSIDE`` (a view of a value from outside the
+    elements, one per row), ``COLUMN`` (``C`` elements: a column reduction,
+    complete after every row) or ``OUTSIDE`` (a view of a value from outside the
     nodes: it is made before the kernel runs)."""
 
     shape: tuple[int, ...]
@@ -472,6 +529,22 @@ def _row_reduction(node: Node) -> tuple[tuple[int, ...], int] | str:
     return t.shape, len(dims)
 
 
+def _column_reduction(node: Node) -> tuple[tuple[int, ...], int] | None:
+    """(input shape, number of reduced leading dims) of a sum or mean of a float value
+    over its leading dims (keeping at least one trailing dim), or None."""
+    src = node.inputs[0] if len(node.inputs) == 1 else None
+    if (node.op.name not in COLUMN_REDUCTIONS or len(node.outputs) != 1
+            or not isinstance(src, Value)):
+        return None
+    t = src.type
+    if t.dtype.name not in _ROW_FLOATS or node.outputs[0].type.dtype is not t.dtype:
+        return None
+    dims = normalize_dims(node.attrs.get("dim"), t.ndim)
+    if not dims or len(dims) >= t.ndim or dims != tuple(range(len(dims))):
+        return None
+    return t.shape, len(dims)
+
+
 def rows_layout(nodes: list[Node], label=None) -> RowsLayout | str:
     """The :class:`RowsLayout` of ``nodes`` (in graph order) as one rows group, or the
     reason they cannot be one (named with ``label(node)``, default the op name).
@@ -481,17 +554,24 @@ def rows_layout(nodes: list[Node], label=None) -> RowsLayout | str:
     label = label or (lambda n: n.op.name)
     inside = set(nodes)
     shape = lead = None
+    others: list[tuple[Node, str]] = []   # not row reductions: column ones, or refused
     for node in nodes:
         if _role(node) != _REDUCTION:
             continue
         found = _row_reduction(node)
         if isinstance(found, str):
-            return f"{label(node)}: {found}"
+            others.append((node, found))
+            continue
         s, k = found
         if shape is None:
             shape, lead = s, len(s) - k
         elif (s, len(s) - k) != (shape, lead):
             return f"{label(node)} reduces another iteration space ({s}, {k} dims)"
+    columns = set()
+    for node, reason in others:
+        if shape is None or _column_reduction(node) != (shape, lead):
+            return f"{label(node)}: {reason}"
+        columns.add(node)
     if shape is None:
         return "no row reduction"
     rows, cols = math.prod(shape[:lead]), math.prod(shape[lead:])
@@ -509,10 +589,12 @@ def rows_layout(nodes: list[Node], label=None) -> RowsLayout | str:
             return f"{label(node)} has {len(node.outputs)} outputs"
         out = node.outputs[0]
         ins = [level_of(v) for v in node.input_values()]
+        if COLUMN in ins:
+            return f"{label(node)} reads a column reduction (complete only after every row)"
         if role == _REDUCTION:
             if ins[0] == ROW:
                 return f"{label(node)} reduces a row value"
-            level[out] = ROW
+            level[out] = COLUMN if node in columns else ROW
         elif role == _VIEW:
             if ins[0] == OUTSIDE:
                 level[out] = OUTSIDE
@@ -535,6 +617,10 @@ def rows_layout(nodes: list[Node], label=None) -> RowsLayout | str:
                 level[out] = ROW
                 if FULL in ins:
                     return f"{label(node)} reads a full value into a row value"
+                if ROW not in ins:
+                    # row values of outside inputs alone are computed outside: inside, work
+                    # that others may wait on (a loss's weights) would wait for the rows
+                    return f"{label(node)} computes a row value from outside values only"
             else:
                 return (f"different iteration shape {_type_text(out.type)} vs rows of "
                         f"{_type_text(TensorType(shape, out.type.dtype))}")

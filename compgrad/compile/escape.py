@@ -81,9 +81,12 @@ def attach_backward(trace) -> None:
     escaped = trace.escaped
     if not escaped:
         return
+    trace.escaped = []   # (the outputs hold the trace through their grad_fn: no cycle)
     for t in escaped:
         t._lazy_value = trace.bound[id(t)][1]
     inputs = [(t, v) for v, t in _outside_tensors(trace)]
+    for t in escaped:
+        trace.bound.pop(id(t), None)   # (likewise: their values stay in trace.env)
     if not trace.backward_follows:
         # a backward inside the call freed what these outputs' backward reads (a loss
         # returned by a training step): eagerly a second backward raises, so keep
@@ -94,6 +97,10 @@ def attach_backward(trace) -> None:
         t.grad_fn = None
         t._requires_grad = False
     CompiledFunction.apply(region, *[t for t, _ in inputs])
+    # the outputs now point at the region through their grad_fn: a region pointing back
+    # at them would make a cycle only the cyclic GC frees, keeping the call's arrays
+    # (and the buffer pool's buffers) alive past the user's last reference
+    region.outputs = ()
 
 
 def _outside_tensors(trace):

@@ -30,6 +30,7 @@ INPLACE: tuple[str, ...] = ()
 FUNCTIONAL = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "nll_loss",
               "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits",
               "kl_div")
+INTERNAL = ("nll_target",)
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -207,26 +208,32 @@ def _nll_vjp(ctx, g):
         raise RuntimeError("The function 'nll_loss_forward' is not differentiable with respect "
                            "to argument 'weight'. This input cannot have requires_grad True.")
     x_t, t_t = ctx.input_types[0], ctx.input_types[1]
-    target = ctx.inputs[1]
-    if t_t.dtype is not dtypes.int64:   # uint8 targets: compare with ignore_index as int64
-        target = ops.to_dtype(target, dtypes.int64)
     reduction, ignore_index = ctx.attrs["reduction"], ctx.attrs["ignore_index"]
     cdim = 0 if x_t.ndim == 1 else 1
     c = x_t.shape[cdim]
+    # the checked class of each target (0 where ignored): it raises the forward's error for
+    # a target out of range, even where the loss itself is never computed
+    safe = nll_target(ctx.inputs[1], c, ignore_index)
+    target = ctx.inputs[1]
+    if t_t.dtype is not dtypes.int64:   # uint8 targets: compare with ignore_index as int64
+        target = ops.to_dtype(target, dtypes.int64)
     valid = ops.ne(target, ignore_index)
-    safe = ops.where(valid, target, 0)
     w = ops.take(ctx.inputs[2], safe) if ctx.attrs["has_weight"] else 1.0
     coef = ops.mul(ops.to_dtype(valid, x_t.dtype), w)
     if reduction == "mean":
         coef = ops.div(coef, ops.sum(coef))
     coef = ops.neg(ops.mul(coef, g))
-    hot = ops.to_dtype(ops.one_hot(safe, c), x_t.dtype)
+    # the one-hot as a compare of each class index with the target (elementwise, so fusion
+    # computes it in the kernel that uses it instead of materialising an int64 one-hot)
+    classes = ops.arange(c, device=x_t.device)
+    if x_t.ndim > 2:
+        classes = ops.reshape(classes, (c,) + (1,) * (x_t.ndim - 2))
     if x_t.ndim > 1:
-        hot = ops.movedim(hot, -1, 1)
-        coef = ops.unsqueeze(coef, 1)
-    elif t_t.ndim == 1:
-        hot = ops.reshape(hot, (c,))
-    return (ops.mul(hot, coef), None) + ((None,) if ctx.attrs["has_weight"] else ())
+        safe, coef = ops.unsqueeze(safe, 1), ops.unsqueeze(coef, 1)
+    else:
+        safe, coef = ops.reshape(safe, ()), ops.reshape(coef, ())
+    grad = ops.where(ops.eq(classes, safe), coef, 0.0)
+    return (grad, None) + ((None,) if ctx.attrs["has_weight"] else ())
 
 
 def _nll_samples():
@@ -279,6 +286,52 @@ def _nll_samples():
 
 NLL_LOSS = register(OpDef("nll_loss", OpKind.OPAQUE, _nll_rule, _nll_impl, _nll_vjp,
                           _nll_samples, public="nn.functional.nll_loss"))
+
+
+# --- nll_target (internal) -----------------------------------------------------------------
+
+def _nll_target_rule(types, num_classes, ignore_index):
+    (t,) = types
+    if t.dtype not in (dtypes.int64, dtypes.uint8):
+        raise RuntimeError("expected target dtype to be Long or Byte, but got "
+                           f"{t.dtype.torch_name}")
+    return TensorType(t.shape, dtypes.int64, t.device)
+
+
+def _nll_target_impl(t, num_classes, ignore_index):
+    t = t.astype(np.int64)
+    valid = t != ignore_index
+    bad = valid & ((t < 0) | (t >= num_classes))
+    if bad.any():   # the message and type of nll_loss's own check (_nll_pick)
+        raise IndexError(f"Target {int(t[bad].flat[0])} is out of bounds.")
+    return np.where(valid, t, 0)
+
+
+def _nll_target_samples():
+    yield Sample((np.array([1, 0, 4]), 5, -100), grad=False, torch=False, note="internal op")
+    yield Sample((np.array([[1, -100], [3, 2]]), 4, -100), grad=False, torch=False,
+                 note="internal op")
+    yield Sample((np.array([2, 3], dtype=np.uint8), 4, 3), grad=False, torch=False,
+                 note="internal op")
+    yield Sample((np.array(2), 3, -100), grad=False, torch=False, note="internal op")
+    yield ErrorSample((np.array([1, 5, 0]), 5, -100), {}, IndexError,
+                      "Target 5 is out of bounds.", torch=False)
+    yield ErrorSample((np.array([1, -1, 0]), 5, -100), {}, IndexError,
+                      "Target -1 is out of bounds.", torch=False)
+
+
+# an indexing op, because it may raise from data: DCE keeps it when its result is unused
+NLL_TARGET = register(OpDef("nll_target", OpKind.INDEXING, _nll_target_rule, _nll_target_impl,
+                            None, _nll_target_samples, public="_ops.nll_target",
+                            differentiable=False))
+
+
+def nll_target(target, num_classes: int, ignore_index: int):
+    """Internal: ``target`` as int64 with ``ignore_index`` entries replaced by class 0,
+    raising nll_loss's ``IndexError`` for a target outside ``[0, num_classes)`` (used by
+    the nll_loss VJP and its decomposition)."""
+    return apply(NLL_TARGET, target, num_classes=int(num_classes),
+                 ignore_index=int(ignore_index))
 
 
 def _nll(input, target, weight, ignore_index: int, reduction: str):

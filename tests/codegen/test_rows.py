@@ -1,8 +1,11 @@
 """codegen.rows: rows groups (row reductions with the elementwise work around them) run
 as one kernel and give the interpreter's values (float32 and float64, one row, one
-column, odd sizes, several trailing dims, non-contiguous inputs, NaN), the W4 programs
-take a small stated number of kernels, a group without scalar expressions falls back,
-and compgrad.compile agrees with eager on log_softmax + nll_loss and LayerNorm."""
+column, odd sizes, several trailing dims, non-contiguous inputs, NaN, column sums as
+per-chunk partials, amax/amin on special values), reductions of input rows read them in
+place, a transcendental two passes need is computed once, outputs come from the buffer
+pool, the W4 programs take a small stated number of kernels (and nll's target check
+survives an unused loss), a group without scalar expressions falls back, and
+compgrad.compile agrees with eager on log_softmax + nll_loss and LayerNorm."""
 
 from __future__ import annotations
 
@@ -168,19 +171,19 @@ graph lsm(%x0: f32[64,100], %x1: i64[64]) {
   %0 = log_softmax(%x0)[dim=1, dtype=None] : f32[64,100]
   %1 = nll_loss(%0, %x1)[reduction="mean", ignore_index=-100, has_weight=False] : f32[]
   %2 = full(1.0)[shape=(), dtype=float32, device=device("cpu")] : f32[]
-  %3 = ne(%x1, -100) : bool[64]
-  %4 = where(%3, %x1, 0) : i64[64]
-  %5 = to_dtype(%3)[dtype=float32] : f32[64]
+  %3 = nll_target(%x1)[num_classes=100, ignore_index=-100] : i64[64]
+  %4 = ne(%x1, -100) : bool[64]
+  %5 = to_dtype(%4)[dtype=float32] : f32[64]
   %6 = mul(%5, 1.0) : f32[64]
   %7 = sum(%6)[dim=(0,), keepdim=False, dtype=None] : f32[]
   %8 = div(%6, %7)[rounding_mode=None] : f32[64]
   %9 = mul(%8, %2) : f32[64]
   %10 = neg(%9) : f32[64]
-  %11 = one_hot(%4)[num_classes=100, ignore_index=None] : i64[64,100]
-  %12 = to_dtype(%11)[dtype=float32] : f32[64,100]
-  %13 = permute(%12)[dims=(0, 1)] : f32[64,100]
-  %14 = reshape(%10)[shape=(64, 1)] : f32[64,1]
-  %15 = mul(%13, %14) : f32[64,100]
+  %11 = arange()[start=0, end=100, step=1, dtype=int64, device=device("cpu")] : i64[100]
+  %12 = reshape(%3)[shape=(64, 1)] : i64[64,1]
+  %13 = reshape(%10)[shape=(64, 1)] : f32[64,1]
+  %14 = eq(%11, %12) : bool[64,100]
+  %15 = where(%14, %13, 0.0) : f32[64,100]
   %16 = exp(%0) : f32[64,100]
   %17 = sum(%15)[dim=(1,), keepdim=True, dtype=None] : f32[64,1]
   %18 = mul(%16, %17) : f32[64,100]
@@ -189,35 +192,164 @@ graph lsm(%x0: f32[64,100], %x1: i64[64]) {
 }"""
 
 
-def test_w4_log_softmax_nll_is_two_kernels():
-    # one rows kernel for the target weights (a single row of 64), one for log_softmax
-    # forward and backward; one_hot, nll_loss and full run as plain nodes
-    graph = parse(W4_LSM)
-    program = CompiledProgram(graph)
-    assert group_kinds(program.graph) == {"rows": 2}
-    assert program.stats.kernels == 2 and program.stats.interpreted_phases == 0
+def _w4_lsm_inputs():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 100)).astype(np.float32)
     t = rng.integers(0, 100, 64)
     t[5] = -100
+    return x, t
+
+
+def test_w4_log_softmax_nll_is_one_row_kernel_and_two_small_ones():
+    # one rows kernel for log_softmax forward and backward and the picked log-probabilities
+    # (nll_loss decomposed: the log-probabilities themselves are never stored), one for
+    # the target weights (a single row of 64) and one for the loss's mean; nll_target,
+    # arange and full run as plain nodes, and no int64 one-hot exists anywhere
+    graph = parse(W4_LSM)
+    program = CompiledProgram(graph)
+    assert group_kinds(program.graph) == {"rows": 2, "reduction": 1}
+    assert program.stats.kernels == 3 and program.stats.interpreted_phases == 0
+    plain = sorted(n.op.name for n in program.graph.nodes if n.op.name != "fused")
+    assert plain == ["arange", "full", "nll_target"]
+    (big,) = [s for s in _rows_steps(program) if s.source.layout.cols == 100]
+    assert [lv for _, lv in big.source.outputs] == ["row", "full"]
+    x, t = _w4_lsm_inputs()
     want = interpret(graph, [x, t]).outputs
     got, _ = program.run([x, t])
     for a, b in zip(want, got):
         np.testing.assert_allclose(b, a, rtol=3e-6, atol=1e-8)
 
 
+def test_w4_lsm_raises_for_a_bad_target_even_when_the_loss_is_unused():
+    # the forward's check lives in nll_target, an indexing node: DCE keeps it
+    graph = parse(W4_LSM.replace("return %1, %19", "return %19"))
+    program = CompiledProgram(graph)
+    x, t = _w4_lsm_inputs()
+    t[9] = 100
+    with pytest.raises(IndexError, match="Target 100 is out of bounds."):
+        interpret(graph, [x, t])
+    with pytest.raises(IndexError, match="Target 100 is out of bounds."):
+        program.run([x, t])
+
+
 def test_w4_layer_norm_is_one_kernel():
-    # forward and backward in one rows kernel (4 passes over each row); the two column
-    # sums (weight and bias grads) are reduction groups of their own, whose lone sums
-    # run as NumPy calls (the rows kernel stores the product the weight grad sums)
+    # forward and backward in one rows kernel (4 passes over each row), with the two
+    # column sums (weight and bias grads) as per-chunk partial sums: g * xhat is never
+    # stored, and the bias grad's sum(g) joins though no producer links it to the group
     text = _layer_norm("f32", (64, 128)).replace(
         "return %0, %15, %17", "%18 = sum(%g)[dim=(0,), keepdim=False, dtype=None] : f32[128]\n"
         "  return %0, %15, %17, %18")
     program = _check(text)
-    assert group_kinds(program.graph) == {"rows": 1, "reduction": 2}
+    assert group_kinds(program.graph) == {"rows": 1}
     assert program.stats.kernels == 1
     step = _rows_steps(program)[0]
-    assert step.source.source.count("for c in range(n_cols):") == 4
+    assert step.source.source.count("for c in range(n_cols):") == 4 + 2 * 2
+    assert [lv for _, lv in step.source.outputs] == ["full", "full", "column", "column"]
+
+
+def _column_sums(dt: str, shape: tuple, keepdim: bool, op: str = "sum") -> str:
+    """A rows group with column reductions over every leading dim: one of a value a pass
+    computes, one of an input read as it is (mean or sum)."""
+    s, lead = _shape(shape), len(shape) - 1
+    dims = "(" + ", ".join(map(str, range(lead))) + (",)" if lead == 1 else ")")
+    out = _shape((1,) * lead + shape[-1:] if keepdim else shape[-1:])
+    r = _shape(shape[:-1] + (1,))
+    return f"""graph f(%x: {dt}[{s}], %g: {dt}[{s}]) {{
+  %0 = amax(%x)[dim=({lead},), keepdim=True] : {dt}[{r}]
+  %1 = sub(%x, %0) : {dt}[{s}]
+  %2 = mul(%1, %g) : {dt}[{s}]
+  %3 = sum(%2)[dim={dims}, keepdim={keepdim}, dtype=None] : {dt}[{out}]
+  %4 = {op}(%g)[dim={dims}, keepdim={keepdim}, dtype=None] : {dt}[{out}]
+  return %1, %3, %4
+}}"""
+
+
+@pytest.mark.parametrize(("dt", "shape", "keepdim", "op"), [
+    ("f32", (7, 13), True, "sum"), ("f64", (7, 13), False, "mean"), ("f32", (1, 5), False, "sum"),
+    ("f32", (3, 4, 6), False, "mean"), ("f32", (300, 257), True, "sum"),
+    ("f64", (45, 3), True, "sum"),
+], ids=str)
+def test_column_sums_as_per_chunk_partials(dt, shape, keepdim, op):
+    program = _check(_column_sums(dt, shape, keepdim, op))
+    (step,) = _rows_steps(program)
+    assert [lv for _, lv in step.source.outputs] == ["full", "column", "column"]
+    assert "acc" in step.source.source and "part" in step.source.source
+
+
+def test_column_sums_do_not_depend_on_the_thread_count():
+    # the same chunks whether the kernel runs in parallel or not (and on any thread count)
+    graph = parse(_column_sums("f32", (300, 257), True))
+    feeds = _feeds(graph, seed=4)
+    (step,) = _rows_steps(CompiledProgram(graph))
+    assert "parallel=True" in step.source.source
+    serial = step.source.source.replace("parallel=True", "parallel=False").replace(
+        step.source.name, "serial")
+    namespace: dict = {}
+    exec(compile(serial.replace("cache=True", "cache=False"), "<serial>", "exec"), namespace)
+    outs = [[np.empty(s, np.float32) for s in ((300, 257), (257,), (257,))] for _ in range(2)]
+    args = [f for f in feeds]   # both params are full arrays, in input order
+    assert [p.value.name for p in step.source.params] == ["x", "g"]
+    step.kernel(*args, *outs[0], 300, 257)
+    namespace["serial"](*args, *outs[1], 300, 257)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dt", ["f32", "f64"])
+def test_amax_and_amin_of_special_values(dt):
+    # the helpers compare float bits as integers: NaN anywhere wins, infinities and signed
+    # zeros order as floats do
+    text = f"""graph f(%x: {dt}[6,5]) {{
+  %0 = amax(%x)[dim=(1,), keepdim=True] : {dt}[6,1]
+  %1 = amin(%x)[dim=(1,), keepdim=True] : {dt}[6,1]
+  %2 = sub(%x, %0) : {dt}[6,5]
+  %3 = sub(%2, %1) : {dt}[6,5]
+  return %3, %0, %1
+}}"""
+    x = np.array([[1, 2, 3, 4, 5], [np.nan, 0, 1, 2, 3], [-np.inf] * 5,
+                  [np.inf, -np.inf, 0, 1, 2], [-0.0, 0.0, -0.0, -1e-30, 1e-30],
+                  [3, 2, 1, np.nan, -np.inf]], dtype=dt.replace("f", "float"))
+    graph = parse(text)
+    program = CompiledProgram(graph)
+    (step,) = _rows_steps(program)
+    assert f"row_amax_float{dt[1:]}" in step.source.source
+    with np.errstate(invalid="ignore"):   # inf - inf in the reference
+        want = interpret(graph, [x]).outputs
+    got, _ = program.run([x])
+    for a, b in zip(want, got):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_reductions_read_an_input_row_as_it_is():
+    # mean(x) and amax(x) reduce x's own row (no copy into a buffer); a strided x is made
+    # contiguous first (the integer view of the extreme helper needs it)
+    program = _check(_layer_norm("f32", (9, 16)))
+    src = _rows_steps(program)[0].source.source
+    assert "row_sum(q" in src
+    x = np.random.default_rng(2).standard_normal((40, 9)).astype(np.float32).T
+    _check(_softmax("f32", (9, 40)), [x])
+
+
+def test_a_transcendental_value_two_passes_need_is_kept_not_recomputed():
+    # softmax: exp(x - max) is summed in one pass and divided in the next
+    program = _check(_softmax("f32", (7, 13)).replace("  %1 = log_softmax(%x)[dim=1, dtype=None] "
+                                                      ": f32[7,13]\n", "").replace(
+        "return %0, %1", "return %0"))
+    src = _rows_steps(program)[0].source.source
+    assert src.count("exp_f32(") == 1 and "keep" in src
+
+
+def test_outputs_come_from_the_buffer_pool():
+    # a released output buffer is written again by the next call: no new memory
+    graph = parse(_softmax("f32", (300, 257)))
+    program = CompiledProgram(graph)
+    (step,) = _rows_steps(program)
+    feeds = _feeds(graph)
+    program.run(feeds)
+    allocated = step.pool.allocated
+    for _ in range(3):
+        program.run(feeds)
+    assert step.pool.allocated == allocated and step.pool.reused >= 3
 
 
 def test_a_group_without_scalar_expressions_falls_back():
@@ -277,6 +409,22 @@ def test_compile_log_softmax_nll_matches_eager(shape, planned):
     assert planned and all(isinstance(s, RowsStep) for s in planned)
 
 
+def test_compile_raises_nll_target_error_when_only_the_gradient_is_used():
+    def step(logits, target):
+        F.nll_loss(F.log_softmax(logits, dim=1), target).backward()
+        return logits.grad
+
+    rng = np.random.default_rng(5)
+    data = rng.standard_normal((16, 10)).astype(np.float32)
+    target = compgrad.tensor(rng.integers(0, 10, 16))
+    compiled = compgrad.compile(step)
+    compiled(compgrad.tensor(data, requires_grad=True), target)   # compiles, runs
+    bad = compgrad.tensor(np.where(np.arange(16) == 3, 10, target.numpy()))
+    for fn in (step, compiled):
+        with pytest.raises(IndexError, match="Target 10 is out of bounds."):
+            fn(compgrad.tensor(data, requires_grad=True), bad)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_compile_layer_norm_forward_and_backward_matches_eager(dtype, planned):
     rng = np.random.default_rng(1)
@@ -310,7 +458,7 @@ def test_compile_layer_norm_forward_and_backward_matches_eager(dtype, planned):
     assert len(planned) == 1 and isinstance(planned[0], RowsStep)
 
 
-def test_row_block_and_parallel_threshold_cover_r_times_c():
+def test_parallel_threshold_covers_r_times_c():
     # the parallel variant is chosen from R * C, like codegen.cpu's phases
     from codegen.cpu import PARALLEL_MIN_ELEMENTS
     small = rows_source(_fused_body(_softmax("f32", (8, 8))))

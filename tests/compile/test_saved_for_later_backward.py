@@ -83,3 +83,23 @@ def test_a_saved_intermediate_needs_no_unchanged_input(backend):
         x.add_(1)
     out.backward()
     assert_same(w.grad, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_output_with_a_history_is_freed_without_the_cyclic_gc(backend):
+    # a cycle (output -> grad_fn -> region -> trace -> output) would keep the call's
+    # arrays alive until a collection, and the buffer pool could not reuse them
+    import gc
+    import weakref
+
+    cf = compgrad.compile(lambda x, w: (x @ w).tanh(), backend=backend)
+    x = compgrad.tensor(np.ones((4, 3), np.float32))
+    w = compgrad.tensor(np.ones((3, 2), np.float32), requires_grad=True)
+    gc.disable()
+    try:
+        out = cf(x, w)
+        ref = weakref.ref(out)
+        del out
+        assert ref() is None
+    finally:
+        gc.enable()

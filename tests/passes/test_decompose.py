@@ -1,6 +1,7 @@
-"""passes.decompose: log_softmax, softmax and layer_norm into the stable primitive forms
-(IR text in, IR text out), what is kept whole, the layer_norm forward and its VJP
-sharing mean/rstd after CSE, and the interpreter's values before and after."""
+"""passes.decompose: log_softmax, softmax and layer_norm into the stable primitive forms,
+nll_loss into a compare and a row sum, exp of a log_softmax into its softmax (IR text in,
+IR text out), what is kept whole, the layer_norm forward and its VJP sharing mean/rstd
+after CSE, and the interpreter's values before and after."""
 
 from __future__ import annotations
 
@@ -174,3 +175,89 @@ def test_stable_for_large_logits():
     want = interpret(graph, [x]).outputs[0]
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+# --- nll_loss and the softmax of a log_softmax ---------------------------------------------
+
+NLL = """\
+graph f(%x: f32[4,5], %t: i64[4]) {
+  %0 = nll_loss(%x, %t)[reduction="mean", ignore_index=-100, has_weight=False] : f32[]  # a.py:2
+  return %0
+}"""
+
+
+def test_nll_loss_picks_with_a_compare_and_a_row_sum():
+    check_rewrite(decompose, NLL, """\
+graph f(%x: f32[4,5], %t: i64[4]) {
+  %0 = nll_target(%t)[num_classes=5, ignore_index=-100] : i64[4]  # a.py:2
+  %1 = ne(%t, -100) : bool[4]  # a.py:2
+  %2 = to_dtype(%1)[dtype=float32] : f32[4]  # a.py:2
+  %3 = mul(%2, 1.0) : f32[4]  # a.py:2
+  %4 = arange()[start=0, end=5, step=1, dtype=int64, device=device("cpu")] : i64[5]  # a.py:2
+  %5 = reshape(%0)[shape=(4, 1)] : i64[4,1]  # a.py:2
+  %6 = eq(%4, %5) : bool[4,5]  # a.py:2
+  %7 = where(%6, %x, 0.0) : f32[4,5]  # a.py:2
+  %8 = sum(%7)[dim=(1,), keepdim=False, dtype=None] : f32[4]  # a.py:2
+  %9 = mul(%8, %3) : f32[4]  # a.py:2
+  %10 = neg(%9) : f32[4]  # a.py:2
+  %11 = sum(%10)[dim=(0,), keepdim=False, dtype=None] : f32[]  # a.py:2
+  %12 = sum(%3)[dim=(0,), keepdim=False, dtype=None] : f32[]  # a.py:2
+  %13 = div(%11, %12)[rounding_mode=None] : f32[]  # a.py:2
+  return %13
+}""")
+
+
+@pytest.mark.parametrize("variant", [
+    ("mean", "", ""), ("sum", "", ""), ("none", "", ""),
+    ("mean", ", %w", ", %w: f32[5]"), ("none", ", %w", ", %w: f32[5]"),
+], ids=str)
+def test_nll_loss_decomposed_values(variant):
+    reduction, arg, decl = variant
+    shape = "f32[4]" if reduction == "none" else "f32[]"
+    text = (f"graph f(%x: f32[4,5], %t: i64[4]{decl}) {{\n"
+            f"  %0 = nll_loss(%x, %t{arg})[reduction=\"{reduction}\", ignore_index=2, "
+            f"has_weight={bool(arg)}] : {shape}\n  return %0\n}}")
+    graph = parse(text)
+    assert "nll_loss" not in [n.op.name for n in decompose(graph).nodes]
+    _same_values(text)
+
+
+def test_nll_loss_target_check_survives_an_unused_loss():
+    # nll_target is an indexing node: it raises the forward's error, and DCE keeps it
+    graph = parse(NLL.replace("return %0", "return %x"))
+    out = simplify(decompose(graph))
+    assert [n.op.name for n in out.nodes] == ["nll_target"]
+    x = np.zeros((4, 5), np.float32)
+    with pytest.raises(IndexError, match="Target 7 is out of bounds."):
+        interpret(out, [x, np.array([0, 7, 1, 2])])
+
+
+@pytest.mark.parametrize("text", [
+    # 3-d input (classes on dim 1 are not the trailing dim)
+    "graph f(%x: f32[2,5,3], %t: i64[2,3]) {\n  %0 = nll_loss(%x, %t)[reduction=\"mean\", "
+    "ignore_index=-100, has_weight=False] : f32[]\n  return %0\n}",
+    # unbatched
+    "graph f(%x: f32[5], %t: i64[]) {\n  %0 = nll_loss(%x, %t)[reduction=\"mean\", "
+    "ignore_index=-100, has_weight=False] : f32[]\n  return %0\n}",
+])
+def test_nll_loss_kept_whole_when_not_rows(text):
+    graph = parse(text)
+    assert decompose(graph) is graph
+
+
+def test_exp_of_a_log_softmax_is_its_softmax():
+    # the log_softmax VJP's exp(y): e / sum(e) with the decomposition's own e (one
+    # exponential per element); an exp of anything else stays
+    text = """\
+graph f(%x: f32[4,5]) {
+  %0 = log_softmax(%x)[dim=1, dtype=None] : f32[4,5]
+  %1 = exp(%0) : f32[4,5]
+  %2 = exp(%x) : f32[4,5]
+  return %1, %2
+}"""
+    out = decompose(parse(text))
+    assert [n.op.name for n in out.nodes] == ["amax", "sub", "exp", "sum", "log", "sub", "div",
+                                              "exp"]
+    div = out.nodes[6]
+    assert div.inputs == (out.nodes[2].outputs[0], out.nodes[3].outputs[0])
+    _same_values(text)

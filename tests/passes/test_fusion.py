@@ -156,6 +156,86 @@ graph f(%x: f32[4,3]) {
 }"""
 
 
+def test_column_sums_join_the_rows_group_as_producer_and_as_sibling():
+    # a LayerNorm-style backward: sum(g * y, 0) reads the group (a producer link); sum(g, 0)
+    # only shares the input g with it (a sibling): both become column reductions of the
+    # rows group, and the reshape reading one stays outside
+    text = fused_text("""\
+graph f(%x: f32[4,3], %g: f32[4,3]) {
+  %0 = mean(%x)[dim=(1,), keepdim=True, dtype=None] : f32[4,1]
+  %1 = sub(%x, %0) : f32[4,3]
+  %2 = mul(%g, %1) : f32[4,3]
+  %3 = sum(%2)[dim=(0,), keepdim=True, dtype=None] : f32[1,3]
+  %4 = sum(%g)[dim=(0,), keepdim=False, dtype=None] : f32[3]
+  %5 = reshape(%3)[shape=(3,)] : f32[3]
+  return %1, %5, %4
+}""")
+    assert text == """\
+graph f(%x: f32[4,3], %g: f32[4,3]) {
+  %0, %1, %2 = fused(%x, %g)[kind="rows", body=graph rows_0(%x: f32[4,3], %g: f32[4,3]) {
+    %0 = mean(%x)[dim=(1,), keepdim=True, dtype=None] : f32[4,1]
+    %1 = sub(%x, %0) : f32[4,3]
+    %2 = mul(%g, %1) : f32[4,3]
+    %3 = sum(%2)[dim=(0,), keepdim=True, dtype=None] : f32[1,3]
+    %4 = sum(%g)[dim=(0,), keepdim=False, dtype=None] : f32[3]
+    return %1, %3, %4
+  }] : f32[4,3], f32[1,3], f32[3]
+  %3 = reshape(%1)[shape=(3,)] : f32[3]
+  return %0, %3, %2
+}"""
+    graph = parse(text)
+    assert_same_results(unfuse(graph), graph, feeds_for(graph))
+
+
+def test_nothing_in_a_rows_group_reads_its_column_reductions():
+    # the sibling's epilogue reads its column sum: that group stays a reduction group
+    text = fused_text("""\
+graph f(%x: f32[4,3], %w: f32[3]) {
+  %0 = mean(%x)[dim=(1,), keepdim=True, dtype=None] : f32[4,1]
+  %1 = sub(%x, %0) : f32[4,3]
+  %2 = sum(%x)[dim=(0,), keepdim=False, dtype=None] : f32[3]
+  %3 = add(%2, %w) : f32[3]
+  return %1, %3
+}""")
+    assert group_kinds(parse(text)) == {"rows": 1, "reduction": 1}
+    assert "%2 sum + the group of %0 mean: one reduction or matmul per group (%0 mean, %2 sum); " \
+        "as rows: %3 add reads a column reduction (complete only after every row)" in text
+
+
+def test_a_column_reduction_reduces_all_the_leading_dims():
+    # over part of the leading dims it is no column reduction: it cannot join
+    text = fused_text("""\
+graph f(%x: f32[2,4,3]) {
+  %0 = sum(%x)[dim=(2,), keepdim=True, dtype=None] : f32[2,4,1]
+  %1 = sub(%x, %0) : f32[2,4,3]
+  %2 = sum(%1)[dim=(0,), keepdim=False, dtype=None] : f32[4,3]
+  return %1, %2
+}""")
+    assert group_kinds(parse(text)) == {"rows": 1, "reduction": 1}
+    assert "as rows: %2 sum: sum over dims (0,) of f32[2,4,3] (not trailing dims)" in text
+
+
+def test_row_values_of_outside_values_stay_outside_a_rows_group():
+    # w = to_dtype(ne(t)) is computed from the inputs alone: in the rows group, anything
+    # else reading w (the loss's sum of weights) would have to wait for the whole group
+    text = fused_text("""\
+graph f(%x: f32[4,3], %t: i64[4]) {
+  %0 = amax(%x)[dim=(1,), keepdim=True] : f32[4,1]
+  %1 = sub(%x, %0) : f32[4,3]
+  %2 = sum(%1)[dim=(1,), keepdim=False, dtype=None] : f32[4]
+  %3 = ne(%t, 2) : bool[4]
+  %4 = to_dtype(%3)[dtype=float32] : f32[4]
+  %5 = mul(%2, %4) : f32[4]
+  return %5, %4
+}""")
+    graph = parse(text)
+    assert group_kinds(graph) == {"rows": 1, "elementwise": 1}
+    (rows,) = [n for n in graph.nodes if n.op.name == "fused" and n.attrs["kind"] == "rows"]
+    assert [n.op.name for n in rows.attrs["body"].nodes] == ["amax", "sub", "sum", "mul"]
+    assert "%5 mul + %4 to_dtype: one reduction or matmul per group (%0 amax, %2 sum); as " \
+        "rows: %3 ne computes a row value from outside values only" in text
+
+
 def test_matmul_epilogue_and_a_lone_matmul():
     assert fused_text("""\
 graph f(%x: f32[4,3], %w: f32[3,5], %b: f32[5], %v: f32[3,5]) {
@@ -482,8 +562,10 @@ def test_mlp_training_step_has_no_loose_elementwise_node():
     verify(fused, roundtrip=True)
     assert loose_elementwise(graph) and not loose_elementwise(fused)
     kinds = group_kinds(fused)
-    # the loss gradient's row work (softmax backward, the target weights) is rows groups
-    assert set(kinds) == {"rows", "reduction", "matmul_epilogue"}
+    # the loss gradient's row work (softmax backward, the target weights) is rows groups;
+    # the last bias gradient (a column sum of the loss gradient) is computed in its rows
+    # group, so that bias's momentum update is an elementwise group of its own
+    assert set(kinds) == {"rows", "reduction", "matmul_epilogue", "elementwise"}
     # every parameter and momentum update is computed inside a fused group
     assert graph.mutations and all(m.value.node.op.name == "fused" for m in fused.mutations)
     feeds = feeds_for(graph)
