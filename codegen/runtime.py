@@ -38,6 +38,9 @@ from ir.types import normalize_dims
 
 __all__ = ["CompiledProgram", "KernelStats", "ROWS_KERNEL_MIN_ELEMENTS"]
 
+# products run by _ProductStep
+_PRODUCTS = frozenset(("mm", "matmul", "bmm"))
+
 # rows groups smaller than this run without a kernel (see CompiledProgram._plan)
 ROWS_KERNEL_MIN_ELEMENTS = 1 << 16
 
@@ -90,13 +93,24 @@ class CompiledProgram:
                     # a rows kernel costs ~1 s to compile (several loops a row): a small
                     # group runs on the reference implementation, as fast at that size
                     self.stats.interpreted_phases += 1
-                    return _FusedStep(node, [_NodeStep(n) for n in body.nodes])
+                    return _FusedStep(node, [self._node_step(n) for n in body.nodes])
                 from codegen.rows import plan_rows
                 step = plan_rows(node, self._load, self.pool)
                 if step is not None:   # else the generic phases below run the group
                     self.stats.kernels += 1
                     return step
             return _FusedStep(node, self._plan_body(body))
+        return self._node_step(node)
+
+    def _node_step(self, node: Node):
+        """A node run on its reference implementation; a product of two float matrices
+        of the result's dtype writes into a pooled buffer instead."""
+        ins = node.inputs
+        if (node.op.name in _PRODUCTS and len(ins) == 2
+                and all(isinstance(a, Value) and a.type.ndim >= 2
+                        and a.type.dtype == node.outputs[0].type.dtype for a in ins)
+                and node.outputs[0].type.dtype.category == CATEGORY_FLOAT):
+            return _ProductStep(node, self.pool)
         return _NodeStep(node)
 
     def _plan_body(self, body: Graph) -> list:
@@ -117,7 +131,7 @@ class CompiledProgram:
             if _phase_op(node) or (node.op.is_view and len(node.outputs) == 1):
                 members.append(node)   # a view may start a phase (alone it runs as is)
             else:
-                steps.append(_NodeStep(node))
+                steps.append(self._node_step(node))
         close()
         return steps
 
@@ -200,6 +214,35 @@ class _NodeStep:
         except Exception as e:
             e.add_note(f"while running IR node: {describe_node(node)}")
             raise
+
+
+class _ProductStep(_NodeStep):
+    """``mm``/``matmul``/``bmm`` of float arrays of the result's dtype: NumPy's BLAS call
+    writing into a buffer from the program's pool (a fresh 4 MiB result costs ~1 ms of
+    page faults here), under the thread policy of :class:`_NodeStep`."""
+
+    __slots__ = ("pool", "shape", "dtype")
+
+    def __init__(self, node: Node, pool: BufferPool):
+        super().__init__(node)
+        self.pool = pool
+        out = node.outputs[0].type
+        self.shape, self.dtype = tuple(out.shape), out.dtype.np_dtype
+
+    def run(self, env: dict) -> None:
+        node = self.node
+        a, b = env[node.inputs[0]], env[node.inputs[1]]
+        out = self.pool.empty(self.shape, self.dtype)
+        try:
+            if self.serial_blas:
+                with serial_blas():
+                    np.matmul(a, b, out=out)
+            else:
+                np.matmul(a, b, out=out)
+        except Exception as e:
+            e.add_note(f"while running IR node: {describe_node(node)}")
+            raise
+        env[node.outputs[0]] = out
 
 
 class _FusedStep:

@@ -78,3 +78,23 @@ def test_released_results_and_dead_values_are_reused():
     # the first call needs at most two live big buffers at once; later calls reuse them
     assert program.pool.allocated <= 2
     assert program.pool.reused >= 3
+
+
+def test_large_products_write_into_pooled_buffers():
+    graph = parse("""
+graph f(%a: f32[256,128], %b: f32[128,512]) {
+  %0 = mm(%a, %b) : f32[256,512]
+  return %0
+}
+""")
+    program = CompiledProgram(graph)
+    rng = np.random.default_rng(0)
+    feeds = [[rng.standard_normal(v.type.shape).astype(np.float32) for v in graph.inputs]
+             for _ in range(3)]
+    held = program.run(feeds[0])[0][0]            # kept: never written again
+    for f in feeds[1:]:
+        out = program.run(f)[0][0]
+        np.testing.assert_allclose(out, f[0] @ f[1], rtol=1e-5, atol=1e-5)
+        del out                                    # dropped: its buffer is reused
+    np.testing.assert_allclose(held, feeds[0][0] @ feeds[0][1], rtol=1e-5, atol=1e-5)
+    assert program.pool.allocated == 2 and program.pool.reused == 1
