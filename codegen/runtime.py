@@ -116,11 +116,11 @@ class CompiledProgram:
     def _plan_body(self, body: Graph) -> list:
         steps = []
         members: list[Node] = []       # the current phase, in body order
-        used_later = _uses_after(body)
+        last_uses = _LastUses(body)
 
         def close():
             if members:
-                steps.append(self._phase(list(members), body, used_later))
+                steps.append(self._phase(list(members), body, last_uses))
                 members.clear()
 
         for node in body.nodes:
@@ -135,7 +135,7 @@ class CompiledProgram:
         close()
         return steps
 
-    def _phase(self, members: list[Node], body: Graph, used_later) -> object:
+    def _phase(self, members: list[Node], body: Graph, last_uses: _LastUses) -> object:
         nodes = [n for n in members if _phase_op(n)]
         sums = [n for n in members if _is_sum(n)]
         views = [_NodeStep(n) for n in members if n.op.is_view]
@@ -147,8 +147,9 @@ class CompiledProgram:
             for a in n.inputs:
                 if isinstance(a, Value) and a not in produced and a not in inputs:
                     inputs.append(a)
-        later = used_later[members[-1]]
-        outputs = [o for n in nodes for o in n.outputs if o in later or o in body.outputs]
+        end = last_uses.position[members[-1]]
+        outputs = [o for n in nodes for o in n.outputs
+                   if last_uses.last.get(o, -1) > end or o in body.outputs]
         shape = _shape(nodes[0])
         scalars = frozenset(v for v in inputs if v.type.weak or v.type.ndim == 0)
         numel = math.prod(shape)
@@ -399,11 +400,16 @@ def _release_plan(reads: Sequence[tuple], writes: Sequence[tuple], keep: set) ->
     return [tuple(p) for p in plan]
 
 
-def _uses_after(body: Graph) -> dict:
-    """For each node, the values of the body read by any later node (or returned)."""
-    later: dict[Node, set] = {}
-    seen: set[Value] = set(body.outputs)
-    for node in reversed(body.nodes):
-        later[node] = set(seen)
-        seen.update(a for a in node.inputs if isinstance(a, Value))
-    return later
+class _LastUses:
+    """Where each value of a body is read for the last time: a value is read after node
+    ``n`` iff ``last[value] > position[n]`` (linear in the body, unlike a set per node)."""
+
+    __slots__ = ("position", "last")
+
+    def __init__(self, body: Graph):
+        self.position = {n: i for i, n in enumerate(body.nodes)}
+        self.last: dict[Value, int] = {}
+        for i, node in enumerate(body.nodes):
+            for a in node.inputs:
+                if isinstance(a, Value):
+                    self.last[a] = i
