@@ -203,18 +203,21 @@ class _NodeStep:
         return self.node.outputs
 
     def run(self, env: dict) -> None:
-        node = self.node
-        args = [env[a] if isinstance(a, Value) else a for a in node.inputs]
         try:
             if self.serial_blas:
                 with serial_blas():
-                    results = run_node(node, args)
+                    results = self.compute(env)
             else:
-                results = run_node(node, args)
-            env.update(zip(node.outputs, results))
+                results = self.compute(env)
         except Exception as e:
-            e.add_note(f"while running IR node: {describe_node(node)}")
+            e.add_note(f"while running IR node: {describe_node(self.node)}")
             raise
+        env.update(zip(self.node.outputs, results))
+
+    def compute(self, env: dict) -> tuple:
+        """The node's results (its reference implementation)."""
+        return run_node(self.node, [env[a] if isinstance(a, Value) else a
+                                    for a in self.node.inputs])
 
 
 class _ProductStep(_NodeStep):
@@ -230,20 +233,11 @@ class _ProductStep(_NodeStep):
         out = node.outputs[0].type
         self.shape, self.dtype = tuple(out.shape), out.dtype.np_dtype
 
-    def run(self, env: dict) -> None:
-        node = self.node
-        a, b = env[node.inputs[0]], env[node.inputs[1]]
+    def compute(self, env: dict) -> tuple:
+        a, b = self.node.inputs
         out = self.pool.empty(self.shape, self.dtype)
-        try:
-            if self.serial_blas:
-                with serial_blas():
-                    np.matmul(a, b, out=out)
-            else:
-                np.matmul(a, b, out=out)
-        except Exception as e:
-            e.add_note(f"while running IR node: {describe_node(node)}")
-            raise
-        env[node.outputs[0]] = out
+        np.matmul(env[a], env[b], out=out)
+        return (out,)
 
 
 class _FusedStep:
@@ -386,13 +380,7 @@ def _release_plan(reads: Sequence[tuple], writes: Sequence[tuple], keep: set) ->
     """Per step (given the values each reads and writes), the values to drop from the
     environment after it: those read or written there for the last time, except
     ``keep`` (results and written-back values)."""
-    last: dict[Value, int] = {}
-    for i, (ins, outs) in enumerate(zip(reads, writes)):
-        for v in outs:
-            last[v] = i
-        for a in ins:
-            if isinstance(a, Value):
-                last[a] = i
+    last = _last_reads(reads, writes)
     plan: list[list] = [[] for _ in reads]
     for v, i in last.items():
         if v not in keep:
@@ -408,8 +396,16 @@ class _LastUses:
 
     def __init__(self, body: Graph):
         self.position = {n: i for i, n in enumerate(body.nodes)}
-        self.last: dict[Value, int] = {}
-        for i, node in enumerate(body.nodes):
-            for a in node.inputs:
-                if isinstance(a, Value):
-                    self.last[a] = i
+        self.last = _last_reads([n.inputs for n in body.nodes])
+
+
+def _last_reads(reads: Sequence[tuple], writes: Sequence[tuple] = ()) -> dict[Value, int]:
+    """The index of the last step reading (or, with ``writes``, writing) each value."""
+    last: dict[Value, int] = {}
+    for i, ins in enumerate(reads):
+        if writes:
+            last.update(dict.fromkeys(writes[i], i))
+        for a in ins:
+            if isinstance(a, Value):
+                last[a] = i
+    return last

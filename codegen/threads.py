@@ -21,6 +21,7 @@ user's own NumPy code keeps its settings.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,9 +35,6 @@ SERIAL_BLAS_MAX_FLOPS = 1 << 26
 _LEFT_OPERAND = {"mm": 0, "matmul": 0, "bmm": 0, "mv": 0, "dot": 0, "addmm": 1, "baddbmm": 1,
                  "addmv": 1}
 
-_BLAS = None   # threadpoolctl's controllers of the loaded BLAS libraries (found once)
-
-
 def matmul_flops(op: str, in_shapes: list[tuple], out_shape: tuple) -> float:
     """Multiply-adds x 2 of a matrix product (inf when unknown: einsum, outer)."""
     index = _LEFT_OPERAND.get(op)
@@ -45,12 +43,11 @@ def matmul_flops(op: str, in_shapes: list[tuple], out_shape: tuple) -> float:
     return 2.0 * max(1, math.prod(out_shape)) * in_shapes[index][-1]
 
 
+@functools.cache
 def _controllers() -> list:
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-        _BLAS = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-    return _BLAS
+    """threadpoolctl's controllers of the loaded BLAS libraries (found once)."""
+    from threadpoolctl import ThreadpoolController
+    return [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from compgrad.compile.segment import segment_key
 from ir.graph import Graph, Node, Value
 from passes import autodiff
 
-__all__ = ["BackwardCache", "derive_backward"]
+__all__ = ["BackwardCache", "derive_backward", "gradient_key"]
 
 # references into the graph a template is replayed on
 _EXTERNAL, _OLD, _NEW = "x", "o", "n"
@@ -88,14 +88,21 @@ def derive_backward(cache: BackwardCache | None, graph: Graph, roots: Sequence[V
     return result, ran
 
 
+def gradient_key(nodes, named: list[Value], requires_grad: set) -> tuple[tuple, list[Value]]:
+    """The structure a derivation through ``nodes`` depends on: their segment key with
+    ``named`` as its results, and which outside values and node outputs require grad.
+    Returns (key, the outside values in binding order)."""
+    structure, external = segment_key(nodes, named, [])
+    return (structure, tuple(v in requires_grad for v in external),
+            tuple(o in requires_grad for n in nodes for o in n.outputs)), external
+
+
 def _key(graph: Graph, roots, seeds, wrt, requires_grad: set, create_graph: bool):
     named = list(roots) + list(wrt) + [s for s in seeds if isinstance(s, Value)]
-    structure, external = segment_key(graph.nodes, named, [])
-    req = (tuple(v in requires_grad for v in external),
-           tuple(o in requires_grad for n in graph.nodes for o in n.outputs))
+    structure, external = gradient_key(graph.nodes, named, requires_grad)
     seed_kinds = tuple("value" if isinstance(s, Value) else (type(s).__name__, repr(s))
                        for s in seeds)
-    return (structure, req, seed_kinds, len(roots), create_graph), external
+    return (structure, seed_kinds, len(roots), create_graph), external
 
 
 def _record(graph: Graph, first: int, external: list[Value], result: list, reads, ran) -> _Template:
@@ -123,7 +130,6 @@ def _replay(template: _Template, graph: Graph, external: list[Value],
     old = graph.nodes
     for i, kind, index in template.reads:
         on_saved(old[i], kind, index)
-    first = len(old)
     new: list[Node] = []
 
     def value(ref):
@@ -140,6 +146,5 @@ def _replay(template: _Template, graph: Graph, external: list[Value],
         node = Node(op, tuple(value(r) if type(r) is tuple else r for r in ins), attrs, types, loc)
         new.append(node)
     old.extend(new)
-    assert len(old) == first + len(new)
     return ([None if r is None else value(r) for r in template.result],
             [old[i] for i in template.ran])

@@ -20,7 +20,9 @@ compute from the new data.
 
 from __future__ import annotations
 
-from ir.graph import Graph, Node, Role, Value
+from compgrad.compile.backward_cache import gradient_key
+from compgrad.compile.segment import build_program_graph
+from ir.graph import Node, Role, Value
 from passes import autodiff
 from passes.partition import partition, recomputable
 
@@ -34,45 +36,34 @@ def values_to_save(trace, nodes: list[Node], escaping: list[Value]) -> list[Valu
     if not escaping:
         return []
     cache = trace.backward_cache
-    key = None
-    if cache is not None:
-        from compgrad.compile.segment import segment_key
-        structure, external = segment_key(nodes, escaping, [])
-        key = (structure, tuple(v in trace.requires_grad for v in external),
-               tuple(o in trace.requires_grad for n in nodes for o in n.outputs))
-        if key in cache.saved:
-            chosen = cache.saved[key]
-            return None if chosen is None else [nodes[i].outputs[j] for i, j in chosen]
-    try:
-        chosen = _min_cut(trace, nodes, escaping)
-    except Exception:   # an op without a VJP rule, ...: eager's rule decides instead
-        chosen = None
-    if key is not None and len(cache.saved) < cache.limit:
-        cache.saved[key] = chosen
+    key, external = gradient_key(nodes, escaping, trace.requires_grad)
+    if cache is not None and key in cache.saved:
+        chosen = cache.saved[key]
+    else:
+        try:
+            chosen = _min_cut(trace, nodes, escaping, external)
+        except Exception:   # an op without a VJP rule, ...: eager's rule decides instead
+            chosen = None
+        if cache is not None and len(cache.saved) < cache.limit:
+            cache.saved[key] = chosen
     return None if chosen is None else [nodes[i].outputs[j] for i, j in chosen]
 
 
-def _min_cut(trace, nodes: list[Node], escaping: list[Value]) -> list[tuple[int, int]]:
-    """(node index, output index) of each value to keep."""
-    joint = Graph("joint")
-    to_joint: dict[Value, Value] = {}
+def _min_cut(trace, nodes: list[Node], escaping: list[Value],
+             external: list[Value]) -> list[tuple[int, int]]:
+    """(node index, output index) of each value to keep; ``external`` are the values
+    ``nodes`` read from outside (:func:`gradient_key`'s binding order)."""
+    joint = build_program_graph("joint", nodes, external, escaping, [])
+    to_joint = dict(zip(external, joint.inputs))
     position: dict[Value, tuple[int, int]] = {}
-    wrt = []
-    for i, node in enumerate(nodes):
-        ins = []
-        for a in node.inputs:
-            if type(a) is Value and a not in to_joint:
-                to_joint[a] = joint.add_input(a.type, Role.ARGUMENT, f"x{len(joint.inputs)}")
-                if a in trace.requires_grad:
-                    wrt.append(to_joint[a])
-            ins.append(to_joint[a] if type(a) is Value else a)
-        new = joint.add_node(node.op, ins, node.attrs, [o.type for o in node.outputs], node.loc)
+    for i, (node, new) in enumerate(zip(nodes, joint.nodes)):
         for j, (o, n) in enumerate(zip(node.outputs, new.outputs)):
             to_joint[o] = n
             position[n] = (i, j)
+    wrt = [to_joint[v] for v in external if v in trace.requires_grad]
     # leaves made inside the call get gradients too (escape._outside_tensors)
     wrt += [to_joint[v] for v in trace.leaves if v in to_joint and v.node is not None]
-    outputs = [to_joint[v] for v in escaping]
+    outputs = list(joint.outputs)
     tangents = [joint.add_input(v.type, Role.ARGUMENT, f"t{k}") for k, v in enumerate(outputs)]
     requires = {to_joint[v] for v in to_joint if v in trace.requires_grad}
     grads = autodiff.backward(joint, outputs, tangents, wrt, requires_grad=requires.__contains__)
