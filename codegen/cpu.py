@@ -15,13 +15,13 @@ and the kernel is a single flat loop that LLVM vectorises.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from codegen.mathfns import MODULE_ALIAS
-from codegen.scalar import NJIT_OPTIONS, PRELUDE, literal, np_type, scalar_expr
+from codegen.scalar import NJIT_OPTIONS, literal, np_type, scalar_expr
+from codegen.source import njit_kernel
 from ir.graph import Node, Value, input_type
 
 __all__ = ["PhaseSource", "phase_source", "PARALLEL_MIN_ELEMENTS"]
@@ -152,13 +152,8 @@ def phase_source(nodes: Sequence[Node], inputs: Sequence[Value], outputs: Sequen
             indent += "    "
         lines += [indent + line for line in inner]
     params.append("in_shape")
-    options = dict(NJIT_OPTIONS, cache=True, parallel=parallel)
-    digest = hashlib.sha256("\n".join(lines + params + [repr(sorted(options.items()))])
-                            .encode()).hexdigest()[:16]
-    name = f"phase_{digest}"
-    header = f"@numba.njit({', '.join(f'{k}={v!r}' for k, v in options.items())})"
-    source = (PRELUDE + "import numba\n\n\n" + header + "\n"
-              + f"def {name}({', '.join(params)}):\n" + "\n".join(lines) + "\n")
+    source, name = njit_kernel("phase", params, lines,
+                               dict(NJIT_OPTIONS, cache=True, parallel=parallel))
     return PhaseSource(source, name, tuple(inputs), frozenset(scalar_inputs), tuple(outputs),
                        ndim, tuple(reductions))
 

@@ -44,7 +44,6 @@ call does not page-fault fresh memory in), reshaped to their types.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -54,7 +53,8 @@ from codegen.buffers import BufferPool
 from codegen.cache import load_kernel
 from codegen.cpu import PARALLEL_MIN_ELEMENTS
 from codegen.mathfns import MODULE_ALIAS
-from codegen.scalar import NJIT_OPTIONS, PRELUDE, literal, np_type, scalar_expr
+from codegen.scalar import NJIT_OPTIONS, literal, np_type, scalar_expr
+from codegen.source import njit_kernel
 from ir.graph import Graph, Node, Value, input_type
 from ir.interpret import describe_node, run_node
 from ir.opdef import OpKind
@@ -65,20 +65,6 @@ __all__ = ["RowsSource", "RowsStep", "rows_source", "plan_rows", "CHUNKS"]
 # row chunks (parallel work items): each allocates its reduction buffers once and keeps
 # its own column partial sums ([C] float64 each); enough for any thread count here
 CHUNKS = 32
-
-# the float64 sum of a row (float32 or float64). Its own function, because fastmath flags
-# are per function: reassociation (only) lets LLVM vectorise the loop (~10x), changing
-# only the order of the additions; NaN and inf propagate as in any order. Inlined at the
-# Numba IR level it would lose the flag, so it stays a call (once per row).
-SUM_HELPER = "row_sum"
-_SUM_SOURCE = f"""\
-@numba.njit(error_model="numpy", cache=True, fastmath={{"reassoc"}})
-def {SUM_HELPER}(buf, n):
-    total = 0.0
-    for c in range(n):
-        total += np.float64(buf[c])
-    return total
-"""
 
 # amax / amin of a float row: IEEE floats ordered as sign-magnitude integers become
 # ordered two's complement integers by flipping the magnitude bits of the negative ones,
@@ -211,7 +197,8 @@ def _reduce_line(red: Node, buf: str, total: str, helpers: dict[str, str]) -> st
     """Source reducing ``buf[:n_cols]`` into ``total`` (recording the helper it calls)."""
     name = red.op.name
     if name in ("sum", "mean"):
-        return f"{total} = {SUM_HELPER}({buf}, n_cols)"
+        # the float64 sum with reassociation only (vectorised), a call, not inlined
+        return f"{total} = {MODULE_ALIAS}.chunk_sum({buf}, n_cols)"
     fty = red.inputs[0].type.dtype.np_dtype.name
     helper, source = _extreme_helper(name, fty)
     helpers[helper] = source
@@ -303,14 +290,9 @@ def rows_source(body: Graph) -> RowsSource | None:
     out_rows = [f"oq{j} = o{j}[r]" for j, (_, lv) in enumerate(stored) if lv == FULL]
     lines += ["        " + line for line in em.row_loads + out_rows + body_lines]
     lines += _column_lines(columns, computed, out_index)
-    options = dict(NJIT_OPTIONS, cache=True, parallel=parallel)
-    text = "\n".join(lines + params + [repr(sorted(options.items()))])
-    name = f"rows_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-    header = f"@numba.njit({', '.join(f'{k}={v!r}' for k, v in options.items())})"
-    source = (PRELUDE + "import numba\n\n\n"
-              + "\n\n".join([_SUM_SOURCE] + [helpers[h] for h in sorted(helpers)])
-              + "\n\n" + header + "\n" + f"def {name}({', '.join(params)}):\n"
-              + "\n".join("    " + line for line in lines) + "\n")
+    source, name = njit_kernel("rows", params, ["    " + line for line in lines],
+                               dict(NJIT_OPTIONS, cache=True, parallel=parallel),
+                               [helpers[h] for h in sorted(helpers)])
     return RowsSource(source, name, layout, tuple(p for p, _ in em.params.values()),
                       tuple(stored), tuple(pre))
 

@@ -9,11 +9,12 @@ wrote.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from codegen.mathfns import MODULE_ALIAS
 
-__all__ = ["SourceBuilder", "kernel_module", "PRELUDE"]
+__all__ = ["SourceBuilder", "kernel_module", "njit_kernel", "PRELUDE"]
 
 # the names generated expressions use (codegen.scalar writes np.float32(...), _mf.exp_f32(...))
 PRELUDE = f"import math\nimport numpy as np\nimport codegen.mathfns as {MODULE_ALIAS}\n"
@@ -60,3 +61,17 @@ def kernel_module(functions: Iterable[str], header: str = "") -> str:
     comment = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
     body = "\n\n".join(f.rstrip("\n") + "\n" for f in functions)
     return f"{comment}{PRELUDE}from numba import njit, prange\n\n\n{body}"
+
+
+def njit_kernel(prefix: str, params: Sequence[str], body: Sequence[str],
+                options: Mapping[str, object], helpers: Sequence[str] = ()) -> tuple[str, str]:
+    """(module source, function name) of one ``@numba.njit(**options)`` kernel taking
+    ``params`` with ``body`` (lines indented one level), after the :data:`PRELUDE` and
+    ``helpers`` (complete function definitions). The name is ``prefix`` and a hash of
+    the body, parameters and options, so equal kernels share one cache entry."""
+    text = "\n".join(list(body) + list(params) + [repr(sorted(options.items()))])
+    name = f"{prefix}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    header = f"@numba.njit({', '.join(f'{k}={v!r}' for k, v in options.items())})"
+    functions = [h.rstrip("\n") + "\n" for h in helpers]
+    functions.append(f"{header}\ndef {name}({', '.join(params)}):\n" + "\n".join(body) + "\n")
+    return PRELUDE + "import numba\n\n\n" + "\n\n".join(functions), name

@@ -325,7 +325,7 @@ def test_reductions_read_an_input_row_as_it_is():
     # contiguous first (the integer view of the extreme helper needs it)
     program = _check(_layer_norm("f32", (9, 16)))
     src = _rows_steps(program)[0].source.source
-    assert "row_sum(q" in src
+    assert "chunk_sum(q" in src
     x = np.random.default_rng(2).standard_normal((40, 9)).astype(np.float32).T
     _check(_softmax("f32", (9, 40)), [x])
 
