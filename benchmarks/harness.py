@@ -10,7 +10,9 @@ ratios of medians, records the environment, and writes the JSON, table and plot.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
+import importlib
 import json
 import math
 import os
@@ -27,12 +29,23 @@ from typing import Any
 
 import numpy as np
 
-import compgrad
 
-try:  # PyTorch is the oracle and the reference; compgrad never needs it, the benchmarks do
-    import torch
-except ImportError:  # pragma: no cover - reported by require_torch()
-    torch = None
+@functools.cache
+def _torch() -> ModuleType | None:
+    """PyTorch, the oracle and the reference (compgrad never needs it, the benchmarks do),
+    imported at first use: a benchmark worker process that times one contestant imports
+    this module without loading torch or compgrad beside it."""
+    try:
+        return importlib.import_module("torch")
+    except ImportError:  # pragma: no cover - reported by require_torch()
+        return None
+
+
+def __getattr__(name: str) -> Any:
+    """``harness.torch`` (and ``from benchmarks.harness import torch``): :func:`_torch`."""
+    if name == "torch":
+        return _torch()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CONTESTANTS = ("compgrad", "torch", "numpy")
@@ -44,15 +57,15 @@ Runner = Callable[[int], int]  # run(n) -> elapsed ns of a loop of n repetitions
 
 def libs() -> dict[str, ModuleType]:
     """The contestants' modules by name (torch only where it is installed)."""
-    out: dict[str, ModuleType] = {"compgrad": compgrad, "numpy": np}
-    if torch is not None:
-        out["torch"] = torch
+    out: dict[str, ModuleType] = {"compgrad": importlib.import_module("compgrad"), "numpy": np}
+    if _torch() is not None:
+        out["torch"] = _torch()
     return out
 
 
 def require_torch() -> bool:
     """True where PyTorch is installed; otherwise say so on stderr and return False."""
-    if torch is None:
+    if _torch() is None:
         print("PyTorch is not installed: this benchmark compares against torch eager "
               "(pip install torch==2.13.0)", file=sys.stderr)
         return False
@@ -246,7 +259,7 @@ def environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "numpy": np.__version__,
-        "compgrad": getattr(compgrad, "__version__", None),
+        "compgrad": getattr(importlib.import_module("compgrad"), "__version__", None),
         "threads": {},
         "thread_env": {
             k: os.environ.get(k)
@@ -265,6 +278,7 @@ def environment() -> dict[str, Any]:
         env["threads"]["numba"] = numba.get_num_threads()
     except ImportError:  # pragma: no cover
         pass
+    torch = _torch()
     if torch is not None:
         env["torch"] = torch.__version__
         env["threads"]["torch_intra_op"] = torch.get_num_threads()

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from benchmarks import harness
 from benchmarks.compiled import policy, programs
 
 
@@ -71,14 +72,7 @@ class Server:
         """Call the step at least ``min_calls`` times and for at least ``min_s`` seconds
         (compiled code keeps settling for a few calls), at most ``max_calls`` times; the
         call times in s and the policy now that every library of the step is loaded."""
-        step = self._step()
-        times: list[float] = []
-        start = time.perf_counter()
-        while len(times) < max_calls and (len(times) < min_calls
-                                          or time.perf_counter() - start < min_s):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
+        times = harness.warm_up(self._step(), min_s, min_calls, max_calls)
         return {"times": times, "policy": policy.describe()}
 
     def timed_loop(self, loop_s: float, max_steps: int) -> dict[str, Any]:
