@@ -56,7 +56,7 @@ from codegen.mathfns import MODULE_ALIAS
 from codegen.scalar import NJIT_OPTIONS, literal, np_type, scalar_expr
 from codegen.source import njit_kernel
 from ir.graph import Graph, Node, Value, input_type
-from ir.interpret import describe_node, run_node
+from ir.interpret import run_in_env
 from ir.opdef import OpKind
 from passes.fusion import COLUMN, FULL, OUTSIDE, ROW, RowsLayout, rows_layout
 
@@ -476,12 +476,7 @@ class RowsStep:
         inner = {b: env[a] if isinstance(a, Value) else a for b, a in zip(body.inputs,
                                                                           node.inputs)}
         for n in src.pre:
-            args = [inner[a] if isinstance(a, Value) else a for a in n.inputs]
-            try:
-                inner.update(zip(n.outputs, run_node(n, args)))
-            except Exception as e:
-                e.add_note(f"while running IR node: {describe_node(n)}")
-                raise
+            run_in_env(n, inner)
         layout = src.layout
         args = [_prepare(p, inner[p.value], layout) for p in src.params]
         outs = [self.pool.empty(shape, dtype) for shape, dtype in self.shapes]

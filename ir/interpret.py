@@ -17,7 +17,7 @@ import numpy as np
 from ir.dispatch import _conform
 from ir.graph import Graph, Mutation, Node, Role, Value
 
-__all__ = ["interpret", "run_node", "Result", "describe_node"]
+__all__ = ["interpret", "run_node", "run_in_env", "Result", "describe_node"]
 
 
 @dataclass
@@ -45,6 +45,17 @@ def run_node(node: Node, args: Sequence) -> tuple:
     return tuple(_conform(r, out.type) for out, r in zip(node.outputs, result))
 
 
+def run_in_env(node: Node, env: dict) -> None:
+    """Run ``node`` on its inputs' values in ``env`` and store its outputs there; an error
+    carries a note naming the IR node."""
+    args = [env[a] if isinstance(a, Value) else a for a in node.inputs]
+    try:
+        env.update(zip(node.outputs, run_node(node, args)))
+    except Exception as e:
+        e.add_note(f"while running IR node: {describe_node(node)}")
+        raise
+
+
 def interpret(graph: Graph, inputs: Sequence) -> Result:
     """Run ``graph`` on ``inputs`` (one per graph input; None for CONSTANT inputs,
     whose data the graph holds).
@@ -61,12 +72,7 @@ def interpret(graph: Graph, inputs: Sequence) -> Result:
             x = graph.constants[v]
         env[v] = _check_input(v, x)
     for node in graph.nodes:
-        args = [env[a] if isinstance(a, Value) else a for a in node.inputs]
-        try:
-            env.update(zip(node.outputs, run_node(node, args)))
-        except Exception as e:
-            e.add_note(f"while running IR node: {describe_node(node)}")
-            raise
+        run_in_env(node, env)
     return Result([env[v] for v in graph.outputs],
                   [(m, None if m.value is None else env[m.value]) for m in graph.mutations])
 
