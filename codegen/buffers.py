@@ -68,6 +68,23 @@ class BufferPool:
                 held.append(buf)
             return buf
 
+    def exchange(self, buf: np.ndarray, other: np.ndarray) -> bool:
+        """Keep ``other`` (same shape and dtype, C-contiguous, owning its memory) in place
+        of ``buf``, one of this pool's buffers, which its holder keeps for good: a
+        compiled call gives a parameter the kernel's result buffer instead of copying
+        the result into the parameter's storage, and the old storage becomes the buffer
+        the next call writes into. False (nothing changed) when ``buf`` is not here."""
+        if other.shape != buf.shape or other.dtype != buf.dtype \
+                or not other.flags.c_contiguous or not other.flags.owndata:
+            return False
+        with self._lock:
+            held = self._buffers.get((buf.shape, buf.dtype))
+            for i, b in enumerate(held or ()):
+                if b is buf:
+                    held[i] = other
+                    return True
+        return False
+
     def clear(self) -> None:
         """Forget every buffer (those still held elsewhere stay valid)."""
         with self._lock:

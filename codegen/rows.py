@@ -470,7 +470,7 @@ class RowsStep:
         extent = {FULL: (lay.rows, lay.cols), ROW: (lay.rows,), COLUMN: (lay.cols,)}
         self.shapes = [(extent[lv], v.type.dtype.np_dtype) for v, lv in source.outputs]
 
-    def run(self, env: dict) -> None:
+    def run(self, env: dict, blas=None) -> None:
         node, src = self.node, self.source
         body = node.attrs["body"]
         inner = {b: env[a] if isinstance(a, Value) else a for b, a in zip(body.inputs,

@@ -29,7 +29,7 @@ import numpy as np
 from codegen.buffers import BufferPool
 from codegen.cache import load_kernel
 from codegen.cpu import PARALLEL_MIN_ELEMENTS, phase_source
-from codegen.threads import SERIAL_BLAS_MAX_FLOPS, matmul_flops, serial_blas
+from codegen.threads import SERIAL_BLAS_MAX_FLOPS, BlasThreads, blas_threads, matmul_flops
 from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Graph, Node, Value, input_type
 from ir.interpret import describe_node, run_node
@@ -179,10 +179,11 @@ class CompiledProgram:
         env: dict[Value, object] = dict(zip(g.inputs, args))
         for v in g.constants:
             env[v] = g.constants[v]
-        for step, dead in zip(self.steps, self.release):
-            step.run(env)
-            for v in dead:
-                del env[v]   # its buffer may serve a later kernel
+        with blas_threads() as blas:
+            for step, dead in zip(self.steps, self.release):
+                step.run(env, blas)
+                for v in dead:
+                    del env[v]   # its buffer may serve a later kernel
         return [env[v] for v in g.outputs], [env[m.value] for m in g.mutations]
 
 
@@ -191,10 +192,12 @@ class _NodeStep:
 
     def __init__(self, node: Node):
         self.node = node
-        # the thread policy (codegen.threads): a small product on one BLAS thread
-        self.serial_blas = node.op.kind is OpKind.MATMUL and matmul_flops(
+        # the thread policy (codegen.threads): a small product on one BLAS thread, a large
+        # one on all (None: not a product)
+        self.serial_blas = matmul_flops(
             node.op.name, [input_type(a).shape for a in node.inputs],
-            node.outputs[0].type.shape) < SERIAL_BLAS_MAX_FLOPS
+            node.outputs[0].type.shape) < SERIAL_BLAS_MAX_FLOPS \
+            if node.op.kind is OpKind.MATMUL else None
 
     def reads(self) -> tuple:
         return self.node.inputs
@@ -202,13 +205,11 @@ class _NodeStep:
     def writes(self) -> tuple:
         return self.node.outputs
 
-    def run(self, env: dict) -> None:
+    def run(self, env: dict, blas: BlasThreads) -> None:
         try:
-            if self.serial_blas:
-                with serial_blas():
-                    results = self.compute(env)
-            else:
-                results = self.compute(env)
+            if self.serial_blas is not None:
+                blas.use(self.serial_blas)
+            results = self.compute(env)
         except Exception as e:
             e.add_note(f"while running IR node: {describe_node(self.node)}")
             raise
@@ -250,14 +251,14 @@ class _FusedStep:
         self.release = _release_plan([s.reads() for s in self.steps],
                                      [s.writes() for s in self.steps], set(body.outputs))
 
-    def run(self, env: dict) -> None:
+    def run(self, env: dict, blas: BlasThreads) -> None:
         node = self.node
         body = node.attrs["body"]
         inner: dict[Value, object] = {}
         for v, a in zip(body.inputs, node.inputs):
             inner[v] = env[a] if isinstance(a, Value) else a
         for step, dead in zip(self.steps, self.release):
-            step.run(inner)
+            step.run(inner, blas)
             for v in dead:
                 del inner[v]
         env.update(zip(node.outputs, (inner[v] for v in body.outputs)))
@@ -285,7 +286,7 @@ class _PhaseStep:
     def writes(self) -> tuple:
         return tuple(self.source.outputs) + tuple(n.outputs[0] for n in self.sums)
 
-    def run(self, env: dict) -> None:
+    def run(self, env: dict, blas: BlasThreads) -> None:
         shape = self.shape
         values = [env[v] for v in self.source.inputs]
         scalar_inputs = self.source.scalar_inputs
@@ -310,7 +311,8 @@ class _PhaseStep:
                 for _, dims in src.reductions]
         kernel(*args, *kernel_outs, *accs, (math.prod(shape),) if flat else shape)
         for v, o in zip(src.outputs, outs):
-            env[v] = o.reshape(v.type.shape)
+            # the pool's buffer itself where the shapes agree (a write lands by taking it)
+            env[v] = o if o.shape == v.type.shape else o.reshape(v.type.shape)
         for node, acc, scale in zip(self.sums, accs, self.scale):
             out = node.outputs[0]
             if scale is not None:

@@ -15,8 +15,11 @@ with matrix products: Numba's OpenMP workers and OpenBLAS's threads
   at least ``SERIAL_BLAS_MAX_FLOPS`` keep every BLAS thread, where it pays.
 
 BLAS libraries are found with ``threadpoolctl`` (numpy's OpenBLAS, or MKL/BLIS where
-numpy uses those); the count is set around the call and restored after it, so the
-user's own NumPy code keeps its settings.
+numpy uses those). A program run holds a :class:`BlasThreads` (``blas_threads()``):
+each product asks for one thread or all, the count changes only when the answer
+differs from the current one (each change is a few us of ctypes calls, as much as a
+small product), and the user's counts come back when the run ends, so their own
+NumPy code keeps its settings.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["SERIAL_BLAS_MAX_FLOPS", "matmul_flops", "serial_blas"]
+__all__ = ["SERIAL_BLAS_MAX_FLOPS", "BlasThreads", "blas_threads", "matmul_flops", "serial_blas"]
 
 # products below this many floating-point operations run on one BLAS thread
 SERIAL_BLAS_MAX_FLOPS = 1 << 26
@@ -53,14 +56,40 @@ def _controllers() -> list:
 @contextmanager
 def serial_blas() -> Iterator[None]:
     """Run the body with every BLAS library on one thread; restore the counts after."""
-    changed = []
-    for c in _controllers():
-        n = c.get_num_threads()
-        if n is not None and n > 1:
-            c.set_num_threads(1)
-            changed.append((c, n))
-    try:
+    with blas_threads() as policy:
+        policy.use(True)
         yield
+
+class BlasThreads:
+    """The BLAS thread count during one program run: ``use(serial)`` before each product
+    (one thread, or the user's count), ``restore()`` at the end."""
+
+    __slots__ = ("saved", "serial")
+
+    def __init__(self):
+        self.saved: list | None = None    # (controller, the user's count), found at first use
+        self.serial = False
+
+    def use(self, serial: bool) -> None:
+        if serial is self.serial:
+            return
+        if self.saved is None:
+            self.saved = [(c, n) for c in _controllers()
+                          if (n := c.get_num_threads()) is not None and n > 1]
+        for c, n in self.saved:
+            c.set_num_threads(1 if serial else n)
+        self.serial = serial
+
+    def restore(self) -> None:
+        self.use(False)
+
+
+@contextmanager
+def blas_threads() -> Iterator[BlasThreads]:
+    """A :class:`BlasThreads` for the body; the user's counts are back after it, also when
+    the body raises."""
+    policy = BlasThreads()
+    try:
+        yield policy
     finally:
-        for c, n in changed:
-            c.set_num_threads(n)
+        policy.restore()

@@ -138,6 +138,7 @@ class CompiledFunction:
             self._stats["hits"] += 1
         trace.path.append(program.index)
         outs, muts = program.run([trace.env[v] for v in external])
+        trace.pool = program.compiled.pool if program.compiled is not None else None
         results = dict(zip(outputs, outs))
         for (_, _, value), arr in zip(writes, muts):
             results[value] = arr

@@ -15,6 +15,7 @@ live recorded tensor its data. The Graph keeps growing across flushes, so a
 
 from __future__ import annotations
 
+import sys
 import weakref
 
 import numpy as np
@@ -87,6 +88,9 @@ class Trace:
         self.grads_set: list[tuple[int, Tensor, Tensor | None]] = []
         self.write_log: list[tuple[int, int, Value, Value]] = []   # (.., root, old, new)
         self.error: Exception | None = None   # a flush failed: the call is over
+        # the buffer pool of the program the last flush ran (None: the reference
+        # interpreter): writes can land by exchanging buffers with it (_hand_over)
+        self.pool = None
 
     # --- binding ------------------------------------------------------------------------
 
@@ -547,6 +551,7 @@ class Trace:
         self.grads_set = []
         self.write_log = []
         self.env.update(results)
+        del results   # (its references would keep _hand_over from landing a write)
         self.start = len(self.graph.nodes)
         if self.final:
             # results leaving the call with a recorded grad_fn (escape.attach_backward)
@@ -629,9 +634,12 @@ class Trace:
                     for v, arr in table.items():
                         if isinstance(arr, np.ndarray) and np.may_share_memory(arr, data):
                             table[v] = arr.copy()
-            root._data = data
+            new = self.env[value]
+            if keep_env or not self._hand_over(root, data, new, value):
+                root._data = data
+                np.copyto(data, new, casting="unsafe")
+            del new
             root._lazy = None
-            np.copyto(data, self.env[value], casting="unsafe")
             del self.written[key]
             if not self.final:
                 # outside aliases of the root read before the write: bind afresh when read
@@ -646,6 +654,39 @@ class Trace:
                 self.stale.pop(key, None)
         if not self.written:
             self.written_storage.clear()
+
+    def _hand_over(self, root: Tensor, data: np.ndarray, new, value: Value) -> bool:
+        """Land a write without copying: ``root`` takes the program's result buffer
+        ``new`` and the program's pool takes ``data``, its old storage, for the next call
+        to write into (a W1 step lands 12 parameter and momentum writes, 2.7 MB each way,
+        this way). Only when nothing could tell: the call is over (no SSA value is read
+        again), no tensor of the call holds ``value``, and the reference counts show
+        nothing but this trace holds either array -- no view, alias or ``.numpy()``
+        array of the storage (they must see the write in place), no other value on the
+        buffer."""
+        if self.pool is None or type(new) is not np.ndarray or new.base is not None \
+                or new.shape != data.shape or new.dtype != data.dtype \
+                or not data.flags.owndata or not data.flags.writeable \
+                or not data.flags.c_contiguous:
+            return False
+        if any(t._lazy is not None and t._lazy.value is value
+               for r in self.lazies if (t := r()) is not None):
+            return False
+        in_data = in_new = 0     # references from the trace's tables
+        for table in (self.env, self.side):
+            for a in table.values():
+                if a is data:
+                    in_data += 1
+                elif a is new:
+                    in_new += 1
+        # and the caller's local, this argument and getrefcount's own; for ``new`` also
+        # the pool's list (no closure may capture either: a cell is one more)
+        if sys.getrefcount(data) != 3 + in_data or sys.getrefcount(new) != 4 + in_new:
+            return False
+        if not self.pool.exchange(new, data):
+            return False
+        root._data = new
+        return True
 
     def _materialize(self, alive: list[Tensor]) -> None:
         views = []

@@ -62,3 +62,34 @@ graph f(%a: f32[32,784], %b: f32[784,512], %c: f32[1024,1024]) {
     outs, _ = runtime.CompiledProgram(graph).run(feeds)
     np.testing.assert_allclose(outs[0], feeds[0] @ feeds[1], rtol=1e-4, atol=1e-4)
     assert _blas_threads() == before
+
+
+def test_a_run_changes_the_count_only_when_a_product_needs_another(two_blas_threads, monkeypatch):
+    from codegen import threads
+    graph = parse("""
+graph f(%a: f32[32,784], %b: f32[784,512], %c: f32[1024,1024]) {
+  %0 = mm(%a, %b) : f32[32,512]
+  %1 = mm(%a, %b) : f32[32,512]
+  %2 = mm(%c, %c) : f32[1024,1024]
+  %3 = mm(%a, %b) : f32[32,512]
+  return %0, %1, %2, %3
+}
+""")
+    calls = []
+    controllers = threads._controllers()
+    for c in controllers:
+        original = c.set_num_threads
+
+        def record(n, c=c, original=original):
+            calls.append((id(c), n))
+            return original(n)
+
+        monkeypatch.setattr(c, "set_num_threads", record)
+    rng = np.random.default_rng(0)
+    feeds = [rng.standard_normal(v.type.shape).astype(np.float32) for v in graph.inputs]
+    before = _blas_threads()
+    runtime.CompiledProgram(graph).run(feeds)
+    per_library = [[n for key, n in calls if key == id(c)] for c in controllers]
+    # one thread for the two small products, all for the large one, one again, all at the end
+    assert all(seen == [1, 2, 1, 2] for seen in per_library)
+    assert _blas_threads() == before
