@@ -624,6 +624,8 @@ class Trace:
 
     def _land_writes(self, writes, keep_env: bool) -> None:
         env = self.env
+        held = set() if keep_env else {
+            t._lazy.value for r in self.lazies if (t := r()) is not None and t._lazy is not None}
         for root, _target, value in writes:
             key = id(root)
             data = self.hidden.pop(key)
@@ -635,7 +637,7 @@ class Trace:
                         if isinstance(arr, np.ndarray) and np.may_share_memory(arr, data):
                             table[v] = arr.copy()
             new = self.env[value]
-            if keep_env or not self._hand_over(root, data, new, value):
+            if keep_env or not self._hand_over(root, data, new, value, held):
                 root._data = data
                 np.copyto(data, new, casting="unsafe")
             del new
@@ -655,7 +657,7 @@ class Trace:
         if not self.written:
             self.written_storage.clear()
 
-    def _hand_over(self, root: Tensor, data: np.ndarray, new, value: Value) -> bool:
+    def _hand_over(self, root: Tensor, data: np.ndarray, new, value: Value, held: set) -> bool:
         """Land a write without copying: ``root`` takes the program's result buffer
         ``new`` and the program's pool takes ``data``, its old storage, for the next call
         to write into (a W1 step lands 12 parameter and momentum writes, 2.7 MB each way,
@@ -663,14 +665,13 @@ class Trace:
         again), no tensor of the call holds ``value``, and the reference counts show
         nothing but this trace holds either array -- no view, alias or ``.numpy()``
         array of the storage (they must see the write in place), no other value on the
-        buffer."""
+        buffer. ``held``: the values of the call's live recorded tensors."""
         if self.pool is None or type(new) is not np.ndarray or new.base is not None \
                 or new.shape != data.shape or new.dtype != data.dtype \
                 or not data.flags.owndata or not data.flags.writeable \
                 or not data.flags.c_contiguous:
             return False
-        if any(t._lazy is not None and t._lazy.value is value
-               for r in self.lazies if (t := r()) is not None):
+        if value in held:
             return False
         in_data = in_new = 0     # references from the trace's tables
         for table in (self.env, self.side):
