@@ -68,30 +68,8 @@ FMA), 24 ms with the rational one, 13 ms with the tanh left out. A float32
 reciprocal refined by a Newton step in place of the float64 division was slower
 (longer dependency chain).
 
-Speed: ``python -m codegen.mathfns_derive`` times a ``prange`` loop
-(``parallel=True``) over 2^22 float32 that applies the inline function, and
-the same loop calling ``np.<fn>`` (libm inside Numba; sigmoid as
-``1 / (1 + np.exp(-x))``, erf as ``math.erf``), plus ``x * 2``, the
-memory-bound floor. ms per call, the best of 30 alternating calls, 2 threads
-(numba 0.68.1, llvmlite 0.50.0, an AVX-512 machine), taken while other jobs
-kept the machine's load near 2.5 on its 2 cores (``x * 2`` took 0.6 ms on a
-quieter moment): read the ratios as rough.
-
-==========  ======  =======  =====
-loop        inline  np.<fn>  ratio
-==========  ======  =======  =====
-x * 2       1.2     1.2      1
-exp         2.8     14.8     5.3
-log         2.6     16.6     6.4
-expm1       1.9     46.4     24
-log1p       5.2     44.7     8.6
-tanh        3.5     59.5     17
-sigmoid     4.0     13.4     3.4
-erf         10.4    67.1     6.5
-==========  ======  =======  =====
-
-erf costs more than the others because both of its polynomials (|x| < 1 and
-the tail) and an exp are computed for every lane.
+Speed: ``python -m codegen.mathfns_derive`` times each inline function against
+libm inside Numba; the table is in that module's docstring.
 """
 
 from __future__ import annotations

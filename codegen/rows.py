@@ -60,7 +60,7 @@ from ir.interpret import run_in_env
 from ir.opdef import OpKind
 from passes.fusion import COLUMN, FULL, OUTSIDE, ROW, RowsLayout, rows_layout
 
-__all__ = ["RowsSource", "RowsStep", "rows_source", "plan_rows", "CHUNKS"]
+__all__ = ["RowsSource", "RowsStep", "rows_source", "plan_rows", "stages", "CHUNKS"]
 
 # row chunks (parallel work items): each allocates its reduction buffers once and keeps
 # its own column partial sums ([C] float64 each); enough for any thread count here
@@ -183,7 +183,7 @@ class _Emitter:
                            out.type.dtype, node.attrs)
 
 
-def _stages(nodes: list[Node]) -> dict[Value, int]:
+def stages(nodes: list[Node]) -> dict[Value, int]:
     """The stage of every value the nodes compute (see the module docstring)."""
     stage: dict[Value, int] = {}
     for node in nodes:
@@ -215,7 +215,7 @@ def rows_source(body: Graph) -> RowsSource | None:
     level = layout.level
     pre = [n for n in nodes if level.get(n.outputs[0]) == OUTSIDE]
     computed = [n for n in nodes if level.get(n.outputs[0]) != OUTSIDE]
-    stage = _stages(computed)
+    stage = stages(computed)
     reductions = [n for n in computed if level[n.outputs[0]] == ROW
                   and n.op.kind is OpKind.REDUCTION]
     columns = [n for n in computed if level[n.outputs[0]] == COLUMN]

@@ -325,6 +325,11 @@ def compare(expected, got, ulps: float) -> str | None:
             close = np.abs(a.astype(np.float64) - b) <= tol
         same_special = (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b))
         bad = ~(close | same_special) | (np.isnan(a) != np.isnan(b))
+    return mismatch(a, b, bad)
+
+
+def mismatch(a: np.ndarray, b: np.ndarray, bad: np.ndarray) -> str | None:
+    """None when no element is ``bad``, else how many differ and the first three."""
     if not bad.any():
         return None
     where = np.argwhere(np.atleast_1d(bad))[:3]
