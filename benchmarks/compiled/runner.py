@@ -12,6 +12,7 @@ the same round's numbers and reduced to medians over the rounds.
 from __future__ import annotations
 
 import statistics
+import time
 from typing import Any
 
 from benchmarks import harness
@@ -23,6 +24,7 @@ from benchmarks.compiled.settings import (
     QUICK_WARMUP_S,
     REFERENCE,
     RTOL,
+    SETTLE_S,
     TARGET_CONTESTANT,
     WARMUP_S,
 )
@@ -74,6 +76,9 @@ def _rounds(pool: WorkerPool, names: list[str], rounds: int, loop_s: float,
         for c in names[k:] + names[:k]:  # rotate who goes first
             if c not in means:
                 continue
+            # the previous contestant's BLAS/OpenMP threads spin on for a while after its
+            # loop (OpenBLAS's up to ~0.1 s), taking the cores from whoever goes next
+            time.sleep(SETTLE_S)
             try:
                 rep = pool.workers[c].call("time", pool.timeouts.call_s, loop_s=loop_s,
                                            max_steps=MAX_STEPS)

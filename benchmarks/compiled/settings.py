@@ -27,6 +27,7 @@ QUICK_WARMUP_S = (0.05, 0.2)
 LOOP_S = 0.1  # each timed loop repeats the step for about this long (at least once)
 QUICK_LOOP_S = 0.01
 MAX_STEPS = 20000  # at most this many steps in one timed loop
+SETTLE_S = 0.3  # pause before each timed loop: the last contestant's spinning threads stop
 RTOL = 1e-4  # results agree when max|x - ref| <= RTOL * max|ref| (float32, other orders)
 SEED = 0
 
