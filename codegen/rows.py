@@ -423,6 +423,13 @@ class _PassPlan:
             if direct is not None:
                 sources[red] = direct
                 continue
+            made_by = red.inputs[0].node
+            if made_by is not None and self.kept.get(made_by) == p \
+                    and red.inputs[0] is made_by.outputs[0]:
+                # the row buffer keeping the value for later passes is the row it reduces
+                # (softmax's exp(x - max)): one store per element, not two
+                sources[red] = f"keep{self.index[made_by]}"
+                continue
             k = self.index[red]
             sources[red] = f"buf{k}"
             self.buffers.append((f"buf{k}", red.inputs[0].type.dtype.np_dtype.name))

@@ -10,6 +10,7 @@ compgrad.compile agrees with eager on log_softmax + nll_loss and LayerNorm."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -337,6 +338,8 @@ def test_a_transcendental_value_two_passes_need_is_kept_not_recomputed():
         "return %0, %1", "return %0"))
     src = _rows_steps(program)[0].source.source
     assert src.count("exp_f32(") == 1 and "keep" in src
+    # the kept row is also the row the sum reduces: stored once, no second buffer
+    assert len(re.findall(r"keep\d+\[c\] = ", src)) == 1 and not re.search(r"buf\d", src)
 
 
 def test_outputs_come_from_the_buffer_pool():
