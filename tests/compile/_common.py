@@ -99,3 +99,21 @@ def _arr_equal(x, y, atol, name) -> None:
 def seeded(seed: int = 0):
     """Seed compgrad's default generator (returns it)."""
     return compgrad.manual_seed(seed)
+
+
+def class_batch(n: int, n_in: int, n_out: int, seed: int):
+    """``n`` float32 inputs of ``n_in`` features and int64 class targets below ``n_out``."""
+    rng = np.random.default_rng(seed)
+    x = compgrad.tensor(rng.standard_normal((n, n_in)).astype(np.float32))
+    y = compgrad.tensor(rng.integers(0, n_out, n), dtype=compgrad.int64)
+    return x, y
+
+
+def train_step(model, opt, x, y):
+    """One classification training step (zero_grad, cross-entropy, backward, step); the
+    loss."""
+    opt.zero_grad()
+    loss = compgrad.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss

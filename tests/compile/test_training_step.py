@@ -15,16 +15,17 @@ import compgrad
 import compgrad.nn as nn
 import compgrad.nn.functional as F
 
-from ._common import BACKENDS, assert_same, assert_states_equal, module_state, optimizer_state
+from ._common import (
+    BACKENDS,
+    assert_same,
+    assert_states_equal,
+    class_batch,
+    module_state,
+    optimizer_state,
+    train_step,
+)
 
 BACKEND_PARAMS = [pytest.param(b, id=b) for b in BACKENDS]
-
-
-def _data(n: int, n_in: int, n_out: int, seed: int):
-    rng = np.random.default_rng(seed)
-    x = compgrad.tensor(rng.standard_normal((n, n_in)).astype(np.float32))
-    y = compgrad.tensor(rng.integers(0, n_out, n), dtype=compgrad.int64)
-    return x, y
 
 
 def _mlp(sizes, seed: int = 0):
@@ -43,14 +44,6 @@ def _optimizer(kind: str, params):
     if kind == "adam":
         return compgrad.optim.Adam(params, lr=1e-3)
     raise ValueError(kind)
-
-
-def _train_step(model, opt, x, y):
-    opt.zero_grad()
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    return loss
 
 
 def _same_loss(a, b, msg: str = "") -> None:
@@ -88,11 +81,11 @@ def one_blas_thread():
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
 def test_mlp_784_512_512_10_twenty_steps(kind, backend):
     (m1, o1), (m2, o2) = _twins((784, 512, 512, 10), kind)
-    step = compgrad.compile(_train_step, backend=backend)
-    batches = [_data(32, 784, 10, seed=s) for s in range(4)]
+    step = compgrad.compile(train_step, backend=backend)
+    batches = [class_batch(32, 784, 10, seed=s) for s in range(4)]
     for i in range(20):
         x, y = batches[i % len(batches)]
-        l1 = _train_step(m1, o1, x, y)
+        l1 = train_step(m1, o1, x, y)
         l2 = step(m2, o2, x, y)
         _same_loss(l1, l2, f"loss at step {i}")
         if i == 1:
@@ -137,7 +130,7 @@ def test_zero_grad_set_to_none_false(backend):
 
     (m1, o1), (m2, o2) = _twins(SMALL, "sgd")
     cstep = compgrad.compile(step, backend=backend)
-    x, y = _data(8, 12, 5, seed=1)
+    x, y = class_batch(8, 12, 5, seed=1)
     grads_before = None
     for i in range(5):
         _same_loss(step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
@@ -166,7 +159,7 @@ def test_gradient_accumulation_two_micro_batches(backend):
     (m1, o1), (m2, o2) = _twins(SMALL, "adam")
     cstep = compgrad.compile(step, backend=backend)
     for i in range(4):
-        batches = [_data(6, 12, 5, seed=10 * i + k) for k in range(2)]
+        batches = [class_batch(6, 12, 5, seed=10 * i + k) for k in range(2)]
         xs = [b[0] for b in batches]
         ys = [b[1] for b in batches]
         _same_loss(step(m1, o1, xs, ys), cstep(m2, o2, xs, ys), f"step {i}")
@@ -182,11 +175,11 @@ def test_lr_scheduler_changes_lr_without_recompiling(backend):
     (m1, o1), (m2, o2) = _twins(SMALL, "sgd")
     s1 = compgrad.optim.lr_scheduler.ExponentialLR(o1, gamma=0.7)
     s2 = compgrad.optim.lr_scheduler.ExponentialLR(o2, gamma=0.7)
-    cstep = compgrad.compile(_train_step, backend=backend)
-    x, y = _data(8, 12, 5, seed=2)
+    cstep = compgrad.compile(train_step, backend=backend)
+    x, y = class_batch(8, 12, 5, seed=2)
     lrs = []
     for i in range(6):
-        _same_loss(_train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
+        _same_loss(train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
         s1.step()
         s2.step()
         lrs.append(o2.param_groups[0]["lr"])
@@ -205,11 +198,11 @@ def test_lr_set_inside_the_step(backend):
     def step(model, opt, x, y, it):
         for g in opt.param_groups:
             g["lr"] = 0.1 * min(1.0, (it + 1) / 3)
-        return _train_step(model, opt, x, y)
+        return train_step(model, opt, x, y)
 
     (m1, o1), (m2, o2) = _twins(SMALL, "sgd")
     cstep = compgrad.compile(step, backend=backend)
-    x, y = _data(8, 12, 5, seed=3)
+    x, y = class_batch(8, 12, 5, seed=3)
     for it in range(5):
         _same_loss(step(m1, o1, x, y, it), cstep(m2, o2, x, y, it))
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
@@ -225,13 +218,13 @@ def test_two_optimizer_steps_in_one_call(kind, backend):
     def two_steps(model, opt, batches):
         losses = []
         for x, y in batches:
-            losses.append(_train_step(model, opt, x, y).detach())
+            losses.append(train_step(model, opt, x, y).detach())
         return losses
 
     (m1, o1), (m2, o2) = _twins(SMALL, kind)
     cstep = compgrad.compile(two_steps, backend=backend)
     for i in range(3):
-        batches = [_data(8, 12, 5, seed=50 + 2 * i + k) for k in range(2)]
+        batches = [class_batch(8, 12, 5, seed=50 + 2 * i + k) for k in range(2)]
         assert_same(two_steps(m1, o1, batches), cstep(m2, o2, batches), atol=1e-6,
                     msg=f"call {i}")
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
@@ -243,13 +236,13 @@ def test_two_optimizer_steps_in_one_call(kind, backend):
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
 def test_freezing_and_unfreezing_a_layer_between_calls(backend):
     (m1, o1), (m2, o2) = _twins(SMALL, "adam")
-    cstep = compgrad.compile(_train_step, backend=backend)
-    x, y = _data(8, 12, 5, seed=60)
+    cstep = compgrad.compile(train_step, backend=backend)
+    x, y = class_batch(8, 12, 5, seed=60)
     for i in range(6):
         if i in (2, 4):
             for m in (m1, m2):
                 m[0].weight.requires_grad_(i == 4)
-        _same_loss(_train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
+        _same_loss(train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
         assert (m2[0].weight.grad is None) == (m1[0].weight.grad is None)
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
     assert_states_equal(optimizer_state(o1), optimizer_state(o2), atol=1e-6)
@@ -262,13 +255,13 @@ def test_param_group_added_between_calls(backend):
         return model, compgrad.optim.SGD(model[0].parameters(), lr=0.1, momentum=0.9)
 
     (m1, o1), (m2, o2) = build(), build()
-    cstep = compgrad.compile(_train_step, backend=backend)
-    x, y = _data(8, 12, 5, seed=61)
+    cstep = compgrad.compile(train_step, backend=backend)
+    x, y = class_batch(8, 12, 5, seed=61)
     for i in range(4):
         if i == 2:
             for m, o in ((m1, o1), (m2, o2)):
                 o.add_param_group({"params": m[2].parameters(), "lr": 0.01})
-        _same_loss(_train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
+        _same_loss(train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
     assert_states_equal(optimizer_state(o1), optimizer_state(o2), atol=1e-6)
 
@@ -280,7 +273,7 @@ def test_compile_module_forward_only(backend):
     eager = _mlp(SMALL)
     ours = _mlp(SMALL)
     compiled = compgrad.compile(ours, backend=backend)
-    x, _ = _data(8, 12, 5, seed=4)
+    x, _ = class_batch(8, 12, 5, seed=4)
     with compgrad.no_grad():
         for _ in range(3):
             assert_same(eager(x), compiled(x))
@@ -303,7 +296,7 @@ def test_module_compile_method(backend):
     eager = _mlp(SMALL)
     ours = _mlp(SMALL)
     ours.compile(backend=backend)
-    x, y = _data(8, 12, 5, seed=5)
+    x, y = class_batch(8, 12, 5, seed=5)
     for _ in range(3):
         out1, out2 = eager(x), ours(x)
         assert_same(out1, out2, atol=1e-7)
@@ -322,7 +315,7 @@ def test_compiled_forward_in_eager_training_loop(backend):
     (m1, o1), (m2, o2) = _twins(SMALL, "sgd")
     fwd = compgrad.compile(m2, backend=backend)
     for i in range(4):
-        x, y = _data(8, 12, 5, seed=20 + i)
+        x, y = class_batch(8, 12, 5, seed=20 + i)
         for model, opt in ((m1, o1), (fwd, o2)):
             opt.zero_grad()
             loss = F.cross_entropy(model(x), y)
@@ -353,11 +346,11 @@ def test_batchnorm_running_stats_written_back(backend):
         model = _BNNet()
         models.append((model, _optimizer("sgd", model.parameters())))
     (m1, o1), (m2, o2) = models
-    cstep = compgrad.compile(_train_step, backend=backend)
+    cstep = compgrad.compile(train_step, backend=backend)
     mean_obj, var_obj = m2.bn.running_mean, m2.bn.running_var
     for i in range(4):
-        x, y = _data(10, 6, 3, seed=30 + i)
-        _same_loss(_train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
+        x, y = class_batch(10, 6, 3, seed=30 + i)
+        _same_loss(train_step(m1, o1, x, y), cstep(m2, o2, x, y), f"step {i}")
     # the buffers are updated in place: same objects, the eager values
     assert m2.bn.running_mean is mean_obj and m2.bn.running_var is var_obj
     assert int(m2.bn.num_batches_tracked) == 4
@@ -367,7 +360,7 @@ def test_batchnorm_running_stats_written_back(backend):
     m1.eval()
     m2.eval()
     ev = compgrad.compile(lambda m, x: m(x), backend=backend)
-    x, _ = _data(10, 6, 3, seed=40)
+    x, _ = class_batch(10, 6, 3, seed=40)
     with compgrad.no_grad():
         assert_same(m1(x), ev(m2, x), atol=1e-6)
     assert_states_equal(module_state(m1), module_state(m2), atol=1e-6)
@@ -389,7 +382,7 @@ def test_dropout_matches_eager_with_the_same_seed(backend):
 
     (m1, o1), (m2, o2) = build(), build()
     cstep = compgrad.compile(step, backend=backend)
-    x, y = _data(8, 12, 5, seed=6)
+    x, y = class_batch(8, 12, 5, seed=6)
     compgrad.manual_seed(123)
     eager_losses = [step(m1, o1, x, y) for _ in range(4)]
     eager_state = compgrad.get_rng_state()
@@ -426,9 +419,9 @@ def test_returned_loss_is_like_eager(backend):
     parameters, as eagerly), and a second backward through it raises eager's error;
     the compiled call keeps none of its values alive for it."""
     (m1, o1), (m2, o2) = _twins((6, 5, 3), "sgd")
-    step = compgrad.compile(_train_step, backend=backend)
-    x, y = _data(4, 6, 3, seed=0)
-    losses = [_train_step(m1, o1, x, y), step(m2, o2, x, y)]
+    step = compgrad.compile(train_step, backend=backend)
+    x, y = class_batch(4, 6, 3, seed=0)
+    losses = [train_step(m1, o1, x, y), step(m2, o2, x, y)]
     for loss in losses:
         assert loss.requires_grad and loss.grad_fn is not None and not loss.is_leaf
     errors = []

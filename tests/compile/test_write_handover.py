@@ -11,10 +11,9 @@ import pytest
 
 import compgrad
 import compgrad.nn as nn
-import compgrad.nn.functional as F
 from codegen import buffers
 
-from ._common import assert_same, to_np
+from ._common import assert_same, class_batch, to_np, train_step
 
 ATOL = 1e-6   # products and sums in another order than eagerly
 
@@ -29,18 +28,7 @@ def _model(seed: int = 0):
 
 
 def _batch(seed: int):
-    rng = np.random.default_rng(seed)
-    x = compgrad.tensor(rng.standard_normal((8, N_IN)).astype(np.float32))
-    y = compgrad.tensor(rng.integers(0, N_OUT, 8), dtype=compgrad.int64)
-    return x, y
-
-
-def _step(model, opt, x, y):
-    opt.zero_grad()
-    loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    return loss
+    return class_batch(8, N_IN, N_OUT, seed)
 
 
 @pytest.fixture
@@ -69,11 +57,11 @@ def _pair():
 
 def test_a_training_loop_lands_its_large_writes_by_exchange_and_matches_eager(count_exchanges):
     (m_e, o_e), (m_c, o_c) = _pair()
-    step = compgrad.compile(_step)
+    step = compgrad.compile(train_step)
     weight_ids = set()
     for i in range(6):
         x, y = _batch(i)
-        assert_same(_step(m_e, o_e, x, y), step(m_c, o_c, x, y), atol=ATOL)
+        assert_same(train_step(m_e, o_e, x, y), step(m_c, o_c, x, y), atol=ATOL)
         weight_ids.add(id(m_c.weight))
         assert_same(m_e.weight, m_c.weight, atol=ATOL, msg=f"step {i}")
         assert_same(m_e.bias, m_c.bias, atol=ATOL)
@@ -86,26 +74,26 @@ def test_a_training_loop_lands_its_large_writes_by_exchange_and_matches_eager(co
 
 def test_a_numpy_array_of_the_parameter_still_sees_the_update(count_exchanges):
     (m_e, o_e), (m_c, o_c) = _pair()
-    step = compgrad.compile(_step)
+    step = compgrad.compile(train_step)
     x, y = _batch(0)
     step(m_c, o_c, x, y)
-    _step(m_e, o_e, x, y)
+    train_step(m_e, o_e, x, y)
     held = m_c.weight.detach().numpy()     # shares the parameter's storage
     for i in range(1, 3):
         x, y = _batch(i)
         step(m_c, o_c, x, y)
-        _step(m_e, o_e, x, y)
+        train_step(m_e, o_e, x, y)
         np.testing.assert_array_equal(held, to_np(m_c.weight))
         assert_same(m_e.weight, m_c.weight, atol=ATOL)
 
 
 def test_a_view_made_outside_the_call_still_sees_the_update():
     (m_e, o_e), (m_c, o_c) = _pair()
-    step = compgrad.compile(_step)
+    step = compgrad.compile(train_step)
     views = (m_e.weight.detach().t(), m_c.weight.detach().t())
     for i in range(3):
         x, y = _batch(i)
-        _step(m_e, o_e, x, y)
+        train_step(m_e, o_e, x, y)
         step(m_c, o_c, x, y)
         assert_same(views[0], views[1], atol=ATOL, msg=f"step {i}")
         np.testing.assert_array_equal(to_np(views[1]), to_np(m_c.weight).T)
