@@ -23,9 +23,9 @@ RECORD_HOOKS: list = []
 
 class EagerInterpreter(Interpreter):
     def type_of(self, value) -> TensorType:
-        from compgrad.tensor import Tensor
-        if isinstance(value, Tensor):
-            return value._type
+        if isinstance(value, _Tensor):
+            t = value._type_cache
+            return t if t is not None else value._type
         if is_scalar(value):
             return scalar_type(value)
         raise TypeError(f"expected a Tensor or a number, got {type(value).__name__}")
@@ -67,8 +67,9 @@ def argument_error(op: OpDef, arg) -> TypeError:
 
 def _wrap(op: OpDef, result, t: TensorType, args, arrays):
     arr = result if type(result) is np.ndarray else np.asarray(result)
-    if arr.dtype != t.dtype.np_dtype:
-        arr = arr.astype(t.dtype.np_dtype)
+    np_dtype = t.dtype.np_dtype
+    if arr.dtype is not np_dtype and arr.dtype != np_dtype:
+        arr = arr.astype(np_dtype)
     if arr.shape != t.shape:
         raise AssertionError(f"{op.name}: kernel produced shape {arr.shape}, type rule "
                              f"says {t.shape}")
@@ -79,10 +80,11 @@ def _wrap(op: OpDef, result, t: TensorType, args, arrays):
         return _Tensor._view_of(args[0], arr)
     # safety net: only view ops may alias an input (a kernel returning its input unchanged
     # would otherwise let an in-place op leak into a value PyTorch would have copied)
-    for a in arrays:
-        if type(a) is np.ndarray and np.may_share_memory(arr, a):
-            arr = arr.copy()
-            break
+    if not op.fresh_result:
+        for a in arrays:
+            if type(a) is np.ndarray and np.may_share_memory(arr, a):
+                arr = arr.copy()
+                break
     out = _Tensor.__new__(_Tensor)
     out._init(arr, t.device)
     out._type_cache = t

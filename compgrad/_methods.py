@@ -9,8 +9,9 @@ generic in-place wrapper serves every op, so all in-place methods share
 
 from __future__ import annotations
 
+from compgrad.tensor import Tensor
 from ir import ops
-from ir.dispatch import is_scalar
+from ir.dispatch import SCALAR_TYPES
 
 __all__ = ["bind_methods"]
 
@@ -35,9 +36,11 @@ def _inplace(fn, name: str):
     return method
 
 
+_OPERAND_TYPES = (Tensor, *SCALAR_TYPES)
+
+
 def _operand_ok(other) -> bool:
-    from compgrad.tensor import Tensor
-    return isinstance(other, Tensor) or is_scalar(other)
+    return isinstance(other, _OPERAND_TYPES)
 
 
 def _binary(fn, reflected: bool = False):

@@ -38,6 +38,21 @@ OVERLAP_MESSAGE = ("unsupported operation: more than one element of the written-
 _NP_TO_DTYPE = {d.np_dtype: d for d in dtypes.ALL_DTYPES}
 
 
+_INTERNED_TYPES: dict[tuple, TensorType] = {}
+
+
+def _interned_type(arr: np.ndarray, device: Device) -> TensorType:
+    """The one TensorType object for this shape, dtype and device: the type memo's and
+    the recorders' dict lookups then match by identity instead of comparing fields."""
+    key = (arr.shape, arr.dtype, device)
+    t = _INTERNED_TYPES.get(key)
+    if t is None:
+        if len(_INTERNED_TYPES) > 100_000:
+            _INTERNED_TYPES.clear()
+        t = _INTERNED_TYPES[key] = TensorType(arr.shape, _NP_TO_DTYPE[arr.dtype], device)
+    return t
+
+
 class Tensor:
     """A multi-dimensional array with autograd metadata, like ``torch.Tensor``.
 
@@ -115,8 +130,7 @@ class Tensor:
     def _type(self) -> TensorType:
         t = self._type_cache
         if t is None:
-            t = TensorType(self._data.shape, _NP_TO_DTYPE[self._data.dtype], self._device)
-            self._type_cache = t
+            t = self._type_cache = _interned_type(self._data, self._device)
         return t
 
     # Metadata reads go through the type, never the data: a tensor recorded by

@@ -122,12 +122,15 @@ class OpDef:
     differentiable: bool = True    # False for comparisons, argmax, integer results
     num_outputs: int = 1
     doc: str = ""
+    # the reference always returns a new array that aliases no input (a ufunc's result):
+    # eager then skips its check that a result shares no memory with an input
+    fresh_result: bool = False
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
 
-    def __hash__(self) -> int:
-        return id(self)
+    # hashed and compared by identity (eq=False keeps object's C-level __hash__, which
+    # the type memo's dict lookups call on every op)
 
 
 REGISTRY: dict[str, OpDef] = {}
@@ -160,7 +163,7 @@ def infer_type(op: OpDef, types: tuple[TensorType, ...], attrs: dict):
     user sees the full message and traceback.
     """
     try:
-        key = (op, types, tuple(attrs.items()))
+        key = (op, types, tuple(attrs.items())) if attrs else (op, types)
         return _TYPE_CACHE[key]
     except KeyError:
         pass

@@ -101,7 +101,8 @@ class TensorType:
         if not isinstance(other, TensorType):
             return NotImplemented
         return (self._hash == other._hash and self.shape == other.shape
-                and self.dtype is other.dtype and self.device == other.device
+                and self.dtype is other.dtype
+                and (self.device is other.device or self.device == other.device)
                 and self.weak == other.weak)
 
     def __repr__(self) -> str:

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from ir.dispatch import is_scalar, type_of
 from ir.dtypes import CATEGORY_FLOAT
 from ir.opdef import OpDef, VJPContext
+from ir.ops.elementwise import to_dtype
+from ir.ops.reduce import sum_to_size
 
 __all__ = ["call_vjp", "differentiable_input"]
 
@@ -35,14 +37,14 @@ def call_vjp(op: OpDef, inputs: Sequence, outputs: Sequence, attrs: dict,
     """
     if op.vjp is None:
         raise RuntimeError(f"the derivative for '{op.name}' is not implemented")
-    from ir.ops.elementwise import to_dtype
-    from ir.ops.reduce import sum_to_size
-
     if input_types is None:
-        input_types = tuple(None if is_scalar(x) else type_of(x) for x in inputs)
-    wanted = tuple(t is not None and t.dtype.category == CATEGORY_FLOAT for t in input_types)
-    if needs_input_grad is not None:
-        wanted = tuple(w and bool(n) for w, n in zip(wanted, needs_input_grad))
+        input_types = tuple([None if is_scalar(x) else type_of(x) for x in inputs])
+    if needs_input_grad is None:
+        wanted = tuple([t is not None and t.dtype.category == CATEGORY_FLOAT
+                        for t in input_types])
+    else:
+        wanted = tuple([t is not None and bool(n) and t.dtype.category == CATEGORY_FLOAT
+                        for t, n in zip(input_types, needs_input_grad)])
     ctx = VJPContext(op, inputs, outputs, attrs, tuple(input_types), wanted)
     raw = op.vjp(ctx, *grads)
     if len(raw) != len(input_types):
@@ -53,8 +55,11 @@ def call_vjp(op: OpDef, inputs: Sequence, outputs: Sequence, attrs: dict,
         if g is None or not want:
             result.append(None)
             continue
-        g = sum_to_size(g, xt.shape)
-        if type_of(g).dtype is not xt.dtype:
+        gt = type_of(g)
+        if gt.shape != xt.shape:
+            g = sum_to_size(g, xt.shape)
+            gt = type_of(g)
+        if gt.dtype is not xt.dtype:
             g = to_dtype(g, xt.dtype)
         result.append(g)
     return tuple(result)

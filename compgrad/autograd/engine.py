@@ -107,6 +107,8 @@ def _fresh(g: Tensor) -> Tensor:
 
 def _materialize(node: Node, grads: list) -> list:
     """Zeros for float outputs that received no gradient (multi-output ops)."""
+    if len(grads) == 1 and grads[0] is not None:
+        return grads
     out = []
     for g, t in zip(grads, node.output_types):
         if g is None and t.dtype.is_floating_point:
@@ -125,10 +127,11 @@ def _run_tensor_hooks(hooks: dict | None, g):
 
 
 def _call_node(node: Node, grads: list) -> tuple:
-    for hook in list(node._pre_hooks.values()):
-        result = hook(tuple(grads))
-        if result is not None:
-            grads = list(result)
+    if node._pre_hooks:
+        for hook in list(node._pre_hooks.values()):
+            result = hook(tuple(grads))
+            if result is not None:
+                grads = list(result)
     try:
         result = node.apply_vjp(grads)
     except Exception as e:
@@ -140,10 +143,11 @@ def _call_node(node: Node, grads: list) -> tuple:
             if g is not None and g._data.dtype.kind == "f" and np.isnan(g._data).any():
                 raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th "
                                    f"output.{_where(node)}")
-    for hook in list(node._post_hooks.values()):
-        new = hook(result, tuple(grads))
-        if new is not None:
-            result = tuple(new)
+    if node._post_hooks:
+        for hook in list(node._post_hooks.values()):
+            new = hook(result, tuple(grads))
+            if new is not None:
+                result = tuple(new)
     return result
 
 
@@ -225,7 +229,10 @@ def _execute(tensors, root_grads, retain_graph, create_graph, inputs, allow_unus
                 if accumulate and (inputs is None or (node, 0) in capture):
                     to_store.append((var, g, True))
             continue
-        for nr in range(len(grads)):
+        # tensor hooks, retained grads and captured inputs (each rare) read the gradients
+        # arriving at the node's outputs
+        for nr in (range(len(grads)) if node._tensor_pre_hooks or node._retained or capture
+                   else ()):
             if grads[nr] is not None:
                 grads[nr] = _run_tensor_hooks(node._tensor_pre_hooks.get(nr), grads[nr])
                 ref = node._retained.get(nr)

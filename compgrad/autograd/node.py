@@ -12,7 +12,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+from compgrad.tensor import Tensor as _Tensor
+from ir.dtypes import from_numpy_dtype
 from ir.opdef import OpDef
+from ir.vjp import call_vjp
 
 __all__ = ["Node", "AccumulateGrad", "SavedValue", "node_class", "RemovableHandle",
            "FREED_MESSAGE"]
@@ -74,8 +77,7 @@ class SavedValue:
     __slots__ = ("value", "version", "counter", "is_output", "output_nr")
 
     def __init__(self, value, is_output: bool = False, output_nr: int = 0):
-        from compgrad.tensor import Tensor
-        if isinstance(value, Tensor):
+        if isinstance(value, _Tensor):
             self.counter = value._version
             self.version = value._version[0]
             if is_output:
@@ -89,7 +91,6 @@ class SavedValue:
         self.output_nr = output_nr
 
     def unpack(self, owner: Node):
-        from compgrad.tensor import Tensor
         value = self.value
         if value is _RELEASED:
             raise RuntimeError(FREED_MESSAGE)
@@ -108,7 +109,7 @@ class SavedValue:
         if not self.is_output:
             return value
         data, device, base = value
-        out = Tensor._from_array(data, device)
+        out = _Tensor._from_array(data, device)
         out._version = self.counter
         out._base = base
         out._requires_grad = True
@@ -126,7 +127,6 @@ _RELEASED = _Released()
 
 
 def _legacy(data) -> str:
-    from ir.dtypes import from_numpy_dtype
     return f"{from_numpy_dtype(data.dtype).torch_name}Tensor"
 
 
@@ -166,10 +166,10 @@ class Node(_NodeHooks):
         self.saved_inputs = [SavedValue(x) for x in inputs]
         self.saved_outputs = [SavedValue(o, True, i) for i, o in enumerate(outputs)]
         if input_types is None:
-            input_types = tuple(x._type for x in inputs)
+            input_types = [x._type for x in inputs]
         # Python scalars take no gradient: their entry is None
-        self.input_types = tuple(None if t.weak else t for t in input_types)
-        self.output_types = tuple(o._type for o in outputs)
+        self.input_types = tuple([None if t.weak else t for t in input_types])
+        self.output_types = tuple([o._type for o in outputs])
         self.next_functions = next_functions
         self.sequence_nr = next(_SEQUENCE)
         self._pre_hooks: dict = {}
@@ -205,10 +205,9 @@ class Node(_NodeHooks):
 
     def apply_vjp(self, grads: list) -> tuple:
         """The gradients of this node's inputs given its outputs' gradients."""
-        from ir.vjp import call_vjp
         return call_vjp(self.op, self.inputs(), self.outputs(), self.attrs, grads,
                         input_types=self.input_types,
-                        needs_input_grad=tuple(n is not None for n, _ in self.next_functions))
+                        needs_input_grad=[n is not None for n, _ in self.next_functions])
 
     def _add_tensor_hook(self, output_nr: int, fn) -> RemovableHandle:
         hooks = self._tensor_pre_hooks.setdefault(output_nr, {})

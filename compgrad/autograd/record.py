@@ -30,10 +30,13 @@ def accumulator_of(t: Tensor) -> AccumulateGrad:
     return acc
 
 
+_NO_EDGE = (None, 0)
+
+
 def edge_of(x) -> tuple:
     """Where the gradient of ``x`` goes: (node, output number) or (None, 0)."""
-    if not isinstance(x, Tensor) or not x.requires_grad:
-        return (None, 0)
+    if not isinstance(x, Tensor) or not x._requires_grad:
+        return _NO_EDGE
     if x._view_version is not None and x._view_version != x._version[0]:
         views.refresh_view(x)  # the base was written since this view was made
     if x.grad_fn is not None:
@@ -59,14 +62,17 @@ def record(op: OpDef, args: tuple, attrs: dict, outputs, types: tuple) -> None:
     if not _STATE.enabled or not op.differentiable:
         return
     for a in args:
-        if isinstance(a, Tensor) and a.requires_grad:
+        if isinstance(a, Tensor) and a._requires_grad:
             break
     else:
         return
     outs = outputs if isinstance(outputs, tuple) else (outputs,)
-    if not any(o._data.dtype.kind == "f" for o in outs):
+    for o in outs:
+        if o._data.dtype.kind == "f":
+            break
+    else:
         return
-    node = node_class(op.name)(op, attrs, args, outs, tuple(edge_of(a) for a in args), types)
+    node = node_class(op.name)(op, attrs, args, outs, tuple([edge_of(a) for a in args]), types)
     if anomaly.is_enabled():
         node._trace = anomaly.capture_stack()
     attach_outputs(node, outs)

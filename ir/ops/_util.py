@@ -92,6 +92,34 @@ def _promoted_uncached(args) -> np.dtype:
     return result_type(*types).np_dtype
 
 
+_PY_NUMBERS = (bool, int, float)
+
+
+def _common_array_dtype(args, scalars_ok: bool) -> np.dtype | None:
+    """The dtype ``args`` are computed in when no cast is needed, else None.
+
+    That is when all ndarrays share one dtype and, if ``scalars_ok``, the rest
+    are Python numbers next to a floating dtype: NumPy (NEP 50) then treats a
+    number as weak and casts it to that dtype, as PyTorch's promotion does.
+    """
+    dt = None
+    number = False
+    for a in args:
+        ta = type(a)
+        if ta is np.ndarray:
+            if dt is None:
+                dt = a.dtype
+            elif a.dtype != dt:
+                return None
+        elif scalars_ok and ta in _PY_NUMBERS:
+            number = True
+        else:
+            return None
+    if number and (dt is None or dt.kind != "f"):
+        return None
+    return dt
+
+
 def promoted_np_dtype(*args) -> np.dtype:
     """The NumPy dtype PyTorch computes ``args`` in (ndarrays and Python scalars)."""
     key = tuple(map(_promotion_key, args))
@@ -201,12 +229,18 @@ def register_elementwise(name: str, np_fn: Callable, vjp: Callable | None, sampl
     ``exp`` of ints).
     """
 
+    # a ufunc casts weak Python numbers itself; another function might not accept them
+    scalars_ok = isinstance(np_fn, np.ufunc)
+
     def impl(*args, **attrs):
+        # NumPy's floating-point warnings (log(0), inf - inf) are silenced by the filter in
+        # ir/ops/__init__.py: a per-call np.errstate would cost more than the add itself
+        dt = _common_array_dtype(args, scalars_ok)
+        if dt is not None and (compute == "promote" or dt.kind == "f"):
+            return np_fn(*args, **attrs)  # already in the compute dtype: nothing to cast
         dt = promoted_np_dtype(*args)
         if compute == "result" and dt.kind not in "f":
             dt = dtypes.default_float_dtype().np_dtype
-        # NumPy's floating-point warnings (log(0), inf - inf) are silenced by the filter in
-        # ir/ops/__init__.py: a per-call np.errstate would cost more than the add itself
         return np_fn(*(cast(a, dt) for a in args), **attrs)
 
     impl.__name__ = f"{name}_impl"
@@ -214,4 +248,5 @@ def register_elementwise(name: str, np_fn: Callable, vjp: Callable | None, sampl
         name=name, kind=OpKind.ELEMENTWISE,
         type_rule=elementwise_rule(mode, float_only, allow_bool, name),
         impl=impl, vjp=vjp, samples=samples, public=public,
-        differentiable=vjp is not None and mode != "bool", doc=doc))
+        differentiable=vjp is not None and mode != "bool", doc=doc,
+        fresh_result=scalars_ok))

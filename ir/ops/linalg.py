@@ -16,6 +16,8 @@ import numpy as np
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
 from ir.ops._util import OpDef, OpKind, apply, is_scalar, register, reject_out, type_of
+from ir.ops.elementwise import mul
+from ir.ops.movement import reshape
 from ir.samples import arr, bools, ints, noncontig
 from ir.types import TensorType, broadcast_shapes, shape_str
 
@@ -157,8 +159,6 @@ def _matmul_impl(a, b):
 
 
 def _matmul_vjp(ctx, g):
-    from ir.ops.elementwise import mul
-    from ir.ops.movement import reshape
     need = ctx.needs_input_grad
     ta, tb = ctx.input_types
     # each operand's value is read only for the other's gradient
@@ -357,7 +357,6 @@ def _dot_impl(a, b):
 
 
 def _dot_vjp(ctx, g):
-    from ir.ops.elementwise import mul
     need = ctx.needs_input_grad
     return (mul(g, ctx.inputs[1]) if need[0] else None,
             mul(g, ctx.inputs[0]) if need[1] else None)
@@ -404,8 +403,6 @@ def _outer_impl(a, b):
 
 
 def _outer_vjp(ctx, g):
-    from ir.ops.elementwise import mul
-    from ir.ops.movement import reshape
     from ir.ops.reduce import sum as sum_
     need = ctx.needs_input_grad
     n = ctx.input_types[0].shape[0]
@@ -516,7 +513,6 @@ def _addmm_impl(c, a, b, beta, alpha):
 
 def _addmm_like_vjp(product, gbase):
     def vjp(ctx, g):
-        from ir.ops.elementwise import mul
         beta, alpha = ctx.attrs["beta"], ctx.attrs["alpha"]
         gg = g if alpha == 1 else mul(g, alpha)
         ga, gb = gbase(gg, ctx, 1)

@@ -29,6 +29,8 @@ from ir.ops._util import (
     reject_out,
     type_of,
 )
+from ir.ops.elementwise import mul
+from ir.ops.movement import expand, reshape
 from ir.samples import arr, bools, distinct, ints, noncontig
 from ir.types import TensorType, normalize_dim, normalize_dims
 
@@ -53,7 +55,6 @@ def reduced_shape(shape: tuple[int, ...], dims: tuple[int, ...], keepdim: bool):
 
 def unreduce(g, input_shape: tuple[int, ...], dims: tuple[int, ...], keepdim: bool):
     """Broadcast a reduction's gradient ``g`` back to ``input_shape``."""
-    from ir.ops.movement import expand, reshape
     if not keepdim and dims:
         g = reshape(g, reduced_shape(input_shape, dims, True))
     return expand(g, input_shape)
@@ -110,12 +111,11 @@ def sum_to_size(g, shape: tuple[int, ...]):
     if gshape == shape:
         return g
     lead = len(gshape) - len(shape)
-    dims = tuple(range(lead)) + tuple(
-        lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1)
-    if dims:
-        g = apply(SUM, g, dim=dims, keepdim=True, dtype=None)
+    kept = tuple(lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1)
+    if not kept:  # only leading dims to drop: one sum gives the shape
+        return apply(SUM, g, dim=tuple(range(lead)), keepdim=False, dtype=None)
+    g = apply(SUM, g, dim=tuple(range(lead)) + kept, keepdim=True, dtype=None)
     if type_of(g).shape != shape:
-        from ir.ops.movement import reshape
         g = reshape(g, shape)
     return g
 
@@ -136,7 +136,6 @@ def keepdim_shape(shape: tuple[int, ...], dims: tuple[int, ...]) -> tuple[int, .
 
 def _keep(g, input_shape, dims, keepdim):
     """``g`` (a reduction's output) reshaped so it has the input's rank (size 1 at ``dims``)."""
-    from ir.ops.movement import reshape
     if keepdim or not dims:
         return g
     return reshape(g, keepdim_shape(input_shape, dims))
@@ -190,7 +189,6 @@ def _count(shape, dims) -> int:
 
 
 def _mean_vjp(ctx, g):
-    from ir.ops.elementwise import mul
     shape = ctx.input_types[0].shape
     n = _count(shape, ctx.attrs["dim"])
     g = unreduce(g, shape, ctx.attrs["dim"], ctx.attrs["keepdim"])
@@ -236,7 +234,6 @@ def _prod_impl(a, dim, keepdim, dtype):
 def _prod_vjp(ctx, g):
     # d prod / d x_i = the product of the other elements, computed without dividing by x_i,
     # so inputs with zeros get PyTorch's gradient (of every order: see reduce_grad).
-    from ir.ops.elementwise import mul
     shape = ctx.input_types[0].shape
     dims, keepdim = ctx.attrs["dim"], ctx.attrs["keepdim"]
     return (mul(unreduce(g, shape, dims, keepdim), _prod_others(ctx.inputs[0], dims)),)
@@ -357,7 +354,6 @@ def _tie_weights(input, result, dim, keepdim):
 
 def _even_vjp(ctx, g):
     """Gradient of a value-selecting reduction, shared evenly among ties (amax, max())."""
-    from ir.ops.elementwise import mul
     x = ctx.inputs[0]
     shape = ctx.input_types[0].shape
     dims = ctx.attrs.get("dim", tuple(range(len(shape))))

@@ -86,8 +86,10 @@ def _unary_impl(name: str, np_fn, result: str):
             x = x.astype(dtypes.default_float_dtype().np_dtype)
         if result == "float" and x.dtype == np.float16:
             x = x.astype(np.float32)  # computed in float32, cast back by the caller
-        with np.errstate(all="ignore"):
-            return np.asarray(np_fn(x, **attrs))
+        # NumPy's floating-point warnings are silenced by the filter in ir/ops/__init__.py
+        # (a per-call np.errstate costs more than a small op)
+        out = np_fn(x, **attrs)
+        return out if type(out) is np.ndarray else np.asarray(out)
 
     impl.__name__ = f"{name}_impl"
     return impl
@@ -100,7 +102,8 @@ def _unary(name: str, np_fn, vjp, samples, result: str = "float", no_bool: bool 
         name=name, kind=OpKind.ELEMENTWISE,
         type_rule=_unary_rule(name, result, no_bool, no_int),
         impl=_unary_impl(name, np_fn, result), vjp=vjp, samples=samples,
-        differentiable=vjp is not None and result != "bool", doc=doc))
+        differentiable=vjp is not None and result != "bool", doc=doc,
+        fresh_result=isinstance(np_fn, np.ufunc)))
 
     def fn(input, *, out=None):
         reject_out(out)
