@@ -11,8 +11,9 @@ caching"). The layout::
 
 ``<root>`` is ``$COMPGRAD_CACHE_DIR`` when set, else
 ``$XDG_CACHE_HOME/compgrad/kernels`` (``~/.cache/compgrad/kernels``). The version
-tag names numba, llvmlite, numpy, compgrad (``importlib.metadata``, "dev" when
-not installed) and Python, so an upgrade starts an empty directory. The file
+tag names numba, llvmlite, numba-cuda (only when that package is installed, so
+that CPU-only tags do not depend on it), numpy, compgrad (``importlib.metadata``,
+"dev" when not installed) and Python, so an upgrade starts an empty directory. The file
 name hashes the source together with those versions and the source of
 :mod:`codegen.mathfns`: Numba's cache only checks the kernel file's own stamp,
 not the helpers it inlined, so a change there must change the name.
@@ -82,22 +83,30 @@ _NUMBA_SUFFIXES = (".nbi", ".nbc")
 
 # --- versions and directories ---------------------------------------------------------------
 
-def _compgrad_version() -> str:
+def _dist_version(name: str) -> str | None:
+    """The installed version of distribution ``name``, None when it is not installed."""
     try:
-        return importlib.metadata.version("compgrad")
+        return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        return "dev"
+        return None
 
 
 @functools.cache
 def _versions() -> dict[str, str]:
-    """The versions a compiled kernel depends on (cached: they cannot change in a process)."""
+    """The versions a compiled kernel depends on (cached: they cannot change in a process).
+
+    ``numba-cuda`` (the CUDA target, from the ``cuda`` extra) is named only when it is
+    installed, so a machine without it keeps the tag it had before the CUDA backend."""
     import llvmlite
     import numba
     import numpy
-    return {"numba": numba.__version__, "llvmlite": llvmlite.__version__,
-            "numpy": numpy.__version__, "compgrad": _compgrad_version(),
-            "python": f"{sys.version_info[0]}.{sys.version_info[1]}"}
+    versions = {"numba": numba.__version__, "llvmlite": llvmlite.__version__}
+    numba_cuda = _dist_version("numba-cuda")
+    if numba_cuda is not None:
+        versions["numba-cuda"] = numba_cuda
+    versions.update(numpy=numpy.__version__, compgrad=_dist_version("compgrad") or "dev",
+                    python=f"{sys.version_info[0]}.{sys.version_info[1]}")
+    return versions
 
 
 def version_tag(versions: dict[str, str] | None = None) -> str:

@@ -10,14 +10,16 @@ device = Device
 
 
 def check_device(dev) -> Device:
-    """Normalise ``dev``; a CUDA device on a machine without one raises RuntimeError."""
+    """Normalise ``dev``; a CUDA device on a machine without one raises
+    ``compgrad.cuda.CudaUnavailableError`` (a RuntimeError and an AssertionError)."""
     d = Device(dev) if not isinstance(dev, Device) else dev
     if d.type == "cuda":
         from compgrad import cuda
         if not cuda.is_available():
-            raise RuntimeError("Found no NVIDIA driver on your system. compgrad cannot use "
-                               f"device '{d}' on this machine (compgrad.cuda.is_available() "
-                               "is False).")
+            # an AssertionError too, as PyTorch's CPU build raises ("not compiled with CUDA")
+            raise cuda.CudaUnavailableError(
+                "Found no NVIDIA driver on your system. compgrad cannot use device "
+                f"'{d}' on this machine (compgrad.cuda.is_available() is False).")
         if d.index is not None and d.index >= cuda.device_count():
             raise RuntimeError(f"CUDA error: invalid device ordinal {d.index}")
     return d

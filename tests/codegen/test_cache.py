@@ -95,6 +95,35 @@ def test_stale_version_tag_uses_another_directory_and_name(monkeypatch, tmp_path
     assert KernelCache(default_cache_dir()).module_name(source) != now_name
 
 
+@pytest.fixture
+def fresh_versions():
+    """``_versions`` read afresh during the test, and again after it."""
+    cache_mod._versions.cache_clear()
+    yield
+    cache_mod._versions.cache_clear()
+
+
+@pytest.mark.parametrize("numba_cuda", ["0.30.4", None])
+def test_version_tag_names_numba_cuda_only_when_installed(monkeypatch, fresh_versions,
+                                                           numba_cuda):
+    real = cache_mod.importlib.metadata.version
+
+    def version(name):
+        if name != "numba-cuda":
+            return real(name)
+        if numba_cuda is None:
+            raise cache_mod.importlib.metadata.PackageNotFoundError(name)
+        return numba_cuda
+
+    monkeypatch.setattr(cache_mod.importlib.metadata, "version", version)
+    tag = cache_mod.version_tag()
+    assert tag.startswith("numba-") and "_numpy-" in tag
+    if numba_cuda is None:
+        assert "numba-cuda" not in tag
+    else:
+        assert "_numba-cuda-0.30.4_" in tag
+
+
 def test_name_hashes_the_source():
     cache = KernelCache(Path("unused"))
     a, b = cache.module_name("x = 1\n"), cache.module_name("x = 2\n")
