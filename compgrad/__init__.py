@@ -9,6 +9,7 @@ import builtins as _builtins
 
 from compgrad import _eager as _eager_module
 from compgrad import _methods, cuda
+from compgrad import allocator as _allocator
 from compgrad._eager import EAGER as _EAGER
 from compgrad.creation import as_tensor, asarray, from_numpy, is_tensor, numel, tensor
 from compgrad.device import device
@@ -34,6 +35,7 @@ from ir.dtypes import (
 )
 from ir.dtypes import promote_types as _promote_types
 
+_allocator.tune_malloc()
 _dispatch.set_base_interpreter(_EAGER)
 _eager_module.bind_tensor_class(Tensor)
 _methods.bind_methods(Tensor)

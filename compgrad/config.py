@@ -7,6 +7,9 @@ users can set them at any time).
 - ``COMPGRAD_RECOMPILE_LIMIT=n``: programs one compiled function may compile
   before it runs eagerly with a warning (default 8).
 - ``COMPGRAD_CACHE_DIR=dir``: the kernel cache directory (codegen).
+- ``COMPGRAD_TUNE_MALLOC=0``: leave glibc's malloc thresholds alone (by default
+  ``import compgrad`` raises them so freed arrays are reused; see
+  ``compgrad.allocator``).
 - ``COMPGRAD_VERIFY_ROUNDTRIP=1``: ``ir.verify`` also checks that the printed IR
   parses back to the same text (the test-suite sets it; read by ``ir.verify``,
   which cannot import this module).
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["disabled", "dump_dir", "recompile_limit"]
+__all__ = ["disabled", "dump_dir", "recompile_limit", "tune_malloc"]
 
 
 def disabled() -> bool:
@@ -32,3 +35,10 @@ def dump_dir() -> str | None:
 def recompile_limit() -> int:
     """``COMPGRAD_RECOMPILE_LIMIT`` (default 8)."""
     return int(os.environ.get("COMPGRAD_RECOMPILE_LIMIT", "8"))
+
+
+def tune_malloc() -> bool:
+    """Whether ``import compgrad`` may raise glibc's malloc thresholds
+    (``COMPGRAD_TUNE_MALLOC``, default on)."""
+    return os.environ.get("COMPGRAD_TUNE_MALLOC", "1").strip().lower() not in (
+        "0", "false", "no", "off")

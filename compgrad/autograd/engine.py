@@ -9,6 +9,7 @@ failing backward leaves every ``.grad`` as it was.
 from __future__ import annotations
 
 import heapq
+import sys
 import traceback
 import warnings
 from collections.abc import Sequence
@@ -97,12 +98,32 @@ def _accumulate(buffer: list, index: int, g):
     buffer[index] = g if prev is None else ops.add(prev, g)
 
 
-def _fresh(g: Tensor) -> Tensor:
-    """A gradient safe to store as ``.grad``: own, contiguous, writable storage."""
+def _fresh(g: Tensor, may_steal: bool = False) -> Tensor:
+    """A gradient safe to store as ``.grad``: own, contiguous, writable storage.
+
+    ``may_steal``: no hook or retained grad saw this backward's gradients, so a
+    view whose base nothing else references may keep its memory."""
     arr = g._data
-    if g._base is not None or not arr.flags.c_contiguous or not arr.flags.writeable:
+    if not arr.flags.c_contiguous or not arr.flags.writeable:
         return Tensor._from_array(np.array(arr, order="C"), g.device)
+    if g._base is not None:
+        if may_steal and _only_view_of_its_base(g):
+            # the base is a temporary of this backward that nothing else can reach: the
+            # view's memory becomes the gradient's own (as PyTorch's AccumulateGrad
+            # steals a gradient nobody else holds)
+            return Tensor._from_array(arr, g.device)
+        return Tensor._from_array(arr.copy(), g.device)
     return g
+
+
+def _only_view_of_its_base(g: Tensor) -> bool:
+    """Whether ``g``'s base tensor and its array are referenced by nothing but ``g``."""
+    base = g._base
+    data = base._data
+    # base: g._base, the local, getrefcount's argument; data: base._data, the local,
+    # g._data.base, getrefcount's argument
+    return (g._data.base is data and sys.getrefcount(base) <= 3
+            and sys.getrefcount(data) <= 4)
 
 
 def _materialize(node: Node, grads: list) -> list:
@@ -215,6 +236,7 @@ def _execute(tensors, root_grads, retain_graph, create_graph, inputs, allow_unus
     captured: list = [None] * (len(inputs) if inputs is not None else 0)
     to_store: list = []      # (tensor, grad, is_leaf) applied once everything succeeded
     ran: list = []
+    observed = False         # a hook or retained grad saw gradients: none may be stolen
 
     while ready:
         _, _, node = heapq.heappop(ready)
@@ -223,7 +245,9 @@ def _execute(tensors, root_grads, retain_graph, create_graph, inputs, allow_unus
             var = node.variable
             g = grads[0]
             if g is not None:
-                g = _run_tensor_hooks(var._hooks, g)
+                if var._hooks:
+                    observed = True
+                    g = _run_tensor_hooks(var._hooks, g)
                 for i in capture.get((node, 0), ()):
                     captured[i] = g
                 if accumulate and (inputs is None or (node, 0) in capture):
@@ -231,8 +255,10 @@ def _execute(tensors, root_grads, retain_graph, create_graph, inputs, allow_unus
             continue
         # tensor hooks, retained grads and captured inputs (each rare) read the gradients
         # arriving at the node's outputs
-        for nr in (range(len(grads)) if node._tensor_pre_hooks or node._retained or capture
-                   else ()):
+        seen = bool(node._tensor_pre_hooks or node._retained or capture or node._pre_hooks
+                    or node._post_hooks)
+        observed = observed or seen
+        for nr in (range(len(grads)) if seen else ()):
             if grads[nr] is not None:
                 grads[nr] = _run_tensor_hooks(node._tensor_pre_hooks.get(nr), grads[nr])
                 ref = node._retained.get(nr)
@@ -259,8 +285,8 @@ def _execute(tensors, root_grads, retain_graph, create_graph, inputs, allow_unus
     if not retain_graph:
         for node in ran:
             node.release()
-    for var, g, _is_leaf in to_store:
-        _store_grad(var, g, create_graph)
+    for var, g, is_leaf in to_store:
+        _store_grad(var, g, create_graph, may_steal=is_leaf and not observed)
     for var, _, is_leaf in to_store:
         if is_leaf and var._post_acc_hooks:
             for hook in list(var._post_acc_hooks.values()):
@@ -285,9 +311,9 @@ def _num_outputs(node) -> int:
     return 1 if isinstance(node, AccumulateGrad) else len(node.output_types)
 
 
-def _store_grad(var: Tensor, g: Tensor, create_graph: bool) -> None:
+def _store_grad(var: Tensor, g: Tensor, create_graph: bool, may_steal: bool = False) -> None:
     if not create_graph:
-        g = _fresh(g.detach() if g.grad_fn is not None else g)
+        g = _fresh(g.detach() if g.grad_fn is not None else g, may_steal)
     if var._grad is None:
         var._grad = g
     elif create_graph or var._grad.requires_grad:

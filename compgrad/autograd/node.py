@@ -150,6 +150,17 @@ class _LazyValues(Sequence):
             self._cache[i] = self._saved[i].unpack(self._node)
         return self._cache[i]
 
+    def stored_array(self, i: int):
+        """The NumPy array saved value ``i`` is stored in, without unpacking it (no
+        version check): for rules that choose a memory layout, as PyTorch's read the
+        saved strides. None where it was freed or is not a tensor."""
+        value = self._saved[i].value
+        if isinstance(value, _Tensor):
+            return value._data
+        if isinstance(value, tuple):   # a saved output: (data, device, base)
+            return value[0]
+        return None
+
 
 class Node(_NodeHooks):
     """A recorded op (``grad_fn``): what backward runs to reach the op's inputs."""

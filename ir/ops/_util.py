@@ -120,6 +120,14 @@ def _common_array_dtype(args, scalars_ok: bool) -> np.dtype | None:
     return dt
 
 
+def ufunc_into(np_fn: np.ufunc, out: np.ndarray, *operands) -> None:
+    """``np_fn(*operands)`` written into ``out`` (an in-place op's own storage).
+
+    Called from here so NumPy's floating-point warnings fall under ``ir.ops``' warning
+    filter, as the out-of-place op's do."""
+    np_fn(*operands, out=out)
+
+
 def promoted_np_dtype(*args) -> np.dtype:
     """The NumPy dtype PyTorch computes ``args`` in (ndarrays and Python scalars)."""
     key = tuple(map(_promotion_key, args))

@@ -181,10 +181,34 @@ def _matmul_vjp(ctx, g):
     if need[1]:
         a = ctx.inputs[0]
         A = a if ta.ndim >= 2 else reshape(a, (1, ta.shape[0]))
-        gb = matmul(matrix_transpose(A), G)
+        if ta.ndim == 2 and tb.ndim == 2:
+            gb = _right_factor_grad(matmul, A, G, ctx.inputs, 1)
+        else:
+            gb = matmul(matrix_transpose(A), G)
         if tb.ndim == 1:
             gb = reshape(gb, type_of(gb).shape[:-1])
     return ga, gb
+
+
+def _right_factor_grad(product, a, g, inputs, j: int):
+    """The gradient of ``b = inputs[j]`` in the matrix product ``a @ b``: ``a^T g``.
+
+    When ``b`` is a transposed view (Linear's ``weight.t()``) it is computed as
+    ``(g^T a)^T``, which has ``b``'s layout, so the weight's own gradient comes out
+    row-major and is stored as ``.grad`` without a copy (PyTorch's
+    ``mm_mat2_backward`` makes the same choice)."""
+    if _stored_transposed(inputs, j):
+        return matrix_transpose(product(matrix_transpose(g), a))
+    return product(matrix_transpose(a), g)
+
+
+def _stored_transposed(inputs, i: int) -> bool:
+    """Whether saved input ``i`` is a column-major matrix in memory (eager autograd
+    knows; a symbolic graph has no layout, and says no)."""
+    stored_array = getattr(inputs, "stored_array", None)
+    arr = stored_array(i) if stored_array is not None else None
+    return (isinstance(arr, np.ndarray) and arr.ndim == 2 and arr.flags.f_contiguous
+            and not arr.flags.c_contiguous)
 
 
 def _matmul_samples():
@@ -528,7 +552,8 @@ def _addmm_like_vjp(product, gbase):
 def _mm_grads(g, ctx, i):
     need = ctx.needs_input_grad
     return (mm(g, matrix_transpose(ctx.inputs[i + 1])) if need[i] else None,
-            mm(matrix_transpose(ctx.inputs[i]), g) if need[i + 1] else None)
+            _right_factor_grad(mm, ctx.inputs[i], g, ctx.inputs, i + 1) if need[i + 1]
+            else None)
 
 
 def _mv_grads(g, ctx, i):
