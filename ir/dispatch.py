@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ir.dtypes import from_numpy_dtype
+from ir.fperr import quiet_call
 from ir.opdef import OpDef, infer_type
 from ir.types import CPU, TensorType, scalar_type
 
@@ -68,7 +69,7 @@ class ReferenceInterpreter(Interpreter):
     def apply(self, op: OpDef, args: tuple, attrs: dict):
         args = tuple(_unwrap_scalar(a) for a in args)
         out_type = infer_type(op, tuple(self.type_of(a) for a in args), attrs)
-        result = op.impl(*args, **attrs)
+        result = quiet_call(op.impl, *args, **attrs)
         if isinstance(out_type, tuple):
             return tuple(_conform(r, t) for r, t in zip(result, out_type))
         return _conform(result, out_type)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ir.dispatch import _conform
+from ir.fperr import quiet_call
 from ir.graph import Graph, Mutation, Node, Role, Value
 
 __all__ = ["interpret", "run_node", "run_in_env", "Result", "describe_node"]
@@ -39,7 +40,7 @@ def describe_node(node: Node) -> str:
 def run_node(node: Node, args: Sequence) -> tuple:
     """``node``'s outputs from its op's reference implementation on ``args`` (arrays and
     scalars), cast and shape-checked against the node's output types."""
-    result = node.op.impl(*args, **node.attrs)
+    result = quiet_call(node.op.impl, *args, **node.attrs)
     if len(node.outputs) == 1 and not isinstance(result, tuple):
         result = (result,)
     return tuple(_conform(r, out.type) for out, r in zip(node.outputs, result))

@@ -13,6 +13,7 @@ import numpy as np
 from ir import dtypes
 from ir.dispatch import apply, is_scalar, type_of
 from ir.dtypes import CATEGORY_FLOAT, DType, result_type
+from ir.fperr import quiet_call
 from ir.opdef import OpDef, OpKind, register
 from ir.types import CPU, Device, TensorType, broadcast_shapes, scalar_type
 
@@ -123,9 +124,8 @@ def _common_array_dtype(args, scalars_ok: bool) -> np.dtype | None:
 def ufunc_into(np_fn: np.ufunc, out: np.ndarray, *operands) -> None:
     """``np_fn(*operands)`` written into ``out`` (an in-place op's own storage).
 
-    Called from here so NumPy's floating-point warnings fall under ``ir.ops``' warning
-    filter, as the out-of-place op's do."""
-    np_fn(*operands, out=out)
+    NumPy's floating-point errors are ignored, as for the out-of-place op."""
+    quiet_call(np_fn, *operands, out=out)
 
 
 def promoted_np_dtype(*args) -> np.dtype:

@@ -70,7 +70,9 @@ def _sum_rule(types, dim, keepdim, dtype):
 def _sum_impl(a, dim, keepdim, dtype):
     if dtype is None and a.dtype.kind in "biu":
         dtype = dtypes.int64
-    return np.sum(a, axis=dim, keepdims=keepdim, dtype=None if dtype is None else dtype.np_dtype)
+    # np.add.reduce is what np.sum runs for an ndarray, without its Python wrapper
+    return np.add.reduce(a, axis=dim, keepdims=keepdim,
+                         dtype=None if dtype is None else dtype.np_dtype)
 
 
 def _sum_vjp(ctx, g):

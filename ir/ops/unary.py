@@ -86,9 +86,7 @@ def _unary_impl(name: str, np_fn, result: str):
             x = x.astype(dtypes.default_float_dtype().np_dtype)
         if result == "float" and x.dtype == np.float16:
             x = x.astype(np.float32)  # computed in float32, cast back by the caller
-        # NumPy's floating-point warnings are silenced by the filter in ir/ops/__init__.py
-        # (a per-call np.errstate costs more than a small op)
-        out = np_fn(x, **attrs)
+        out = np_fn(x, **attrs)  # run under ir.fperr.quiet_call by every interpreter
         return out if type(out) is np.ndarray else np.asarray(out)
 
     impl.__name__ = f"{name}_impl"
