@@ -2,10 +2,11 @@
 as one kernel and give the interpreter's values (float32 and float64, one row, one
 column, odd sizes, several trailing dims, non-contiguous inputs, NaN, column sums as
 per-chunk partials, amax/amin on special values), reductions of input rows read them in
-place, a transcendental two passes need is computed once, outputs come from the buffer
-pool, the W4 programs take a small stated number of kernels (and nll's target check
-survives an unused loss), a group without scalar expressions falls back, and
-compgrad.compile agrees with eager on log_softmax + nll_loss and LayerNorm."""
+place, a transcendental two passes need is computed once, passes share their row
+buffers, outputs come from the buffer pool, the W4 programs take a small stated number of
+kernels (and nll's target check survives an unused loss), nll's one-hot sums are taken
+at the target column (bit for bit, any target), a group without scalar expressions falls
+back, and compgrad.compile agrees with eager on log_softmax + nll_loss and LayerNorm."""
 
 from __future__ import annotations
 
@@ -221,6 +222,105 @@ def test_w4_log_softmax_nll_is_one_row_kernel_and_two_small_ones():
         np.testing.assert_allclose(b, a, rtol=3e-6, atol=1e-8)
 
 
+def test_w4_lsm_one_hot_sums_are_taken_at_the_target_column():
+    # the picked log-probability and the gradient's sum(one-hot * g) are computed once per
+    # row at c = target (no row buffer, no row sum); the classes (arange) are the column
+    # index itself: not passed, compared as int32 with the row's target
+    program = CompiledProgram(parse(W4_LSM))
+    (big,) = [s for s in _rows_steps(program) if s.source.layout.cols == 100]
+    src = big.source.source
+    assert not re.search(r"buf\d", src) and src.count("chunk_sum(") == 1   # sum(exp) only
+    assert src.count("if h") == 2 and "(np.int32(c) == h" in src
+    assert all(p.value.type.dtype.name != "int64" or p.access == "row"
+               for p in big.source.params)   # no i64[100] classes among the inputs
+
+
+def test_w4_lsm_kernel_compares_on_int32_lanes():
+    # the LLVM IR (compiled here, no disk cache): the output loop's one-hot compare is a
+    # vector of int32 (int64 lanes would halve the float32 vectors around it)
+    program = CompiledProgram(parse(W4_LSM))
+    (big,) = [s for s in _rows_steps(program) if s.source.layout.cols == 100]
+    scope: dict = {}
+    exec(compile(big.source.source.replace("cache=True", "cache=False"), "<lsm-kernel>",
+                 "exec"), scope)
+    big.kernel = scope[big.source.name]
+    program.run(list(_w4_lsm_inputs()))
+    llvm = big.kernel.inspect_llvm(big.kernel.signatures[0])
+    assert re.search(r"icmp eq <\d+ x i32>", llvm), "the one-hot compare is not vectorised"
+    assert not re.search(r"icmp \w+ <\d+ x i64>", llvm)
+    assert re.search(r"store <\d+ x float>", llvm)
+
+
+def _one_hot(dt: str) -> str:
+    """Row sums of where(eq(classes, t), x, 0), a ne compare, an unrelated row sum."""
+    return f"""graph f(%x: {dt}[6,9], %t: i64[6,1], %u: {dt}[6,1]) {{
+  %0 = arange()[start=0, end=9, step=1, dtype=int64, device=device("cpu")] : i64[9]
+  %1 = eq(%0, %t) : bool[6,9]
+  %2 = where(%1, %x, 0.0) : {dt}[6,9]
+  %3 = sum(%2)[dim=(1,), keepdim=True, dtype=None] : {dt}[6,1]
+  %4 = sub(%x, %3) : {dt}[6,9]
+  %5 = ne(%t, %0) : bool[6,9]
+  %6 = where(%5, %4, 1.5) : {dt}[6,9]
+  %7 = reshape(%u)[shape=(6, 1)] : {dt}[6,1]
+  %8 = where(%1, %7, 0.0) : {dt}[6,9]
+  %9 = mean(%8)[dim=(1,), keepdim=True, dtype=None] : {dt}[6,1]
+  %10 = mul(%6, %9) : {dt}[6,9]
+  %11 = amax(%2)[dim=(1,), keepdim=True] : {dt}[6,1]
+  return %10, %3, %9, %11
+}}"""
+
+
+@pytest.mark.parametrize("dt", ["f32", "f64"])
+def test_one_hot_row_sums_match_the_reference_bit_for_bit(dt):
+    # targets in range, at both ends, negative and past the end (no column: the sum is 0);
+    # NaN off the target column does not reach the sum, -0.0 on it sums to +0.0 as the
+    # reference's does, inf on it is the sum; amax of the same where is a row loop
+    np_dt = dt.replace("f", "float")
+    x = np.random.default_rng(7).standard_normal((6, 9)).astype(np_dt)
+    t = np.array([[0], [8], [-1], [9], [100], [3]])
+    x[0, 4] = np.nan
+    x[1, 8] = -0.0
+    x[5, 3] = np.inf
+    u = np.linspace(-1, 1, 6).astype(np_dt).reshape(6, 1)
+    graph = parse(_one_hot(dt))
+    program = CompiledProgram(graph)
+    (step,) = _rows_steps(program)
+    src = step.source.source
+    assert "(np.int32(c) == h" in src and "(np.int32(c) != h" in src
+    assert src.count("if h") == 2 and src.count("row_amax") >= 1
+    assert [p.value.type.dtype.name for p in step.source.params].count("int64") == 1
+    with np.errstate(invalid="ignore"):   # inf - inf in the reference
+        want = interpret(graph, [x, t, u]).outputs
+    got, _ = program.run([x, t, u])
+    for a, b in zip(want, got):
+        assert b.dtype == a.dtype and b.shape == a.shape
+        np.testing.assert_array_equal(b, a)
+    for a, b in zip(want[1:3], got[1:3]):   # the one-term sums (amax orders -0.0 < +0.0)
+        np.testing.assert_array_equal(np.signbit(b), np.signbit(a))
+
+
+def test_compares_that_are_not_a_column_index_stay_as_they_are():
+    # classes starting at 1, or compared with a float row value: the generic compare
+    text = _one_hot("f32").replace("start=0", "start=1").replace("end=9", "end=10")
+    x = np.random.default_rng(8).standard_normal((6, 9)).astype(np.float32)
+    t = np.array([[1], [9], [0], [10], [5], [3]])
+    u = np.ones((6, 1), np.float32)
+    graph = parse(text)
+    program = CompiledProgram(graph)
+    src = _rows_steps(program)[0].source.source
+    assert "np.int32(c)" not in src and "if h" not in src
+    for a, b in zip(interpret(graph, [x, t, u]).outputs, program.run([x, t, u])[0]):
+        np.testing.assert_array_equal(b, a)
+    text = _one_hot("f32").replace("%t: i64[6,1]", "%t: f32[6,1]")
+    graph = parse(text)
+    program = CompiledProgram(graph)
+    src = _rows_steps(program)[0].source.source
+    assert "np.int32(c)" not in src and "if h" not in src
+    tf = t.astype(np.float32) - 1
+    for a, b in zip(interpret(graph, [x, tf, u]).outputs, program.run([x, tf, u])[0]):
+        np.testing.assert_array_equal(b, a)
+
+
 def test_w4_lsm_raises_for_a_bad_target_even_when_the_loss_is_unused():
     # the forward's check lives in nll_target, an indexing node: DCE keeps it
     graph = parse(W4_LSM.replace("return %1, %19", "return %19"))
@@ -246,6 +346,15 @@ def test_w4_layer_norm_is_one_kernel():
     step = _rows_steps(program)[0]
     assert step.source.source.count("for c in range(n_cols):") == 4 + 2 * 2
     assert [lv for _, lv in step.source.outputs] == ["full", "full", "column", "column"]
+
+
+def test_passes_share_their_row_buffers():
+    # LayerNorm's three row sums of computed values (g * w, (x - mu)^2, g * w * xhat), one
+    # per pass, are each reduced right after their pass: one row buffer serves them all
+    program = _check(_layer_norm("f32", (64, 128)))
+    src = _rows_steps(program)[0].source.source
+    assert src.count("= np.empty(n_cols, dtype=np.float32)") == 1
+    assert len(re.findall(r"buf0\[c\] = ", src)) == 3
 
 
 def _column_sums(dt: str, shape: tuple, keepdim: bool, op: str = "sum") -> str:
