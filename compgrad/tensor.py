@@ -19,7 +19,7 @@ from ir.dispatch import current_interpreter
 from ir.dtypes import DType, can_cast
 from ir.types import CPU, Device, TensorType, broadcast_shapes, shape_str
 
-__all__ = ["Tensor", "INPLACE_HOOKS"]
+__all__ = ["Tensor", "INPLACE_HOOKS", "VIEW_HOOKS"]
 
 
 def _active_trace():
@@ -30,12 +30,32 @@ def _active_trace():
 # as hook(tensor, value) before the write (it may refuse it) and may return a callable
 # to run once the write is done.
 INPLACE_HOOKS: list = []
+# Checks of a view whose base was written since the view was made (its requires_grad
+# follows the base's): hook(view) -> bool, installed by compgrad.autograd (eager views)
+# and compgrad.compile (recorded views).
+VIEW_HOOKS: list = []
 
 OVERLAP_MESSAGE = ("unsupported operation: more than one element of the written-to tensor refers "
                    "to a single memory location. Please clone() the tensor before performing the "
                    "operation.")
 
 _NP_TO_DTYPE = {d.np_dtype: d for d in dtypes.ALL_DTYPES}
+
+
+def _writeable_alias(view: Tensor) -> np.ndarray | None:
+    """A writeable array over the same memory as ``view``'s read-only data (NumPy marks
+    every broadcast view read-only, even one that repeats no element), or None where
+    elements repeat or the base is not one writeable C-contiguous block."""
+    arr, root = view._data, view._base._data if view._base is not None else None
+    if root is None or not root.flags.writeable or not root.flags.c_contiguous \
+            or any(st == 0 and n > 1 for st, n in zip(arr.strides, arr.shape)):
+        return None
+    offset = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    item = arr.itemsize
+    if arr.size == 0 or offset % item or any(st % item for st in arr.strides):
+        return None
+    start = root.reshape(-1)[offset // item:]
+    return np.lib.stride_tricks.as_strided(start, arr.shape, arr.strides, writeable=True)
 
 
 _INTERNED_TYPES: dict[tuple, TensorType] = {}
@@ -238,6 +258,12 @@ class Tensor:
 
     @property
     def requires_grad(self) -> bool:
+        if not self._requires_grad and (self._view_version is not None
+                                        or self._lazy is not None):
+            # a view whose base may have gained a history in place since it was made
+            for hook in VIEW_HOOKS:
+                if hook(self):
+                    return True
         return self._requires_grad
 
     @requires_grad.setter
@@ -591,12 +617,15 @@ class Tensor:
 
     # --- in-place writes -----------------------------------------------------------------
 
-    def _write(self, value: Tensor) -> Tensor:
+    def _write(self, value: Tensor, own_result: bool = True) -> Tensor:
         """Write ``value`` into this tensor's storage, after every check passed.
 
         The single place where eager tensors change: checks the shape and dtype
         rules of PyTorch's in-place ops, autograd's in-place rules, then copies
-        and bumps the version counter shared with views.
+        and bumps the version counter shared with views. ``own_result``: ``value``
+        is the in-place op's own result (``y.pow_(2)``), whose node may keep the
+        original of this tensor; False for ``copy_(src)``, where a node that saved
+        this tensor is not the write's and must see the change, as in PyTorch.
         """
         vt, st = value._type, self._type
         if vt.shape != st.shape:
@@ -612,12 +641,17 @@ class Tensor:
                                f"output type {st.dtype.torch_name}")
         trace = _active_trace()
         if trace is not None:
-            return trace.write(self, value)
-        if not self._data.flags.writeable and self._data.size > 1:
-            raise RuntimeError(OVERLAP_MESSAGE)
-        after = [hook(self, value) for hook in INPLACE_HOOKS]
+            return trace.write(self, value, own_result)
+        alias = None
         if not self._data.flags.writeable:
-            self._data = self._data.copy()
+            alias = _writeable_alias(self)
+            if alias is None and self._data.size > 1:
+                raise RuntimeError(OVERLAP_MESSAGE)
+        after = [hook(self, value, own_result) for hook in INPLACE_HOOKS]
+        if not self._data.flags.writeable:
+            # a read-only view that repeats no element (an expand adding size-1 dims)
+            # writes through to its base, as in PyTorch
+            self._data = alias if alias is not None else self._data.copy()
         np.copyto(self._data, value._data, casting="unsafe")
         self._version[0] += 1
         for finish in after:
@@ -633,13 +667,13 @@ class Tensor:
             src = ops.to_dtype(src, self.dtype)
         if src.shape != self.shape:
             src = ops.expand(src, self.shape)
-        return self._write_unchecked_cast(src)
+        return self._write_unchecked_cast(src, own_result=False)
 
-    def _write_unchecked_cast(self, value: Tensor) -> Tensor:
+    def _write_unchecked_cast(self, value: Tensor, own_result: bool = True) -> Tensor:
         # copy_ and fill_ cast any dtype into any other, as PyTorch's copy does
         if value.dtype is not self.dtype:
             value = ops.to_dtype(value, self.dtype)
-        return self._write(value)
+        return self._write(value, own_result)
 
     def fill_(self, value) -> Tensor:
         if isinstance(value, Tensor):

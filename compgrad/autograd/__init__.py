@@ -23,6 +23,7 @@ from compgrad.autograd.grad_mode import (
 from compgrad.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from compgrad.autograd.node import AccumulateGrad, Node
 from compgrad.tensor import INPLACE_HOOKS as _INPLACE_HOOKS
+from compgrad.tensor import VIEW_HOOKS as _VIEW_HOOKS
 
 __all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled", "inference_mode",
            "is_grad_enabled", "is_inference_mode_enabled", "set_detect_anomaly",
@@ -33,5 +34,7 @@ if _record.record not in _eager.RECORD_HOOKS:
     _eager.RECORD_HOOKS.append(_record.record)
 if _record.check_inplace not in _INPLACE_HOOKS:
     _INPLACE_HOOKS.append(_record.check_inplace)
+if _record.stale_view_requires_grad not in _VIEW_HOOKS:
+    _VIEW_HOOKS.append(_record.stale_view_requires_grad)
 
 from compgrad.autograd import functional  # noqa: E402

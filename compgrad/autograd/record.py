@@ -17,7 +17,8 @@ from compgrad.tensor import Tensor
 from ir import ops
 from ir.opdef import OpDef
 
-__all__ = ["record", "check_inplace", "edge_of", "accumulator_of", "attach_outputs"]
+__all__ = ["record", "check_inplace", "edge_of", "accumulator_of", "attach_outputs",
+           "stale_view_requires_grad"]
 
 
 def accumulator_of(t: Tensor) -> AccumulateGrad:
@@ -35,7 +36,7 @@ _NO_EDGE = (None, 0)
 
 def edge_of(x) -> tuple:
     """Where the gradient of ``x`` goes: (node, output number) or (None, 0)."""
-    if not isinstance(x, Tensor) or not x._requires_grad:
+    if not isinstance(x, Tensor) or not (x._requires_grad or stale_view_requires_grad(x)):
         return _NO_EDGE
     if x._view_version is not None and x._view_version != x._version[0]:
         views.refresh_view(x)  # the base was written since this view was made
@@ -55,6 +56,25 @@ def attach_outputs(node, outputs) -> None:
                 o._view_version = o._version[0]  # a differentiable view of its base
 
 
+def stale_view_requires_grad(view: Tensor) -> bool:
+    """Whether ``view`` (not requiring grad) must now: its base gained a history
+    through an in-place write since the view was made (``e.add_(x)`` with ``x``
+    requiring grad), so the view reads a differentiable value, as in PyTorch. The
+    view then takes a ``grad_fn`` from its base's (refreshed under grad mode)."""
+    version = view._view_version
+    base = view._base
+    if version is None or version == view._version[0] or base is None \
+            or not base._requires_grad or view._detached:
+        return False
+    enabled = _STATE.enabled
+    _STATE.enabled = True
+    try:
+        views.refresh_view(view)
+    finally:
+        _STATE.enabled = enabled
+    return view._requires_grad
+
+
 def record(op: OpDef, args: tuple, attrs: dict, outputs, types: tuple) -> None:
     """Add a node for ``op`` when grad mode is on and an input requires grad.
 
@@ -62,9 +82,16 @@ def record(op: OpDef, args: tuple, attrs: dict, outputs, types: tuple) -> None:
     if not _STATE.enabled or not op.differentiable:
         return
     for a in args:
-        if isinstance(a, Tensor) and a._requires_grad:
+        if isinstance(a, Tensor) and (a._requires_grad or (
+                a._view_version is not None and stale_view_requires_grad(a))):
             break
     else:
+        if op.is_view:
+            # a view made in grad mode of a base that does not require grad (yet): if a
+            # later in-place write gives the base a history, the view follows it
+            for o in (outputs if isinstance(outputs, tuple) else (outputs,)):
+                if o._base is not None:
+                    o._view_version = o._version[0]
         return
     outs = outputs if isinstance(outputs, tuple) else (outputs,)
     for o in outs:
@@ -93,12 +120,13 @@ def _keep_original(node, target: Tensor) -> None:
             saved.version = original._version[0]
 
 
-def check_inplace(target: Tensor, value: Tensor):
+def check_inplace(target: Tensor, value: Tensor, own_result: bool = True):
     """Autograd's rules for writing ``value`` into ``target`` in place.
 
     Called after every shape/dtype check passed and right before the write, so a
     refused write changes nothing. Returns what to do once the write is done
-    (rebasing a view's base), or None.
+    (rebasing a view's base), or None. ``own_result``: ``value`` is the in-place
+    op's own result, whose node keeps ``target``'s original (see ``Tensor._write``).
     """
     if not _STATE.enabled:
         return None
@@ -113,11 +141,12 @@ def check_inplace(target: Tensor, value: Tensor):
                                "an in-place operation.")
         if views.view_positions(target) is None:
             raise RuntimeError(views.UNSUPPORTED)
-        if value.grad_fn is not None:
+        if value.grad_fn is not None and own_result:
             _keep_original(value.grad_fn, target)
         return functools.partial(views.rebase_view, target, value)
     if value.requires_grad and value.grad_fn is not None:
-        _keep_original(value.grad_fn, target)
+        if own_result:
+            _keep_original(value.grad_fn, target)
         target._requires_grad = True
         target.grad_fn = value.grad_fn
         target._output_nr = value._output_nr

@@ -17,7 +17,7 @@ import numpy as np
 
 from compgrad._eager import EagerInterpreter, argument_error
 from compgrad.autograd.grad_mode import _STATE
-from compgrad.tensor import Tensor
+from compgrad.tensor import VIEW_HOOKS, Tensor
 from ir.dispatch import Interpreter, is_scalar
 from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Node, Value, input_type
@@ -215,3 +215,24 @@ class LazyInterpreter(Interpreter):
                      for v in node.outputs)
         # multi-output ops give a plain tuple, as the eager interpreter does
         return outs if isinstance(out_type, tuple) else outs[0]
+
+
+def stale_lazy_view_requires_grad(t: Tensor) -> bool:
+    """``requires_grad`` of a recorded view whose root was written since its value was
+    recorded: the view is read again from the root (under grad mode, so a root that
+    gained a history passes it on, as eagerly and in PyTorch)."""
+    ref = t._lazy
+    if type(ref) is LazyRef and ref.root is not None and ref.root._requires_grad \
+            and ref.gen != ref.trace.gen.get(id(ref.root), 0):
+        enabled = _STATE.enabled
+        _STATE.enabled = True
+        try:
+            ref.trace.value_of(t)
+        finally:
+            _STATE.enabled = enabled
+    return t._requires_grad
+
+
+if stale_lazy_view_requires_grad not in VIEW_HOOKS:
+    VIEW_HOOKS.append(stale_lazy_view_requires_grad)
+

@@ -305,10 +305,11 @@ class Trace:
 
     # --- in-place writes ------------------------------------------------------------------
 
-    def write(self, target: Tensor, value: Tensor) -> Tensor:
+    def write(self, target: Tensor, value: Tensor, own_result: bool = True) -> Tensor:
         """``Tensor._write`` while recording: ``target`` takes ``value`` (already
         checked for shape and dtype) as a new SSA value; writes through views update
-        the root, and writes to tensors from outside become mutation records."""
+        the root, and writes to tensors from outside become mutation records
+        (``own_result`` as for ``Tensor._write``)."""
         grad_on = _STATE.enabled
         ref = target._lazy
         if ref is None and (mview := self._materialized_view(target)) is not None:
@@ -330,7 +331,8 @@ class Trace:
         if value.shape != target.shape:
             value = ops.expand(value, tuple(target.shape))
         new = self.value_of(value)
-        self._keep_original(target, new)
+        if own_result:
+            self._keep_original(target, new)
         requires_grad = grad_on and target.dtype.category == CATEGORY_FLOAT and (
             value._requires_grad or (target._requires_grad and not target._detached))
         # a write outside autograd (no_grad, or through a detach() alias) into a tensor

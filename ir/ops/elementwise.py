@@ -154,7 +154,9 @@ def _div_vjp(ctx, g):
         return mul(g, 0), (mul(g, 0) if need[1] else None)
     b = ctx.inputs[1]
     ga = div(g, b) if need[0] else None
-    gb = neg(div(mul(g, ctx.output), b)) if need[1] else None
+    # PyTorch's -g * ((a / b) / b): from the inputs, not the output, so an in-place op on
+    # the quotient ((x / w).add_(1)) leaves the backward valid, as in PyTorch
+    gb = neg(mul(g, div(div(ctx.inputs[0], b), b))) if need[1] else None
     return ga, gb
 
 

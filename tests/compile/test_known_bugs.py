@@ -78,6 +78,18 @@ def _bug13(x):
     return y.tolist()
 
 
+def _bug19(x):
+    y = x.exp()       # saves its output y
+    y.copy_(x * 2)    # PyTorch's CopyBackwards still reaches exp's node, which then raises
+    y.sum().backward()
+
+
+def _bug13_one_element(x):
+    y = x * 2
+    y.expand(1, 1).add_(1.0)   # a read-only broadcast view of one element: writes through
+    return y.tolist()
+
+
 def _bug14(x):
     (x ** True).sum().backward()
 
@@ -115,24 +127,24 @@ _X2 = [3.0, 1.0]
 @pytest.mark.parametrize("fn, values, grad, expected", [
     _fixed(_bug1, [[1.0, 2.0]], (True,), IndexError, [None]),
     _fixed(_bug2, [0.5], (True,), True),
-    _known(4, "eager: writing a value whose node saved the target does not raise",
-           _bug4, [[0.5], [2.0]], (True, True), RuntimeError),
+    _fixed(_bug4, [[0.5], [2.0]], (True, True), RuntimeError),
     _fixed(_bug6, [[0.1, 0.9]], (True,), RuntimeError),
     _fixed(_bug7, [[0.1, 0.9]], (True,), True),
-    _known(8, "div's VJP reads its output, PyTorch's its inputs: in place on it raises",
-           _bug8, [1.0, 2.0], (True, True), None, [0.5, -0.25]),
+    _fixed(_bug8, [1.0, 2.0], (True, True), None, [0.5, -0.25]),
     _fixed(_bug9, [0.5], (True,), True),
     _fixed(_bug10, [[0.5, -1.0]], (True,), None, [[2.0, 2.0]]),
     _fixed(_bug11_view, [_X2], (True,), None, [[0.0, 1.0]]),
     _fixed(functools.partial(_bug11_view, into_view=False), [_X2], (True,), None,
            [[0.0, 0.0]], name="bug11_base"),
-    _known(12, "eager: a view of a tensor made to require grad in place does not",
-           _bug12, [0.5, 1.0], (True, False), True),
-    _known(13, "eager: a write into an expand() that repeats nothing raises",
-           _bug13, [[1.0, 2.0, 3.0]], (False,), [3.0, 5.0, 7.0]),
+    _fixed(_bug12, [0.5, 1.0], (True, False), True),
+    _fixed(_bug13, [[1.0, 2.0, 3.0]], (False,), [3.0, 5.0, 7.0]),
+    _fixed(_bug13_one_element, [[1.5]], (False,), [4.0]),
     _fixed(_bug14, [_X2], (True,), None, [[1.0, 1.0]]),
     _fixed(_bug17, [[1.0, 3.0]], (True,), None, [[0.0, 1.0]]),
     _fixed(_bug18, [0.5], (True,), RuntimeError, [None]),
+    _known(19, "copy_ of a value with history replaces the target's: the old history "
+           "(whose saved output the copy overwrote) is never checked",
+           _bug19, [[0.5]], (True,), RuntimeError),
 ])
 def test_known_bug(fn, values, grad, expected):
     """Eager and compiled both give PyTorch's result (and input grads, when given)."""

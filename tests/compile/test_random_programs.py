@@ -89,7 +89,6 @@ class _Ctx:
     def __init__(self, tensors):
         self.pool: list[Tensor] = list(tensors)
         self.scalars: list = []
-        self.viewed: set[int] = set()    # ids of tensors that pool views look into
         self.detached: set[int] = set()  # ids of pool tensors made by detach()
 
     def ref(self, i: int) -> Tensor:
@@ -117,8 +116,7 @@ def _is_float(t: Tensor) -> bool:
     return t.dtype in (compgrad.float64, compgrad.float32)
 
 
-def _operand(ctx: _Ctx, x: Tensor, ref: int, mode: int, lit: int, into: bool = False,
-             grad: bool = True):
+def _operand(ctx: _Ctx, x: Tensor, ref: int, mode: int, lit: int, into: bool = False):
     """The second operand of an op on ``x``: a tensor fitted to broadcast with
     ``x`` (or into it, for in-place ops), a Python number, a number read with
     ``.item()`` earlier, an unfitted tensor, or a 0-d tensor."""
@@ -135,8 +133,7 @@ def _operand(ctx: _Ctx, x: Tensor, ref: int, mode: int, lit: int, into: bool = F
         return y.sum()
     shape, ys = tuple(x.shape), tuple(y.shape)
     ok = _expandable(ys, shape) if into else _broadcastable(shape, ys)
-    y = y if ok else y.sum()
-    return y if grad or not y.requires_grad else _literal(lit)
+    return y if ok else y.sum()
 
 
 def _mod(a: int, n: int) -> int:
@@ -278,13 +275,8 @@ def _slice(x: Tensor, d: int, k: int) -> tuple:
     return (slice(None),) * (d % x.dim()) + (slice(start, stop, step),)
 
 
-def _root(t: Tensor) -> Tensor:
-    return t if t._base is None else t._base
-
-
 def _view(ctx: _Ctx, step: Step) -> None:
     x = ctx.ref(step.refs[0])
-    ctx.viewed.add(id(_root(x)))
     kind, a, b = step.args
     kind %= 13
     if kind == 0:
@@ -312,8 +304,9 @@ def _view(ctx: _Ctx, step: Step) -> None:
         x = _nonscalar(x)
         ctx.push(x[_mod(b, 2 * x.shape[0]) - x.shape[0]])
     elif kind == 9:
-        # these expands always repeat an element (BUG 13)
-        if a % 2 or 1 not in x.shape:
+        if b % 3 == 2:
+            ctx.push(x.expand(*x.shape))   # repeats nothing: writes through it are allowed
+        elif a % 2 or 1 not in x.shape:
             ctx.push(x.expand(2 + b % 2, *x.shape))
         else:
             ctx.push(x.expand(*[3 if s == 1 else s for s in x.shape]))
@@ -338,7 +331,7 @@ def _view(ctx: _Ctx, step: Step) -> None:
 
 def _written(y):
     """An operand written as is into a target (copy_, setitem): a tensor that requires
-    grad is cloned first, which avoids BUG 4."""
+    grad is cloned first, which avoids BUG 19."""
     return y.clone() if isinstance(y, Tensor) and y.requires_grad else y
 
 
@@ -364,10 +357,8 @@ def _inplace(ctx: _Ctx, step: Step) -> None:
 
 def _write_into(ctx: _Ctx, t: Tensor, step: Step, kind: int, mode: int, lit: int,
                 k: int) -> None:
-    keep_views = not t.requires_grad and id(_root(t)) in ctx.viewed   # BUG 12
-
     def operand(region: Tensor, m: int = mode):
-        return _operand(ctx, region, step.refs[1], m, lit, into=True, grad=not keep_views)
+        return _operand(ctx, region, step.refs[1], m, lit, into=True)
 
     if kind == 0:
         t.add_(operand(t))
