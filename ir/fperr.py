@@ -8,7 +8,8 @@ implementation therefore runs it with NumPy's error handling set to ignore.
 ``np.errstate`` costs about 1 us a call, more than a small op. NumPy 2 keeps the
 state in a context variable, so setting that variable to a prepared "ignore
 everything" value costs about 0.2 us; where that private detail is missing
-(another NumPy), ``np.errstate`` is used.
+(another NumPy), ``np.errstate`` is used. ``ERRSTATE``/``IGNORE_ALL`` let the eager
+interpreter's hot path do the same inline (None on such a NumPy).
 """
 
 from __future__ import annotations
@@ -18,24 +19,24 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["quiet_call"]
+__all__ = ["quiet_call", "ERRSTATE", "IGNORE_ALL"]
 
 try:  # NumPy 2's error state: a context variable holding an "extobj" capsule
-    from numpy._core._ufunc_config import _extobj_contextvar as _ERRSTATE
+    from numpy._core._ufunc_config import _extobj_contextvar as ERRSTATE
     from numpy._core._ufunc_config import _make_extobj
 
-    _IGNORE_ALL = _make_extobj(all="ignore")
+    IGNORE_ALL = _make_extobj(all="ignore")
 except (ImportError, AttributeError, TypeError):  # pragma: no cover - other NumPy versions
-    _ERRSTATE = None
+    ERRSTATE = IGNORE_ALL = None
 
 
 def quiet_call(fn: Callable[..., Any], *args, **kwargs) -> Any:
     """``fn(*args, **kwargs)`` with NumPy's floating-point errors ignored."""
-    if _ERRSTATE is None:  # pragma: no cover - other NumPy versions
+    if ERRSTATE is None:  # pragma: no cover - other NumPy versions
         with np.errstate(all="ignore"):
             return fn(*args, **kwargs)
-    token = _ERRSTATE.set(_IGNORE_ALL)
+    token = ERRSTATE.set(IGNORE_ALL)
     try:
         return fn(*args, **kwargs)
     finally:
-        _ERRSTATE.reset(token)
+        ERRSTATE.reset(token)
