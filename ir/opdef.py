@@ -163,7 +163,10 @@ def infer_type(op: OpDef, types: tuple[TensorType, ...], attrs: dict):
     user sees the full message and traceback.
     """
     try:
-        key = (op, types, tuple(attrs.items())) if attrs else (op, types)
+        # the attributes' types too: 1, 1.0 and True are equal keys, but a rule may
+        # type its result by them
+        key = (op, types, tuple(attrs.items()), tuple(map(type, attrs.values()))) \
+            if attrs else (op, types)
         return _TYPE_CACHE[key]
     except KeyError:
         pass
