@@ -40,7 +40,7 @@ from codegen.cuda_source import (
     identity,
     indent,
 )
-from codegen.rows import stages
+from codegen.rows import full_nodes, stages
 from codegen.scalar import cast, const
 from ir.graph import Graph, Node, Value
 from ir.opdef import OpKind
@@ -80,15 +80,7 @@ class _Plan:
 
     def needed(self, targets: list[Value]) -> set[Node]:
         """The full-level nodes computing ``targets`` from inputs and row values."""
-        found: set[Node] = set()
-        stack = [v.node for v in targets if v.node is not None and self.level.get(v) == FULL]
-        while stack:
-            n = stack.pop()
-            if n in found:
-                continue
-            found.add(n)
-            stack += [v.node for v in n.input_values() if self.level.get(v) == FULL]
-        return found
+        return full_nodes(targets, self.level)
 
 
 def rows_source(body: Graph, config: LaunchConfig) -> KernelSource:

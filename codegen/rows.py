@@ -81,7 +81,7 @@ from ir.opdef import OpKind
 from passes.fusion import COLUMN, FULL, OUTSIDE, ROW, RowsLayout, rows_layout
 
 __all__ = ["RowsSource", "RowsStep", "rows_source", "plan_rows", "stages", "CHUNKS",
-           "column_index_inputs"]
+           "column_index_inputs", "full_nodes"]
 
 # row chunks (parallel work items): each allocates its reduction buffers once and keeps
 # its own column partial sums ([C] float64 each); enough for any thread count here
@@ -447,16 +447,7 @@ class _PassPlan:
 
     def needed(self, targets: list[Value], kept: set[Node]) -> set[Node]:
         """The nodes computing ``targets`` at a column (``kept``: loaded, not recomputed)."""
-        found: set[Node] = set()
-        stack = [v.node for v in targets if v.node is not None and self.level.get(v) == FULL]
-        while stack:
-            n = stack.pop()
-            if n in found:
-                continue
-            found.add(n)
-            if n not in kept:
-                stack += [v.node for v in n.input_values() if self.level.get(v) == FULL]
-        return found
+        return full_nodes(targets, self.level, kept)
 
     def keep_expensive(self) -> bool:
         """Choose the values kept in row buffers: those calling a transcendental helper
@@ -627,6 +618,21 @@ class RowsStep:
             inner[v] = o.reshape(v.type.shape)
         del outs   # the pool hands a buffer out again only once nothing else holds it
         env.update(zip(node.outputs, (inner[v] for v in body.outputs)))
+
+
+def full_nodes(targets: list[Value], level: dict, kept=frozenset()) -> set[Node]:
+    """The full-level nodes computing ``targets`` from inputs and row values (a node in
+    ``kept`` is read from its row buffer: what it reads is not needed for it)."""
+    found: set[Node] = set()
+    stack = [v.node for v in targets if v.node is not None and level.get(v) == FULL]
+    while stack:
+        n = stack.pop()
+        if n in found:
+            continue
+        found.add(n)
+        if n not in kept:
+            stack += [v.node for v in n.input_values() if level.get(v) == FULL]
+    return found
 
 
 def column_index_inputs(node: Node) -> frozenset[Value]:

@@ -14,21 +14,26 @@ import numpy as np
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.tensor import INPLACE_HOOKS, Tensor, _active_trace
 from ir import ops
-from ir.dispatch import SCALAR_TYPES
+from ir.dispatch import PY_NUMBERS, SCALAR_TYPES
 from ir.ops._util import ufunc_into
 from ir.types import broadcast_shapes
 
 __all__ = ["bind_methods"]
 
 
+def _named(method, name: str, doc: str | None):
+    """``method`` named as ``Tensor.<name>`` with docstring ``doc``."""
+    method.__name__ = name
+    method.__qualname__ = f"Tensor.{name}"
+    method.__doc__ = doc
+    return method
+
+
 def _method(fn):
     def method(self, *args, **kwargs):
         return fn(self, *args, **kwargs)
 
-    method.__name__ = fn.__name__
-    method.__qualname__ = f"Tensor.{fn.__name__}"
-    method.__doc__ = fn.__doc__
-    return method
+    return _named(method, fn.__name__, fn.__doc__)
 
 
 def _inplace(fn, name: str):
@@ -39,10 +44,7 @@ def _inplace(fn, name: str):
     def method(self, *args, **kwargs):
         return self._write(fn(self, *args, **kwargs))
 
-    method.__name__ = name
-    method.__qualname__ = f"Tensor.{name}"
-    method.__doc__ = f"In-place version of :meth:`Tensor.{fn.__name__}`."
-    return method
+    return _named(method, name, f"In-place version of :meth:`Tensor.{fn.__name__}`.")
 
 
 # In-place arithmetic whose result a ufunc can write straight into the tensor's storage:
@@ -53,7 +55,6 @@ _INPLACE_UFUNCS = {
     "div": (np.true_divide, False), "divide": (np.true_divide, False),
     "true_divide": (np.true_divide, False),
 }
-_PY_NUMBERS = (bool, int, float)
 
 
 def _write_ufunc(self: Tensor, other, np_fn: np.ufunc, alpha) -> bool:
@@ -76,14 +77,14 @@ def _write_ufunc(self: Tensor, other, np_fn: np.ufunc, alpha) -> bool:
     if grad_on and (self._requires_grad or (self._base is not None
                                             and self._base._requires_grad)):
         return False
-    if type(other) in _PY_NUMBERS:
+    if type(other) in PY_NUMBERS:
         if alpha != 1:
             return False
         operand = other
     elif isinstance(other, Tensor):
         data = other._data
         if (grad_on and other._requires_grad) or data.dtype != arr.dtype \
-                or other._device != self._device or type(alpha) not in _PY_NUMBERS:
+                or other._device != self._device or type(alpha) not in PY_NUMBERS:
             return False
         if data.shape != arr.shape:
             try:
@@ -114,10 +115,7 @@ def _inplace_arithmetic(fn, name: str, np_fn: np.ufunc, takes_alpha: bool):
                 return self
             return self._write(fn(self, other, *args, **kwargs))
 
-    method.__name__ = name
-    method.__qualname__ = f"Tensor.{name}"
-    method.__doc__ = f"In-place version of :meth:`Tensor.{fn.__name__}`."
-    return method
+    return _named(method, name, f"In-place version of :meth:`Tensor.{fn.__name__}`.")
 
 
 _OPERAND_TYPES = (Tensor, *SCALAR_TYPES)

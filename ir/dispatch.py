@@ -21,9 +21,11 @@ from ir.opdef import OpDef, infer_type
 from ir.types import CPU, TensorType, scalar_type
 
 __all__ = ["Interpreter", "ReferenceInterpreter", "apply", "type_of", "current_interpreter",
-           "interpreter", "set_base_interpreter", "is_scalar", "SCALAR_TYPES"]
+           "interpreter", "set_base_interpreter", "is_scalar", "SCALAR_TYPES", "PY_NUMBERS"]
 
 SCALAR_TYPES = (bool, int, float, np.bool_, np.integer, np.floating)
+# Python's own numbers (a NumPy scalar is not one: NEP 50 treats only these as weak)
+PY_NUMBERS = (bool, int, float)
 
 
 def is_scalar(x) -> bool:

@@ -11,7 +11,7 @@ import functools
 import weakref
 
 from compgrad.autograd import anomaly, views
-from compgrad.autograd.grad_mode import _STATE
+from compgrad.autograd.grad_mode import _STATE, enable_grad
 from compgrad.autograd.node import AccumulateGrad, node_class
 from compgrad.tensor import Tensor
 from ir import ops
@@ -66,12 +66,8 @@ def stale_view_requires_grad(view: Tensor) -> bool:
     if version is None or version == view._version[0] or base is None \
             or not base._requires_grad or view._detached:
         return False
-    enabled = _STATE.enabled
-    _STATE.enabled = True
-    try:
+    with enable_grad():
         views.refresh_view(view)
-    finally:
-        _STATE.enabled = enabled
     return view._requires_grad
 
 

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from compgrad._eager import EagerInterpreter, argument_error
-from compgrad.autograd.grad_mode import _STATE
+from compgrad.autograd.grad_mode import _STATE, enable_grad
 from compgrad.tensor import VIEW_HOOKS, Tensor
 from ir.dispatch import Interpreter, is_scalar
 from ir.dtypes import CATEGORY_FLOAT
@@ -224,12 +224,8 @@ def stale_lazy_view_requires_grad(t: Tensor) -> bool:
     ref = t._lazy
     if type(ref) is LazyRef and ref.root is not None and ref.root._requires_grad \
             and ref.gen != ref.trace.gen.get(id(ref.root), 0):
-        enabled = _STATE.enabled
-        _STATE.enabled = True
-        try:
+        with enable_grad():
             ref.trace.value_of(t)
-        finally:
-            _STATE.enabled = enabled
     return t._requires_grad
 
 

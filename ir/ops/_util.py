@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ir import dtypes
-from ir.dispatch import apply, is_scalar, type_of
+from ir.dispatch import PY_NUMBERS, apply, is_scalar, type_of
 from ir.dtypes import CATEGORY_FLOAT, DType, result_type
 from ir.fperr import quiet_call
 from ir.opdef import OpDef, OpKind, register
@@ -93,9 +93,6 @@ def _promoted_uncached(args) -> np.dtype:
     return result_type(*types).np_dtype
 
 
-_PY_NUMBERS = (bool, int, float)
-
-
 def _common_array_dtype(args, scalars_ok: bool) -> np.dtype | None:
     """The dtype ``args`` are computed in when no cast is needed, else None.
 
@@ -112,7 +109,7 @@ def _common_array_dtype(args, scalars_ok: bool) -> np.dtype | None:
                 dt = a.dtype
             elif a.dtype != dt:
                 return None
-        elif scalars_ok and ta in _PY_NUMBERS:
+        elif scalars_ok and ta in PY_NUMBERS:
             number = True
         else:
             return None
