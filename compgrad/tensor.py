@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from compgrad.size import Size
+from compgrad.state_epoch import GRADS, STRUCTURE
 from ir import dtypes, ops
 from ir.dispatch import current_interpreter
 from ir.dtypes import DType, can_cast
@@ -274,6 +275,7 @@ class Tensor:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
                                "you want to use a computed variable in a subgraph that doesn't "
                                "require differentiation use var_no_grad = var.detach().")
+        STRUCTURE[0] += 1   # (compgrad.state_epoch)
         self._requires_grad = bool(value)
         trace = _active_trace()
         if trace is not None:  # inside @compile: the symbolic backward must see the new leaf
@@ -303,6 +305,7 @@ class Tensor:
                                    "the tensor have the same dtype")
             if value.shape != self.shape:
                 raise RuntimeError("assigned grad has data of a different size")
+        GRADS[0] += 1   # (compgrad.state_epoch)
         self._grad = value
 
     @property
@@ -314,6 +317,7 @@ class Tensor:
     def data(self, value: Tensor) -> None:
         if not isinstance(value, Tensor):
             raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
+        STRUCTURE[0] += 1
         self._data = value._data
         self._version = value._version
         self._base = value._base

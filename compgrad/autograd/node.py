@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+from compgrad.state_epoch import STRUCTURE
 from compgrad.tensor import Tensor as _Tensor
 from ir.dtypes import from_numpy_dtype
 from ir.opdef import OpDef
@@ -36,10 +37,12 @@ class RemovableHandle:
     _ids = itertools.count()
 
     def __init__(self, registry: dict):
+        STRUCTURE[0] += 1   # a hook is (about to be) registered: see compgrad.state_epoch
         self._registry = registry
         self.id = next(RemovableHandle._ids)
 
     def remove(self) -> None:
+        STRUCTURE[0] += 1
         self._registry.pop(self.id, None)
 
     def __enter__(self):

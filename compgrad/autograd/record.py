@@ -63,8 +63,10 @@ def stale_view_requires_grad(view: Tensor) -> bool:
     view then takes a ``grad_fn`` from its base's (refreshed under grad mode)."""
     version = view._view_version
     base = view._base
+    # only a base with a history now: a leaf (a parameter an optimizer updates under
+    # no_grad, read through a detached alias) gives its views none, as in PyTorch
     if version is None or version == view._version[0] or base is None \
-            or not base._requires_grad or view._detached:
+            or base.grad_fn is None or view._detached:
         return False
     with enable_grad():
         views.refresh_view(view)

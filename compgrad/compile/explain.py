@@ -55,6 +55,11 @@ class ExplainOutput:
     gave_up: str | None = None
     guards: list = field(default_factory=list)
     kernel_count: int = 0
+    # mode="reduce-overhead": calls replayed without running the function's Python, and
+    # why the latest call was not (None: it was, or the mode is off)
+    replays: int = 0
+    replay_status: str | None = None
+    replay_guards: list = field(default_factory=list)
 
     def __str__(self) -> str:
         from ir.printer import print_graph
@@ -72,6 +77,10 @@ class ExplainOutput:
                   f"backend: {self.backend}; kernels: {self.kernel_count}"]
         if self.gave_up:
             lines.append(f"  Gave up compiling (recompile limit): {self.gave_up}")
+        if self.replays or self.replay_status:
+            lines.append(f"  Replayed calls (reduce-overhead): {self.replays}"
+                         + (f"; {self.replay_status}" if self.replay_status else ""))
+            lines += [f"    guard: {g}" for g in self.replay_guards]
         if self.all_break_reasons:
             lines.append("  Break Reasons:")
             lines += [f"    {i + 1}. {r}" for i, r in enumerate(self.all_break_reasons)]

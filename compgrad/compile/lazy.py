@@ -222,7 +222,7 @@ def stale_lazy_view_requires_grad(t: Tensor) -> bool:
     recorded: the view is read again from the root (under grad mode, so a root that
     gained a history passes it on, as eagerly and in PyTorch)."""
     ref = t._lazy
-    if type(ref) is LazyRef and ref.root is not None and ref.root._requires_grad \
+    if type(ref) is LazyRef and ref.root is not None and ref.root.grad_fn is not None \
             and ref.gen != ref.trace.gen.get(id(ref.root), 0):
         with enable_grad():
             ref.trace.value_of(t)

@@ -20,7 +20,8 @@ from typing import Any
 from compgrad.autograd.api import reset_grads
 from compgrad.autograd.grad_mode import enable_grad, is_grad_enabled, set_grad_enabled
 from compgrad.autograd.node import RemovableHandle
-from compgrad.tensor import Tensor
+from compgrad.state_epoch import WatchedDict, WatchedStateDict, changed
+from compgrad.tensor import Tensor, _active_trace
 
 __all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook",
            "register_optimizer_step_post_hook"]
@@ -141,7 +142,8 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             "Tensors or dicts, but got " + _typename(params))
-        self.state: defaultdict[Tensor, Any] = defaultdict(dict)
+        # its changes bump compgrad.state_epoch, which compiled replays check
+        self.state: defaultdict[Tensor, Any] = WatchedStateDict()
         self.param_groups: list[dict[str, Any]] = []
 
         param_groups = list(params)
@@ -159,7 +161,10 @@ class Optimizer:
                 "param_groups": self.param_groups}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        changed()
         self.__dict__.update(state)
+        if type(self.state) is not WatchedStateDict:
+            self.state = WatchedStateDict(self.state)
         for name in ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks",
                      "_optimizer_state_dict_pre_hooks", "_optimizer_state_dict_post_hooks",
                      "_optimizer_load_state_dict_pre_hooks",
@@ -202,6 +207,9 @@ class Optimizer:
                     else:
                         raise RuntimeError(f"{func} must return None or a tuple of "
                                            f"(new_args, new_kwargs), but got {result}.")
+            trace = _active_trace()
+            if trace is not None and all(o is not self for o in trace.optimizers):
+                trace.optimizers.append(self)   # (its hyperparameters guard a replay)
             out = func(*args, **kwargs)
             for post_hook in chain(self._optimizer_step_post_hooks.values(),
                                    _global_optimizer_post_hooks.values()):
@@ -271,7 +279,9 @@ class Optimizer:
             return packed
 
         param_groups = [pack_group(g) for g in self.param_groups]
-        packed_state = {(param_mappings[id(k)] if isinstance(k, Tensor) else k): v
+        # (plain dicts: the live ones are WatchedDicts, see compgrad.state_epoch)
+        packed_state = {(param_mappings[id(k)] if isinstance(k, Tensor) else k):
+                        dict(v) if type(v) is WatchedDict else v
                         for k, v in self.state.items()}
         state_dict = {"state": packed_state, "param_groups": param_groups}
         for post_hook in self._optimizer_state_dict_post_hooks.values():

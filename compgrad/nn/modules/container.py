@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from compgrad.nn.modules.module import Module, _addindent, _type_name
 from compgrad.nn.parameter import Parameter
+from compgrad.state_epoch import changed
 from compgrad.tensor import Tensor
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
@@ -34,6 +35,7 @@ def _renumber(container: Module, modules: list, checked: bool = False) -> None:
     order, as PyTorch keeps list-like containers' names contiguous after an insert or a
     delete. ``checked`` registers each through ``add_module`` (which refuses a non-Module
     with TypeError) instead of storing it directly."""
+    changed()
     container._modules.clear()
     for i, m in enumerate(modules):
         if checked:
@@ -88,6 +90,7 @@ class Sequential(_ModuleSequence):
     def __delitem__(self, idx) -> None:
         keys = list(self._modules.keys())
         targets = keys[idx] if isinstance(idx, slice) else [keys[_index(idx, len(self), "")]]
+        changed()
         for key in targets:
             del self._modules[key]
         _renumber(self, list(self._modules.values()))
@@ -193,6 +196,7 @@ class ModuleDict(Module):
         self.add_module(key, module)
 
     def __delitem__(self, key: str) -> None:
+        changed()
         del self._modules[key]
 
     def __len__(self) -> int:
@@ -205,6 +209,7 @@ class ModuleDict(Module):
         return key in self._modules
 
     def clear(self) -> None:
+        changed()
         self._modules.clear()
 
     def pop(self, key: str) -> Module:

@@ -9,6 +9,7 @@ from compgrad.autograd.api import reset_grads
 from compgrad.autograd.grad_mode import no_grad
 from compgrad.autograd.node import RemovableHandle
 from compgrad.nn.parameter import Buffer, Parameter
+from compgrad.state_epoch import STRUCTURE
 from compgrad.tensor import Tensor
 from ir import dtypes
 
@@ -81,6 +82,7 @@ class Module:
                              "parameters must be created explicitly. To express a parameter as "
                              "a function of another Tensor, compute the value in the forward() "
                              "method.")
+        STRUCTURE[0] += 1   # (compgrad.state_epoch: a replayed step may have read this)
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
@@ -91,6 +93,7 @@ class Module:
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
                             "(compgrad Tensor or None required)")
+        STRUCTURE[0] += 1
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -104,11 +107,13 @@ class Module:
         self._check_name(name, "module")
         if hasattr(self, name) and name not in self._modules:
             raise KeyError(f"attribute '{name}' already exists")
+        STRUCTURE[0] += 1
         self._modules[name] = module
 
     register_module = add_module
 
     def __setattr__(self, name: str, value) -> None:
+        STRUCTURE[0] += 1
         params = self.__dict__.get("_parameters")
         if isinstance(value, Parameter):
             if params is None:
@@ -163,6 +168,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
+        STRUCTURE[0] += 1
         for table in ("_parameters", "_buffers", "_modules"):
             if name in self.__dict__.get(table, ()):
                 del self.__dict__[table][name]
@@ -305,9 +311,10 @@ class Module:
                 if p.grad is not None:
                     g = fn(p.grad)
                     if g is not p.grad:
-                        p._grad = g
+                        p.grad = g
             for name, b in self._buffers.items():
                 if b is not None:
+                    STRUCTURE[0] += 1
                     self._buffers[name] = fn(b)
         return self
 
@@ -422,6 +429,7 @@ class Module:
         with no_grad():
             for module, name, target, value in copies:
                 if assign:
+                    STRUCTURE[0] += 1
                     if isinstance(target, Parameter):
                         module._parameters[name] = Parameter(value.detach(),
                                                              target.requires_grad)
@@ -516,6 +524,7 @@ class Module:
         return main + ")"
 
     def __setstate__(self, state: dict) -> None:
+        STRUCTURE[0] += 1
         self.__dict__.update(state)
 
     def __getstate__(self) -> dict:

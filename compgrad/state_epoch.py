@@ -1,0 +1,173 @@
+"""Counters of changes to compgrad's Python-level state, for compiled replay.
+
+``compile(mode="reduce-overhead")`` replays a stable step without running its
+Python (DESIGN.md, "A compiled call"). The library code a step runs (Module
+calls, optimizer steps, the autograd engine) reads Python state of compgrad's
+own objects: module attributes and submodules, hooks, optimizer groups and
+state, ``requires_grad``. Rather than guard each read, every change to that
+state bumps a counter here, and a replay runs only while the counters are where
+its last call left them: nothing it could have read has changed since.
+
+- ``STRUCTURE[0]`` counts changes to module attributes, hooks, optimizer
+  ``param_groups`` and ``state``, ``Tensor.data`` / ``requires_grad``;
+- ``GRADS[0]`` counts ``.grad`` assignments (a training step makes its own, which
+  a replay repeats; any other one invalidates the replay).
+
+Counters are one-element lists so that the hot paths bump them with a plain
+``GRADS[0] += 1`` and no call.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+__all__ = ["STRUCTURE", "GRADS", "changed", "counts", "WatchedDict", "WatchedStateDict",
+           "WatchedList"]
+
+STRUCTURE = [0]
+GRADS = [0]
+
+
+def changed() -> None:
+    """Note a change to Python state compiled code may have read."""
+    STRUCTURE[0] += 1
+
+
+def counts() -> tuple[int, int]:
+    """``(structure, grads)``: equal tuples mean no watched change in between."""
+    return STRUCTURE[0], GRADS[0]
+
+
+class WatchedDict(dict):
+    """A dict (an optimizer's param group, a parameter's state) whose changes bump
+    :data:`STRUCTURE`. It is a ``dict`` in every other respect."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key, value):
+        STRUCTURE[0] += 1
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key):
+        STRUCTURE[0] += 1
+        dict.__delitem__(self, key)
+
+    def __ior__(self, other):
+        STRUCTURE[0] += 1
+        return dict.__ior__(self, other)
+
+    def update(self, *args, **kwargs):
+        STRUCTURE[0] += 1
+        dict.update(self, *args, **kwargs)
+
+    def pop(self, *args):
+        STRUCTURE[0] += 1
+        return dict.pop(self, *args)
+
+    def popitem(self):
+        STRUCTURE[0] += 1
+        return dict.popitem(self)
+
+    def setdefault(self, key, default=None):
+        STRUCTURE[0] += 1
+        return dict.setdefault(self, key, default)
+
+    def clear(self):
+        STRUCTURE[0] += 1
+        dict.clear(self)
+
+    def __reduce__(self):
+        return dict, (dict(self),)   # pickles and deep-copies as a plain dict
+
+
+class WatchedStateDict(defaultdict):
+    """An optimizer's ``state``: ``defaultdict(dict)`` whose per-parameter dicts
+    are :class:`WatchedDict` and whose own changes bump :data:`STRUCTURE`."""
+
+    def __init__(self, *args):
+        super().__init__(WatchedDict)
+        if args:
+            self.update(*args)
+
+    def __missing__(self, key):
+        STRUCTURE[0] += 1
+        return defaultdict.__missing__(self, key)
+
+    def __setitem__(self, key, value):
+        STRUCTURE[0] += 1
+        if type(value) is dict:
+            value = WatchedDict(value)
+        defaultdict.__setitem__(self, key, value)
+
+    def __delitem__(self, key):
+        STRUCTURE[0] += 1
+        defaultdict.__delitem__(self, key)
+
+    def update(self, *args, **kwargs):
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def pop(self, *args):
+        STRUCTURE[0] += 1
+        return defaultdict.pop(self, *args)
+
+    def clear(self):
+        STRUCTURE[0] += 1
+        defaultdict.clear(self)
+
+    def __reduce__(self):
+        return defaultdict, (dict, ), None, None, iter(self.items())
+
+
+class WatchedList(list):
+    """An optimizer's ``param_groups`` list: appending or replacing a group bumps
+    :data:`STRUCTURE`."""
+
+    __slots__ = ()
+
+    def __setitem__(self, index, value):
+        STRUCTURE[0] += 1
+        list.__setitem__(self, index, value)
+
+    def __delitem__(self, index):
+        STRUCTURE[0] += 1
+        list.__delitem__(self, index)
+
+    def __iadd__(self, other):
+        STRUCTURE[0] += 1
+        return list.__iadd__(self, other)
+
+    def append(self, value):
+        STRUCTURE[0] += 1
+        list.append(self, value)
+
+    def extend(self, values):
+        STRUCTURE[0] += 1
+        list.extend(self, values)
+
+    def insert(self, index, value):
+        STRUCTURE[0] += 1
+        list.insert(self, index, value)
+
+    def pop(self, *args):
+        STRUCTURE[0] += 1
+        return list.pop(self, *args)
+
+    def remove(self, value):
+        STRUCTURE[0] += 1
+        list.remove(self, value)
+
+    def clear(self):
+        STRUCTURE[0] += 1
+        list.clear(self)
+
+    def sort(self, *args, **kwargs):
+        STRUCTURE[0] += 1
+        list.sort(self, *args, **kwargs)
+
+    def reverse(self):
+        STRUCTURE[0] += 1
+        list.reverse(self)
+
+    def __reduce__(self):
+        return list, (list(self),)
