@@ -8,8 +8,9 @@ state, ``requires_grad``. Rather than guard each read, every change to that
 state bumps a counter here, and a replay runs only while the counters are where
 its last call left them: nothing it could have read has changed since.
 
-- ``STRUCTURE[0]`` counts changes to module attributes, hooks, optimizer
-  ``param_groups`` and ``state``, ``Tensor.data`` / ``requires_grad``;
+- ``STRUCTURE[0]`` counts changes to module attributes and submodules, hooks,
+  optimizer ``state`` and ``Tensor.data`` (a replay compares ``param_groups``
+  values and each captured tensor's ``requires_grad`` itself);
 - ``GRADS[0]`` counts ``.grad`` assignments (a training step makes its own, which
   a replay repeats; any other one invalidates the replay).
 

@@ -275,7 +275,8 @@ class Tensor:
             raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
                                "you want to use a computed variable in a subgraph that doesn't "
                                "require differentiation use var_no_grad = var.detach().")
-        STRUCTURE[0] += 1   # (compgrad.state_epoch)
+        # (no state_epoch bump: a replay checks the flag of each tensor it captures, and
+        # a new tensor made with requires_grad=True must not stop it)
         self._requires_grad = bool(value)
         trace = _active_trace()
         if trace is not None:  # inside @compile: the symbolic backward must see the new leaf

@@ -32,13 +32,12 @@ def _model():
     lambda m, o: m.register_forward_hook(lambda *a: None),
     lambda m, o: m[0].weight.register_hook(lambda g: g),
     lambda m, o: m.register_forward_hook(lambda *a: None).remove(),
-    lambda m, o: m[0].weight.requires_grad_(False),
     lambda m, o: setattr(m[0].weight, "data", torch.zeros(3, 2)),
     lambda m, o: o.state[m[0].weight].__setitem__("momentum_buffer", torch.zeros(3, 2)),
     lambda m, o: o.register_step_post_hook(lambda *a: None),
     lambda m, o: m.__delitem__(1),
 ], ids=["training", "eval", "attribute", "delattr", "buffer", "module", "forward hook",
-        "tensor hook", "hook removed", "requires_grad", "data", "optimizer state",
+        "tensor hook", "hook removed", "data", "optimizer state",
         "optimizer hook", "container delete"])
 def test_changes_a_replay_depends_on_bump_the_structure_counter(action):
     m = _model()

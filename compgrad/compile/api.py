@@ -32,6 +32,10 @@ __all__ = ["compile", "CompiledFunction", "BACKENDS"]
 
 BACKENDS = ("numba", "interpret", "eager")
 
+# reduce-overhead mode watches at most this many traced calls in a row for a stable
+# step (a step whose Python changes every call stays in the default mode after that)
+_WATCHED_CALLS_LIMIT = 8
+
 
 class Program:
     """One compiled segment: its captured Graph and how to run it.
@@ -84,10 +88,17 @@ class CompiledFunction:
         self._order: list[tuple] = []            # keys in compile order
         self._gave_up: str | None = None
         self._variants: dict[tuple, int] = {}     # programs per op sequence (type variants)
-        self._stats = {"calls": 0, "eager_calls": 0, "hits": 0, "misses": 0,
+        self._stats = {"calls": 0, "eager_calls": 0, "hits": 0, "misses": 0, "replays": 0,
                        "compile_times": [], "breaks": {}, "paths": {}, "recompiles": [],
                        "last_call": ((), [])}
         self._name = getattr(fn, "__qualname__", getattr(fn, "__name__", "fn"))
+        # mode="reduce-overhead": the installed replay plan, the last traced call's plan
+        # (a plan is installed when the next traced call makes an equal one), why the
+        # last call was not replayed, and how many calls were watched to make plans
+        self._plan = None
+        self._candidate = None
+        self._replay_note: str | None = None
+        self._watched = 0
 
     # --- calling ------------------------------------------------------------------------
 
@@ -99,10 +110,20 @@ class CompiledFunction:
         if self._gave_up is not None:
             self._stats["eager_calls"] += 1
             return self.fn(*args, **kwargs)
+        if self._plan is not None:
+            why = self._plan.guard_failure(args, kwargs)
+            if why is None:
+                self._stats["replays"] += 1
+                return self._plan.run(args, kwargs)
+            self._plan = None
+            self._replay_note = f"replay stopped: {why}"
         from compgrad.compile.trace import Trace
         self._stats["calls"] += 1
         trace = Trace(self._name, self._run_segment, captured_names(self.fn, args, kwargs),
                       backward_cache=self._backward_cache)
+        watch = self.mode == "reduce-overhead" and self._watched < _WATCHED_CALLS_LIMIT
+        if watch:
+            return self._watched_call(trace, args, kwargs)
         with interpreter(LazyInterpreter(trace)):
             try:
                 result = self.fn(*args, **kwargs)
@@ -122,6 +143,48 @@ class CompiledFunction:
         self._stats["last_call"] = (path, trace.breaks)
         return result
 
+    def _watched_call(self, trace, args: tuple, kwargs: dict):
+        """A traced call in reduce-overhead mode: as ``__call__``, also watching the
+        user's Python (``pyreads``) and the program run, to make a replay plan."""
+        from compgrad.compile.pyreads import observe
+        from compgrad.compile.replay import Recorder, make_plan
+        from compgrad.state_epoch import counts
+        self._watched += 1
+        trace.replay = recorder = Recorder()
+        before = counts()
+        with interpreter(LazyInterpreter(trace)):
+            try:
+                result, observation = observe(self.fn, args, kwargs)
+            except BaseException:
+                trace.final = True
+                if trace.error is None and trace.pending():
+                    trace.flush(reason="exception")
+                self._candidate = None
+                raise
+            trace.final = True
+            if trace.pending():
+                trace.flush(reason="return")
+            escaped = list(trace.escaped)
+            attach_backward(trace)
+        path = tuple(trace.path)
+        self._stats["paths"][path] = self._stats["paths"].get(path, 0) + 1
+        self._stats["last_call"] = (path, trace.breaks)
+        trace.replay = None
+        plan = make_plan(trace, recorder, args, kwargs, result, observation, before, escaped)
+        del recorder, escaped
+        if isinstance(plan, str):
+            self._candidate = None
+            self._replay_note = f"not replayed: {plan}"
+            return result
+        previous, self._candidate = self._candidate, plan
+        if previous is not None and previous.signature() == plan.signature():
+            self._plan, self._candidate = plan, None
+            self._watched = 0
+            self._replay_note = None
+        else:
+            self._replay_note = "not replayed yet: waiting for a second identical call"
+        return result
+
     def _run_segment(self, trace, nodes, outputs, writes, reason: str) -> dict:
         if not trace.final:
             if self.fullgraph:
@@ -139,6 +202,8 @@ class CompiledFunction:
         trace.path.append(program.index)
         outs, muts = program.run([trace.env[v] for v in external])
         trace.pool = program.compiled.pool if program.compiled is not None else None
+        if trace.replay is not None:
+            trace.replay.segment(trace, program, external, outputs, writes, outs, muts)
         results = dict(zip(outputs, outs))
         for (_, _, value), arr in zip(writes, muts):
             results[value] = arr
@@ -202,7 +267,9 @@ class CompiledFunction:
             backend=self.backend, gave_up=self._gave_up,
             kernel_count=sum(p.compiled.stats.kernels for p in self.programs.values()
                              if p.compiled is not None),
-            guards=[_guards(g) for g in programs])
+            guards=[_guards(g) for g in programs],
+            replays=stats["replays"], replay_status=self._replay_note,
+            replay_guards=self._plan.describe() if self._plan is not None else [])
 
     def __repr__(self) -> str:
         return f"<compgrad.compile({self._name}, backend={self.backend!r})>"
