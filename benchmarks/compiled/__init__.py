@@ -1,5 +1,7 @@
 """Compiled workloads W1-W5 (issue 7): the same PyTorch-style programs run by NumPy by hand,
-torch eager, torch.compile, compgrad eager and compgrad.compile, timed against torch eager.
+torch eager, torch.compile, compgrad eager, compgrad.compile and compgrad.replay
+(``compgrad.compile(fn, mode="reduce-overhead")``, timed only where its step is replayed),
+timed against torch eager.
 
 Run from the repository root::
 
@@ -12,8 +14,9 @@ OpenMP pool and OpenBLAS no longer share a process and starve each other. ``runn
 each case up in every worker (results checked against torch eager's), warms it up, then
 runs interleaved rounds, one worker timing at a time with the order rotating, and takes
 ratios to torch eager per round. Fresh processes measure the first W1 step with an empty
-and a warm compile cache (``coldstart``) and W3's peak memory (``memory``); ``report``
-writes the Markdown table and the plot.
+and a warm compile cache (``coldstart``; compgrad.compile and torch.compile) and W3's peak
+memory (``memory``; not compgrad.replay); ``report`` writes the Markdown table (with a
+"replay ratio" column beside compgrad.compile's target) and the plot.
 
 Modules: ``settings`` (constants, targets), ``programs`` (the workloads and instances),
 ``by_hand`` (the NumPy contestant), ``policy``, ``worker``, ``pool``, ``runner``,

@@ -26,8 +26,9 @@ from benchmarks.compiled.settings import (
 )
 
 DESCRIPTION = ("Compiled workloads W1-W5 (issue 7): the same PyTorch-style programs run by "
-               "NumPy by hand, torch eager, torch.compile, compgrad eager and compgrad.compile, "
-               "each in its own process, timed against torch eager.")
+               "NumPy by hand, torch eager, torch.compile, compgrad eager, compgrad.compile "
+               "and compgrad.replay (compgrad.compile(mode='reduce-overhead')), each in its "
+               "own process, timed against torch eager.")
 
 
 def environment() -> dict[str, Any]:

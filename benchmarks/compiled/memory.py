@@ -12,16 +12,20 @@ from typing import Any
 
 from benchmarks.compiled import policy, programs
 from benchmarks.compiled.coldstart import child_argv
-from benchmarks.compiled.settings import MEMORY_SLACK_BYTES, REPO_ROOT
+from benchmarks.compiled.settings import MEMORY_SLACK_BYTES, REPLAY_CONTESTANT, REPO_ROOT
+
+# not measured: torch.compile's compile takes minutes, and compgrad.replay's step runs the
+# same program as compgrad.compile's (the target concerns compgrad.compile)
+_LEFT_OUT = ("torch.compile", REPLAY_CONTESTANT)
 
 
 def memory(contestants: list[str], quick: bool, timeout_s: float = 600) -> dict[str, Any]:
-    """W3's peak memory per contestant, each in a fresh process (torch.compile left out:
-    its compile takes minutes and the target concerns compgrad.compile)."""
+    """W3's peak memory per contestant, each in a fresh process (torch.compile and
+    compgrad.replay left out: ``_LEFT_OUT``)."""
     from benchmarks import harness  # imports torch and compgrad: the parent's business only
 
     out: dict[str, Any] = {}
-    for c in (c for c in contestants if c != "torch.compile"):
+    for c in (c for c in contestants if c not in _LEFT_OUT):
         with tempfile.TemporaryDirectory(prefix="compgrad-bench-") as tmp:
             argv = child_argv(__name__, c, "quick" if quick else "full")
             out[c] = harness.run_json_child(argv, policy.worker_env(c, Path(tmp)), REPO_ROOT,

@@ -16,6 +16,7 @@ from benchmarks.compiled.settings import (
     CONTESTANTS,
     LABELS,
     REFERENCE,
+    REPLAY_CONTESTANT,
     RTOL,
     TARGET_CONTESTANT,
 )
@@ -27,6 +28,8 @@ def _cell(case: dict[str, Any], c: str) -> str:
         return "-"
     if "error" in rec:
         return "**ERROR**"
+    if "not_replayed" in rec:
+        return "not replayed" + (" **MISMATCH**" if check_ok(case, c) is False else "")
     med = case.get("median_us", {}).get(c)
     text = harness.fmt_duration(med)
     r = 1.0 if c == REFERENCE else ratio(case, c)
@@ -45,27 +48,70 @@ def _met(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "**no**")
 
 
+def _replay_cell(case: dict[str, Any]) -> str:
+    """compgrad.replay's ratio to torch eager and whether it is within the case's target
+    (the target column stays compgrad.compile's)."""
+    rec = case["contestants"].get(REPLAY_CONTESTANT, {})
+    if "error" in rec:
+        return "**ERROR**"
+    if "not_replayed" in rec:
+        return "not replayed"
+    r = case.get("replay_ratio")
+    if r is None:
+        return "-"
+    within = case.get("replay_within_target")
+    return f"{r:.3g}x" + ("" if within is None else
+                          " (within target)" if within else " (**over target**)")
+
+
+def _check_cell(case: dict[str, Any], c: str) -> str:
+    """One cell of the results-check table: the largest relative error and whether it is
+    within the tolerance (compgrad.replay: and how many checked steps were replays)."""
+    rec = case["contestants"].get(c, {})
+    chk = rec.get("check")
+    if "error" in rec:
+        return "error"
+    if chk is None:
+        return "-"
+    text = f"{chk['max_rel_err']:.1e} {'ok' if chk['ok'] else '**MISMATCH**'}"
+    if "check_replays" in rec:
+        text += f" ({rec['check_replays']} replayed)"
+    return text
+
+
 def format_markdown(result: dict[str, Any]) -> str:
     """The results as Markdown: times and ratios, targets, checks, cold start, memory."""
     cfg = result["config"]
     names = [c for c in CONTESTANTS if c in cfg["contestants"]]
     env = result.get("environment", {})
+    replay = REPLAY_CONTESTANT in names
+    replay_note = ("; replay ratio: compgrad.compile(mode=\"reduce-overhead\") / torch "
+                   "eager, every timed step a replay" if replay else "")
     lines = [
         "# Compiled workloads W1-W5 (issue 7)", "",
         f"{cfg['rounds']} interleaved rounds{' (--quick sizes)' if cfg['quick'] else ''}, "
         f"each contestant in its own worker process, one running at a time; cells: the mean "
         f"time per step of a round's loop (~{cfg.get('loop_s', 0) * 1e3:g} ms), median over "
         f"rounds (median over rounds of the ratio to torch eager, taken per round); target: "
-        f"compgrad.compile / torch eager. {harness.cpus(result)} CPUs, {cfg.get('threads')} "
+        f"compgrad.compile / torch eager{replay_note}. {harness.cpus(result)} CPUs, "
+        f"{cfg.get('threads')} "
         f"threads per process, load average (1, 5, 15 min) before the run "
         f"{_loads(env.get('loadavg_before_run'))}, after {_loads(env.get('loadavg_after_run'))}; "
         f"torch {env.get('torch')}, numpy {env.get('numpy')}, numba {env.get('numba')}.", "",
     ]
-    header = ["case", *(LABELS[c] for c in names), "target", "met"]
+    header = ["case", *(LABELS[c] for c in names), "target", "met",
+              *(["replay ratio"] if replay else [])]
     rows = [[f"{case['id']}: {case['title']}", *(_cell(case, c) for c in names),
              f"<= {case['target']}" if case["target"] is not None else "-",
-             _met(case.get("target_met"))] for case in result["cases"]]
+             _met(case.get("target_met")), *([_replay_cell(case)] if replay else [])]
+            for case in result["cases"]]
     lines += [harness.markdown_table(header, rows), ""]
+    unreplayed = [(case["id"], rec["not_replayed"]) for case in result["cases"]
+                  for c, rec in case["contestants"].items() if "not_replayed" in rec]
+    if unreplayed:
+        lines += [f"{LABELS[REPLAY_CONTESTANT]} not timed where its step is not replayed "
+                  "after warm-up:", ""]
+        lines += [f"- {cid}: {why}" for cid, why in unreplayed] + [""]
     bad = [(case["id"], c, rec) for case in result["cases"]
            for c, rec in case["contestants"].items()
            if "error" in rec or not rec.get("check", {"ok": True})["ok"]]
@@ -82,15 +128,8 @@ def format_markdown(result: dict[str, Any]) -> str:
     lines += ["Results check (max |x - torch| / max |torch| over outputs, grads and weights, "
               f"tolerance {RTOL:g}):", ""]
     others = [c for c in names if c != REFERENCE]
-    rows = []
-    for case in result["cases"]:
-        row = [case["id"]]
-        for c in others:
-            rec = case["contestants"].get(c, {})
-            chk = rec.get("check")
-            row.append("error" if "error" in rec else "-" if chk is None else
-                       f"{chk['max_rel_err']:.1e} {'ok' if chk['ok'] else '**MISMATCH**'}")
-        rows.append(row)
+    rows = [[case["id"], *(_check_cell(case, c) for c in others)]
+            for case in result["cases"]]
     lines += [harness.markdown_table(["case", *(LABELS[c] for c in others)], rows), ""]
     lines += _policy_lines(result.get("workers"))
     lines += _profile_lines(result["cases"])
@@ -174,9 +213,10 @@ def _memory_lines(mem: dict[str, Any] | None) -> list[str]:
                                     "inputs + outputs", "budget (+64 MiB)", "met"], rows), ""]
 
 
-_MARKERS = {"numpy": "s", "torch.compile": "^", "compgrad": "o", "compgrad.compile": "D"}
+_MARKERS = {"numpy": "s", "torch.compile": "^", "compgrad": "o", "compgrad.compile": "D",
+            "compgrad.replay": "*"}
 _COLORS = {"numpy": "tab:green", "torch.compile": "tab:orange", "compgrad": "tab:cyan",
-           "compgrad.compile": "tab:blue"}
+           "compgrad.compile": "tab:blue", "compgrad.replay": "tab:purple"}
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

@@ -7,6 +7,10 @@ compile here, never in a timed loop). Round r then asks each worker in turn, the
 rotating from round to round, to time its step for about ``loop_s``; only one worker runs
 at a time, the others wait on their pipe. Ratios to torch eager are taken per round from
 the same round's numbers and reduced to medians over the rounds.
+
+compgrad.replay is timed only once its step is replayed: a case whose step is not
+replayed after warm-up is recorded as ``not_replayed`` (with compgrad's reason) and left
+out of the rounds, and a timed loop with a step that was not replayed is an error.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ from benchmarks import harness
 from benchmarks.compiled.pool import ContestantError, WorkerError, WorkerPool
 from benchmarks.compiled.programs import Case
 from benchmarks.compiled.settings import (
+    COMPILED_CONTESTANTS,
     MAX_STEPS,
     PROFILE_TOP,
     QUICK_WARMUP_S,
     REFERENCE,
+    REPLAY_CONTESTANT,
     RTOL,
     SETTLE_S,
     TARGET_CONTESTANT,
@@ -33,7 +39,8 @@ from benchmarks.compiled.settings import (
 def _set_up(pool: WorkerPool, case: Case, contestant: str, quick: bool,
             ref: dict[str, Any] | None, record: dict[str, Any]) -> dict[str, Any] | None:
     """Set one contestant up in its worker, check its results against ``ref`` and warm it
-    up; its results, or None after writing the error into ``record``."""
+    up; its results, or None after writing the error (or, for compgrad.replay, why its
+    step is not replayed) into ``record``."""
     stage = "starting its worker"
     try:
         worker = pool.get(contestant)
@@ -44,10 +51,12 @@ def _set_up(pool: WorkerPool, case: Case, contestant: str, quick: bool,
         record["first_call_s"] = rep["first_call_s"]  # with compiling, where any
         if ref is not None:
             record["check"] = harness.compare_arrays(ref, rep["results"], RTOL)
+        if "replay" in rep:  # how many of the checked steps were replays
+            record["check_replays"] = rep["replay"]["replays"]
         stage = "warming up"
         warm = worker.call("warm_up", pool.timeouts.call_s,
                            min_s=(QUICK_WARMUP_S if quick else WARMUP_S)[
-                               contestant.endswith(".compile")])
+                               contestant in COMPILED_CONTESTANTS])
     except ContestantError as exc:  # the program raised: reported, its worker lives on
         record["error"] = str(exc) if stage == "setting up" else f"{exc} while {stage}"
         return None
@@ -60,6 +69,12 @@ def _set_up(pool: WorkerPool, case: Case, contestant: str, quick: bool,
     record["warmup_last_s"] = statistics.median(times[-3:])
     record["warmup_min_s"] = min(times)
     record["policy"] = warm["policy"]
+    replay = warm.get("replay")
+    if replay is not None:
+        record["warmup_replays"] = replay["replays"]
+        if not replay["last_replayed"]:
+            record["not_replayed"] = replay["status"] or "no replay after warm-up"
+            return None
     return rep["results"]
 
 
@@ -92,6 +107,8 @@ def _rounds(pool: WorkerPool, names: list[str], rounds: int, loop_s: float,
             means[c].append(rep["mean_us"])
             medians[c].append(rep["median_us"])
             steps[c].append(rep["n"])
+            if "replays" in rep:  # compgrad.replay: every timed step (the worker checks)
+                records[c].setdefault("replays_per_round", []).append(rep["replays"])
     return means, medians, steps
 
 
@@ -141,6 +158,9 @@ def time_case(case: Case, contestants: list[str], rounds: int, loop_s: float,
                 **harness.summarize(means), "round_ratios": harness.round_ratios(means, REFERENCE)})
     out["target_ratio"] = ratio(out, TARGET_CONTESTANT)
     out["target_met"] = target_met(out)
+    if REPLAY_CONTESTANT in names:  # beside the target, never in its place
+        out["replay_ratio"] = ratio(out, REPLAY_CONTESTANT)
+        out["replay_within_target"] = target_met(out, REPLAY_CONTESTANT)
     if profile_steps > 0 and TARGET_CONTESTANT in means:
         out["profile"] = _profile(pool, profile_steps)
     _drop(pool, names)
@@ -187,12 +207,13 @@ def check_ok(case: dict[str, Any], contestant: str) -> bool | None:
     return None if chk is None else chk["ok"]
 
 
-def target_met(case: dict[str, Any]) -> bool | None:
-    """Whether compgrad.compile's ratio meets the case's target with correct results."""
-    r = ratio(case, TARGET_CONTESTANT)
+def target_met(case: dict[str, Any], contestant: str = TARGET_CONTESTANT) -> bool | None:
+    """Whether ``contestant``'s ratio (by default compgrad.compile's, which the targets
+    are about) is within the case's target with correct results."""
+    r = ratio(case, contestant)
     if r is None or case["target"] is None:
         return None
-    return r <= case["target"] and check_ok(case, TARGET_CONTESTANT) is not False
+    return r <= case["target"] and check_ok(case, contestant) is not False
 
 
 def run_benchmark(selected: list[Case], contestants: list[str], rounds: int, loop_s: float,

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CONTESTANTS = ("numpy", "torch", "torch.compile", "compgrad", "compgrad.compile")
+CONTESTANTS = ("numpy", "torch", "torch.compile", "compgrad", "compgrad.compile",
+               "compgrad.replay")
 REFERENCE = "torch"
 TARGET_CONTESTANT = "compgrad.compile"
-QUICK_CONTESTANTS = ("numpy", "torch", "compgrad", "compgrad.compile")  # torch.compile: minutes
+# compgrad.compile(fn, mode="reduce-overhead"): a stable step replayed without its Python;
+# its ratio gets its own column beside the target's (DESIGN.md gives W2's target to it)
+REPLAY_CONTESTANT = "compgrad.replay"
+QUICK_CONTESTANTS = ("numpy", "torch", "compgrad", "compgrad.compile",
+                     "compgrad.replay")  # torch.compile: minutes
+COMPILED_CONTESTANTS = ("torch.compile", "compgrad.compile", "compgrad.replay")  # long warm-up
 LABELS = {"numpy": "numpy (by hand)", "torch": "torch eager", "torch.compile": "torch.compile",
-          "compgrad": "compgrad eager", "compgrad.compile": "compgrad.compile"}
+          "compgrad": "compgrad eager", "compgrad.compile": "compgrad.compile",
+          "compgrad.replay": "compgrad.replay"}
 
 THREADS = 2
 # thread-count variables every worker gets (unless the user set them): NumPy's and scipy's

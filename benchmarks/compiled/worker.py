@@ -10,6 +10,10 @@ first request (tests use it to break a contestant on purpose).
 
 Only this contestant's library is imported here: torch's processes never load compgrad
 (nor Numba, nor scipy's OpenBLAS), compgrad's and NumPy's never load torch.
+
+compgrad.replay's worker also reports how many of its calls were replays (its compiled
+function's ``explain().replays``): after the checked steps, after warm-up (and whether the
+warm-up's last call was one) and per timed loop, where every step must be one.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 from benchmarks import harness
 from benchmarks.compiled import policy, programs
+from benchmarks.compiled.settings import REPLAY_CONTESTANT
 
 
 class Server:
@@ -66,20 +71,41 @@ class Server:
         for i in range(1, check_steps):
             results[f"out[{i}]"] = programs.to_numpy(inst.step())
         results.update(inst.state())
-        return {"first_call_s": first_call_s, "results": results}
+        out: dict[str, Any] = {"first_call_s": first_call_s, "results": results}
+        if self.contestant == REPLAY_CONTESTANT:
+            out["replay"] = self._replay_state()  # how many checked steps were replays
+        return out
 
     def warm_up(self, min_s: float, min_calls: int = 3, max_calls: int = 200) -> dict[str, Any]:
         """Call the step at least ``min_calls`` times and for at least ``min_s`` seconds
         (compiled code keeps settling for a few calls), at most ``max_calls`` times; the
-        call times in s and the policy now that every library of the step is loaded."""
-        times = harness.warm_up(self._step(), min_s, min_calls, max_calls)
-        return {"times": times, "policy": policy.describe()}
+        call times in s and the policy now that every library of the step is loaded.
+
+        compgrad.replay: one more call, timed with the rest, tells whether the step is
+        replayed now (``replay["last_replayed"]``); if not, ``replay["status"]`` says why."""
+        step = self._step()
+        times = harness.warm_up(step, min_s, min_calls, max_calls)
+        out: dict[str, Any] = {"times": times}
+        if self.contestant == REPLAY_CONTESTANT:
+            before = self._replay_state()["replays"]
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+            out["replay"] = state = self._replay_state()
+            state["last_replayed"] = state["replays"] == before + 1
+        out["policy"] = policy.describe()
+        return out
 
     def timed_loop(self, loop_s: float, max_steps: int) -> dict[str, Any]:
         """One round's timed loop: after a ``gc.collect()``, repeat the step (each one timed)
         until ``loop_s`` has passed (at least once, at most ``max_steps`` times); µs per step
-        as the loop's mean (its whole time / steps) and the median step."""
+        as the loop's mean (its whole time / steps) and the median step.
+
+        compgrad.replay: also the replays in the loop, which must be every step (else
+        ``RuntimeError``: the loop timed something other than replays)."""
         step = self._step()
+        replay = self.contestant == REPLAY_CONTESTANT
+        before = self._replay_state()["replays"] if replay else 0
         gc.collect()  # the collector stays on in the loop, as in a training loop
         deadline = time.perf_counter_ns() + int(loop_s * 1e9)
         times: list[int] = []
@@ -91,8 +117,15 @@ class Server:
             times.append(end - t0)
             if end >= deadline or len(times) >= max_steps:
                 break
-        return {"n": len(times), "mean_us": (end - start) / len(times) / 1e3,
-                "median_us": statistics.median(times) / 1e3}
+        out = {"n": len(times), "mean_us": (end - start) / len(times) / 1e3,
+               "median_us": statistics.median(times) / 1e3}
+        if replay:
+            state = self._replay_state()
+            out["replays"] = replays = state["replays"] - before
+            if replays != len(times):
+                raise RuntimeError(f"{len(times) - replays} of the {len(times)} timed steps "
+                                   f"were not replayed ({state['status']})")
+        return out
 
     def profile(self, steps: int, top: int) -> dict[str, Any]:
         """cProfile ``steps`` steps: the ``top`` functions by own time (pstats text), with
@@ -127,6 +160,16 @@ class Server:
         if self.instance is None:
             raise RuntimeError("no case is set up")
         return self.instance.step
+
+    def _replay_state(self) -> dict[str, Any]:
+        """The replay counts of compgrad.replay's compiled function: ``replays`` (calls
+        replayed so far), ``status`` (why the last call was not replayed, None when it
+        was or the plan was just installed) and ``installed`` (a plan is in place)."""
+        if self.instance is None or self.instance.fn is None:
+            raise RuntimeError("no compiled function to ask about replays")
+        info = self.instance.fn.explain()
+        return {"replays": info.replays, "status": info.replay_status,
+                "installed": bool(info.replay_guards)}
 
     def serve(self, inbox: Connection, outbox: Connection) -> None:
         """Answer requests until ``exit`` or until the parent goes away."""

@@ -9,10 +9,14 @@ before the worker serves). In the NumPy worker only, it breaks the hand-written 
 - W1 and W2 (``NumpyMLP.step``): never returns.
 
 W5 is left alone, so a worker started after a crash can be seen to work.
+
+``refuse_replay`` (another preload) makes compgrad.replay's step refuse to be replayed,
+as a step reading Python state the guards cannot cover would.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -52,3 +56,31 @@ def plant(contestant: str) -> None:
     by_hand.log_softmax_nll_numpy = _broken_log_softmax
     by_hand.layer_norm_vjp_numpy = _crashing_layer_norm
     by_hand.NumpyMLP.step = _hanging_mlp_step
+
+
+REPLAY_REFUSAL = "refused by tests/benchmarks/_faults.py"
+
+
+class _Refused:
+    """What ``pyreads.observe`` returns for a step it cannot guard."""
+
+    refusal = REPLAY_REFUSAL
+
+    def check(self, args: tuple, kwargs: dict) -> bool:
+        return False
+
+    def describe(self) -> list[str]:
+        return []
+
+
+def _refusing_observe(fn: Any, args: tuple, kwargs: dict) -> tuple[Any, _Refused]:
+    return fn(*args, **kwargs), _Refused()
+
+
+def refuse_replay(contestant: str) -> None:
+    """In compgrad.replay's worker: every watched call refuses replay."""
+    if contestant != "compgrad.replay":
+        return
+    import compgrad  # noqa: F401 - the package first, as the worker's hello loads it
+
+    importlib.import_module("compgrad.compile.pyreads").observe = _refusing_observe
