@@ -13,6 +13,7 @@ from typing import Any
 from weakref import ref
 
 from compgrad.optim.optimizer import Optimizer, _to_scalar
+from compgrad.state_epoch import STRUCTURE
 from compgrad.tensor import Tensor
 
 __all__ = ["LRScheduler"]
@@ -97,6 +98,12 @@ class LRScheduler:
     (its current ``lr``), ``base_lrs`` records them, and one initial ``step()`` sets
     the epoch-0 learning rates. ``last_epoch`` counts the steps taken.
     """
+
+    def __setattr__(self, name: str, value) -> None:
+        # a scheduler stepped inside a compiled step changes Python state a replay
+        # would not repeat (``last_epoch``): compgrad.state_epoch makes that visible
+        STRUCTURE[0] += 1
+        object.__setattr__(self, name, value)
 
     _get_lr_called_within_step: bool = False
     _is_initial: bool = False

@@ -295,3 +295,29 @@ def test_an_argument_gets_its_grad_each_call_and_comes_back():
         np.testing.assert_allclose(g.numpy(), g_e.numpy(), rtol=1e-6)
         np.testing.assert_allclose(y.detach().numpy(), y_e.detach().numpy(), rtol=1e-6)
     assert compiled.explain().replays > 0
+
+
+def test_a_scheduler_stepped_inside_the_step_is_not_replayed():
+    # StepLR keeps the lr for 3 steps while its epoch counter moves: two traced calls
+    # agree, but a replay skipping the scheduler's step would never lower the lr
+    def scheduled(model, loss_fn, opt, x, y, sched):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return loss
+
+    (m1, m2), (o1, o2) = _twins()
+    s1 = torch.optim.lr_scheduler.StepLR(o1, step_size=3, gamma=0.1)
+    s2 = torch.optim.lr_scheduler.StepLR(o2, step_size=3, gamma=0.1)
+    loss_fn = torch.nn.MSELoss()
+    compiled = torch.compile(scheduled, mode="reduce-overhead")
+    x, y = _data()[0]
+    for _ in range(10):
+        scheduled(m1, loss_fn, o1, x, y, s1)
+        compiled(m2, loss_fn, o2, x, y, s2)
+        _same_state(m1, m2, o1, o2)
+        assert s1.last_epoch == s2.last_epoch
+        assert o1.param_groups[0]["lr"] == o2.param_groups[0]["lr"]
+    assert compiled.explain().replays == 0
