@@ -113,8 +113,16 @@ class CompiledFunction:
         if self._plan is not None:
             why = self._plan.guard_failure(args, kwargs)
             if why is None:
-                self._stats["replays"] += 1
-                return self._plan.run(args, kwargs)
+                try:
+                    result = self._plan.run(args, kwargs)
+                except Exception as e:  # noqa: BLE001 - the traced call below raises it
+                    # a data-dependent error (an index out of range): the program lands
+                    # nothing before it finishes, so the traced call runs from the same
+                    # state and fails as eagerly, after the effects that precede it
+                    why = f"the replayed program raised {type(e).__name__}"
+                else:
+                    self._stats["replays"] += 1
+                    return result
             self._plan = None
             self._replay_note = f"replay stopped: {why}"
         from compgrad.compile.trace import Trace

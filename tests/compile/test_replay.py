@@ -321,3 +321,28 @@ def test_a_scheduler_stepped_inside_the_step_is_not_replayed():
         assert s1.last_epoch == s2.last_epoch
         assert o1.param_groups[0]["lr"] == o2.param_groups[0]["lr"]
     assert compiled.explain().replays == 0
+
+
+def test_a_failing_replay_fails_as_eagerly():
+    def indexed(model, loss_fn, opt, x, y, idx):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss + x[idx].sum()   # idx out of range only in the last call
+
+    (m1, m2), (o1, o2) = _twins()
+    loss_fn = torch.nn.MSELoss()
+    compiled = torch.compile(indexed, mode="reduce-overhead")
+    x, y = _data()[0]
+    ok = torch.tensor([0, 1])
+    for _ in range(5):
+        indexed(m1, loss_fn, o1, x, y, ok)
+        compiled(m2, loss_fn, o2, x, y, ok)
+    assert compiled.explain().replays > 0
+    bad = torch.tensor([0, 99])
+    with pytest.raises(IndexError):
+        indexed(m1, loss_fn, o1, x, y, bad)
+    with pytest.raises(IndexError):
+        compiled(m2, loss_fn, o2, x, y, bad)
+    _same_state(m1, m2, o1, o2)   # the optimizer step before the failure happened
