@@ -5,38 +5,29 @@ Python (DESIGN.md, "A compiled call"). The library code a step runs (Module
 calls, optimizer steps, the autograd engine) reads Python state of compgrad's
 own objects: module attributes and submodules, hooks, optimizer groups and
 state, ``requires_grad``. Rather than guard each read, every change to that
-state bumps a counter here, and a replay runs only while the counters are where
-its last call left them: nothing it could have read has changed since.
+state bumps the counter here, and a replay runs only while the counter is where its
+last call left it: nothing it could have read has changed since.
 
-- ``STRUCTURE[0]`` counts changes to module attributes and submodules, hooks,
-  optimizer ``state`` and ``Tensor.data`` (a replay compares ``param_groups``
-  values and each captured tensor's ``requires_grad`` itself);
-- ``GRADS[0]`` counts ``.grad`` assignments (a training step makes its own, which
-  a replay repeats; any other one invalidates the replay).
-
-Counters are one-element lists so that the hot paths bump them with a plain
-``GRADS[0] += 1`` and no call.
+``STRUCTURE[0]`` counts changes to module attributes and submodules, hooks,
+optimizer ``state``, LR schedulers and ``Tensor.data``. A replay checks the rest
+itself: ``param_groups`` values (plain dicts, as in PyTorch), and each captured
+tensor's ``requires_grad`` and ``.grad`` (a step makes new tensors and leaves,
+which must not stop a replay). The counter is a one-element list so that hot
+paths bump it with a plain ``STRUCTURE[0] += 1`` and no call.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-__all__ = ["STRUCTURE", "GRADS", "changed", "counts", "WatchedDict", "WatchedStateDict",
-           "WatchedList"]
+__all__ = ["STRUCTURE", "changed", "WatchedDict", "WatchedStateDict", "WatchedList"]
 
 STRUCTURE = [0]
-GRADS = [0]
 
 
 def changed() -> None:
     """Note a change to Python state compiled code may have read."""
     STRUCTURE[0] += 1
-
-
-def counts() -> tuple[int, int]:
-    """``(structure, grads)``: equal tuples mean no watched change in between."""
-    return STRUCTURE[0], GRADS[0]
 
 
 class WatchedDict(dict):

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from compgrad.size import Size
-from compgrad.state_epoch import GRADS, STRUCTURE
+from compgrad.state_epoch import STRUCTURE
 from ir import dtypes, ops
 from ir.dispatch import current_interpreter
 from ir.dtypes import DType, can_cast
@@ -306,7 +306,6 @@ class Tensor:
                                    "the tensor have the same dtype")
             if value.shape != self.shape:
                 raise RuntimeError("assigned grad has data of a different size")
-        GRADS[0] += 1   # (compgrad.state_epoch)
         self._grad = value
 
     @property

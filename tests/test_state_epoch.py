@@ -61,16 +61,6 @@ def test_reads_and_steps_after_the_first_do_not_bump():
     assert _bumps(steady) == 0
 
 
-def test_grad_assignments_bump_the_grad_counter():
-    m = _model()
-    before = state_epoch.GRADS[0]
-    m(torch.randn(4, 2)).sum().backward()
-    assert state_epoch.GRADS[0] > before
-    before = state_epoch.GRADS[0]
-    m[0].weight.grad = None
-    assert state_epoch.GRADS[0] == before + 1
-
-
 def test_watched_containers_copy_and_pickle_as_plain_ones():
     d = WatchedDict(a=1)
     assert copy.deepcopy(d) == {"a": 1} and type(pickle.loads(pickle.dumps(d))) is dict

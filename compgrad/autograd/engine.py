@@ -20,7 +20,6 @@ from compgrad.autograd import anomaly
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.autograd.node import AccumulateGrad, Node
 from compgrad.autograd.record import edge_of
-from compgrad.state_epoch import GRADS
 from compgrad.tensor import Tensor
 from ir import ops
 from ir.types import shape_str
@@ -316,10 +315,8 @@ def _store_grad(var: Tensor, g: Tensor, create_graph: bool, may_steal: bool = Fa
     if not create_graph:
         g = _fresh(g.detach() if g.grad_fn is not None else g, may_steal)
     if var._grad is None:
-        GRADS[0] += 1   # (compgrad.state_epoch: replays repeat or detect .grad changes)
         var._grad = g
     elif create_graph or var._grad.requires_grad:
-        GRADS[0] += 1
         var._grad = ops.add(var._grad, g)
     else:
         var._grad._data += g._data

@@ -156,10 +156,10 @@ class CompiledFunction:
         user's Python (``pyreads``) and the program run, to make a replay plan."""
         from compgrad.compile.pyreads import observe
         from compgrad.compile.replay import Recorder, make_plan
-        from compgrad.state_epoch import counts
+        from compgrad.state_epoch import STRUCTURE
         self._watched += 1
         trace.replay = recorder = Recorder()
-        before = counts()
+        before = STRUCTURE[0]
         with interpreter(LazyInterpreter(trace)):
             try:
                 result, observation = observe(self.fn, args, kwargs)

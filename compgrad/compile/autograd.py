@@ -18,7 +18,6 @@ from compgrad.autograd.grad_mode import _STATE
 from compgrad.autograd.node import FREED_MESSAGE
 from compgrad.compile.backward_cache import derive_backward
 from compgrad.compile.lazy import LazyGradFn, LazyInterpreter
-from compgrad.state_epoch import GRADS
 from compgrad.tensor import Tensor
 from ir import ops
 from ir.dispatch import interpreter
@@ -247,7 +246,6 @@ def _store_grad(trace, var: Tensor, g: Value, create_graph: bool) -> None:
     gt = _as_tensor(trace, g, create_graph)
     if var._grad is None or create_graph or var._grad.requires_grad:
         trace.grads_set.append((len(trace.graph.nodes), var, var._grad))  # see Trace
-        GRADS[0] += 1
         var._grad = gt if var._grad is None else ops.add(var._grad, gt)
     else:
         prev = _STATE.enabled

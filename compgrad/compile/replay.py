@@ -34,7 +34,7 @@ import numpy as np
 
 from compgrad.autograd.anomaly import _STATE as _ANOMALY
 from compgrad.autograd.grad_mode import _STATE as _GRAD_MODE
-from compgrad.state_epoch import GRADS, STRUCTURE
+from compgrad.state_epoch import STRUCTURE
 from compgrad.tensor import Tensor
 
 __all__ = ["Recorder", "Plan", "make_plan"]
@@ -204,7 +204,6 @@ class Plan:
             made.append(g)
             if slot is not None:
                 watch[slot] = (t, g)
-        GRADS[0] += len(self.grads)
         result = _build(self.result, outs, args, kwargs, made)
         self.structure = STRUCTURE[0]
         self.calls += 1
@@ -349,7 +348,7 @@ def _build(spec, outs: list, args, kwargs, grads: list):
 # --- making a plan ------------------------------------------------------------------------
 
 def make_plan(trace, recorder: Recorder, args: tuple, kwargs: dict, result, observation,
-              counts_before: tuple, escaped: list) -> Plan | str:
+              structure_before: int, escaped: list) -> Plan | str:
     """The plan of a traced call, or why it cannot be replayed. ``escaped``: the
     results that left the call with a ``grad_fn`` (``trace.escaped`` before
     :func:`~compgrad.compile.escape.attach_backward` took them)."""
@@ -360,7 +359,7 @@ def make_plan(trace, recorder: Recorder, args: tuple, kwargs: dict, result, obse
     if trace.breaks or len(recorder.segments) != 1:
         return (f"the step ran as {len(recorder.segments)} programs (graph breaks: "
                 f"{', '.join(trace.breaks) or 'none'})")
-    if STRUCTURE[0] != counts_before[0]:
+    if STRUCTURE[0] != structure_before:
         return ("the step changed Python state of a module, an optimizer or a hook (an "
                 "optimizer making its state on its first step does)")
     program, _external, outputs, writes, outs, muts = recorder.segments[0]

@@ -23,7 +23,6 @@ import numpy as np
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.compile.lazy import LazyGradFn, LazyRef, PendingWrite, user_location
 from compgrad.compile.saving import values_to_save
-from compgrad.state_epoch import GRADS
 from compgrad.tensor import OVERLAP_MESSAGE, Tensor
 from ir import ops
 from ir.dispatch import interpreter, is_scalar
@@ -617,7 +616,6 @@ class Trace:
                 t._lazy.value = at_failure[id(t)]
         for pos, var, old in reversed(self.grads_set):
             if pos > failed:
-                GRADS[0] += 1
                 var._grad = old
         self.grads_set = []
         self.write_log = []
