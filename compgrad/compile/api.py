@@ -89,6 +89,7 @@ class CompiledFunction:
         self._gave_up: str | None = None
         self._variants: dict[tuple, int] = {}     # programs per op sequence (type variants)
         self._stats = {"calls": 0, "eager_calls": 0, "hits": 0, "misses": 0, "replays": 0,
+                       "replay_stops": [],
                        "compile_times": [], "breaks": {}, "paths": {}, "recompiles": [],
                        "last_call": ((), [])}
         self._name = getattr(fn, "__qualname__", getattr(fn, "__name__", "fn"))
@@ -125,6 +126,7 @@ class CompiledFunction:
                     return result
             self._plan = None
             self._replay_note = f"replay stopped: {why}"
+            self._stats["replay_stops"].append(why)
         from compgrad.compile.trace import Trace
         self._stats["calls"] += 1
         trace = Trace(self._name, self._run_segment, captured_names(self.fn, args, kwargs),
