@@ -263,10 +263,7 @@ class _InterpretedGroupStep:
 
     def run(self, env: dict, blas: BlasThreads) -> None:
         node = self.node
-        body = node.attrs["body"]
-        inner: dict[Value, object] = {}
-        for v, a in zip(body.inputs, node.inputs):
-            inner[v] = env[a] if isinstance(a, Value) else a
+        inner = _body_env(node, env)
         entry = (node,)
         token = ERRSTATE.set(IGNORE_ALL)
         try:
@@ -283,7 +280,13 @@ class _InterpretedGroupStep:
             raise
         finally:
             ERRSTATE.reset(token)
-        env.update(zip(node.outputs, (inner[v] for v in body.outputs)))
+        env.update(zip(node.outputs, (inner[v] for v in node.attrs["body"].outputs)))
+
+
+def _body_env(node: Node, env: dict) -> dict:
+    """A fused node's body inputs bound to the values of the node's inputs."""
+    return {v: env[a] if isinstance(a, Value) else a
+            for v, a in zip(node.attrs["body"].inputs, node.inputs)}
 
 
 class _FusedStep:
@@ -299,9 +302,7 @@ class _FusedStep:
     def run(self, env: dict, blas: BlasThreads) -> None:
         node = self.node
         body = node.attrs["body"]
-        inner: dict[Value, object] = {}
-        for v, a in zip(body.inputs, node.inputs):
-            inner[v] = env[a] if isinstance(a, Value) else a
+        inner = _body_env(node, env)
         for step, dead in zip(self.steps, self.release):
             step.run(inner, blas)
             for v in dead:

@@ -410,8 +410,14 @@ def _load_attr(shadow: FrameShadow, ins: Instr) -> None:
     method = ins.opname == "LOAD_METHOD" or (PY312 and ins.arg & 1)
     owner = shadow.pop()
     result, is_method = shadow.w.read_attr(shadow, owner, name, method)
+    _push_attr(shadow, result, owner, method, is_method)
+
+
+def _push_attr(shadow: FrameShadow, result, owner, method: bool, is_method: bool) -> None:
+    # a method load pushes the unbound function and self, as the interpreter does, or
+    # NULL and the attribute; a plain load pushes the attribute
     if method:
-        if is_method:               # the unbound function and self, as the interpreter does
+        if is_method:
             shadow.push(result)
             shadow.push(owner)
         else:
@@ -428,15 +434,7 @@ def _load_super_attr(shadow: FrameShadow, ins: Instr) -> None:
         raise Refuse(f"calls a rebound super ({shadow.where()})")
     result, is_method = shadow.w.read_super_attr(shadow, cls, self_slot, ins.argval,
                                                  bool(ins.arg & 1))
-    if ins.arg & 1:
-        if is_method:
-            shadow.push(result)
-            shadow.push(self_slot)
-        else:
-            shadow.push(NULL_SLOT)
-            shadow.push(result)
-    else:
-        shadow.push(result)
+    _push_attr(shadow, result, self_slot, bool(ins.arg & 1), is_method)
 
 
 def _load_assertion_error(shadow: FrameShadow, ins: Instr) -> None:
