@@ -32,7 +32,7 @@ from codegen.cache import load_kernel
 from codegen.cpu import PARALLEL_MIN_ELEMENTS, phase_source
 from codegen.products import ProductKernel, product_kernel
 from codegen.threads import SERIAL_BLAS_MAX_FLOPS, BlasThreads, blas_threads, matmul_flops
-from ir.dispatch import _conform as conform
+from ir.dispatch import conform
 from ir.dtypes import CATEGORY_FLOAT
 from ir.fperr import ERRSTATE, IGNORE_ALL
 from ir.graph import Graph, Node, Value, input_type

@@ -20,8 +20,9 @@ from ir.fperr import quiet_call
 from ir.opdef import OpDef, infer_type
 from ir.types import CPU, TensorType, scalar_type
 
-__all__ = ["Interpreter", "ReferenceInterpreter", "apply", "type_of", "current_interpreter",
-           "interpreter", "set_base_interpreter", "is_scalar", "SCALAR_TYPES", "PY_NUMBERS"]
+__all__ = ["Interpreter", "ReferenceInterpreter", "apply", "conform", "type_of",
+           "current_interpreter", "interpreter", "set_base_interpreter", "is_scalar",
+           "SCALAR_TYPES", "PY_NUMBERS"]
 
 SCALAR_TYPES = (bool, int, float, np.bool_, np.integer, np.floating)
 # Python's own numbers (a NumPy scalar is not one: NEP 50 treats only these as weak)
@@ -73,11 +74,13 @@ class ReferenceInterpreter(Interpreter):
         out_type = infer_type(op, tuple(self.type_of(a) for a in args), attrs)
         result = quiet_call(op.impl, *args, **attrs)
         if isinstance(out_type, tuple):
-            return tuple(_conform(r, t) for r, t in zip(result, out_type))
-        return _conform(result, out_type)
+            return tuple(conform(r, t) for r, t in zip(result, out_type))
+        return conform(result, out_type)
 
 
-def _conform(result, t: TensorType) -> np.ndarray:
+def conform(result, t: TensorType) -> np.ndarray:
+    """A reference implementation's ``result`` as an array of type ``t``'s dtype,
+    checked against its shape (every interpreter and the runtime's node loops use it)."""
     arr = np.asarray(result)
     if arr.dtype != t.dtype.np_dtype:
         arr = arr.astype(t.dtype.np_dtype)

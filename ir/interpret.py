@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ir.dispatch import _conform
+from ir.dispatch import conform
 from ir.fperr import quiet_call
 from ir.graph import Graph, Mutation, Node, Role, Value
 
@@ -43,7 +43,7 @@ def run_node(node: Node, args: Sequence) -> tuple:
     result = quiet_call(node.op.impl, *args, **node.attrs)
     if len(node.outputs) == 1 and not isinstance(result, tuple):
         result = (result,)
-    return tuple(_conform(r, out.type) for out, r in zip(node.outputs, result))
+    return tuple(conform(r, out.type) for out, r in zip(node.outputs, result))
 
 
 def run_in_env(node: Node, env: dict) -> None:
