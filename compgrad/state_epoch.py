@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-__all__ = ["STRUCTURE", "changed", "WatchedDict", "WatchedStateDict", "WatchedList"]
+__all__ = ["STRUCTURE", "changed", "WatchedDict", "WatchedStateDict"]
 
 STRUCTURE = [0]
 
@@ -31,7 +31,7 @@ def changed() -> None:
 
 
 class WatchedDict(dict):
-    """A dict (an optimizer's param group, a parameter's state) whose changes bump
+    """A dict (a parameter's optimizer state) whose changes bump
     :data:`STRUCTURE`. It is a ``dict`` in every other respect."""
 
     __slots__ = ()
@@ -110,56 +110,3 @@ class WatchedStateDict(defaultdict):
     def __reduce__(self):
         return defaultdict, (dict, ), None, None, iter(self.items())
 
-
-class WatchedList(list):
-    """An optimizer's ``param_groups`` list: appending or replacing a group bumps
-    :data:`STRUCTURE`."""
-
-    __slots__ = ()
-
-    def __setitem__(self, index, value):
-        STRUCTURE[0] += 1
-        list.__setitem__(self, index, value)
-
-    def __delitem__(self, index):
-        STRUCTURE[0] += 1
-        list.__delitem__(self, index)
-
-    def __iadd__(self, other):
-        STRUCTURE[0] += 1
-        return list.__iadd__(self, other)
-
-    def append(self, value):
-        STRUCTURE[0] += 1
-        list.append(self, value)
-
-    def extend(self, values):
-        STRUCTURE[0] += 1
-        list.extend(self, values)
-
-    def insert(self, index, value):
-        STRUCTURE[0] += 1
-        list.insert(self, index, value)
-
-    def pop(self, *args):
-        STRUCTURE[0] += 1
-        return list.pop(self, *args)
-
-    def remove(self, value):
-        STRUCTURE[0] += 1
-        list.remove(self, value)
-
-    def clear(self):
-        STRUCTURE[0] += 1
-        list.clear(self)
-
-    def sort(self, *args, **kwargs):
-        STRUCTURE[0] += 1
-        list.sort(self, *args, **kwargs)
-
-    def reverse(self):
-        STRUCTURE[0] += 1
-        list.reverse(self)
-
-    def __reduce__(self):
-        return list, (list(self),)

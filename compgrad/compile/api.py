@@ -131,12 +131,18 @@ class CompiledFunction:
         self._stats["calls"] += 1
         trace = Trace(self._name, self._run_segment, captured_names(self.fn, args, kwargs),
                       backward_cache=self._backward_cache)
-        watch = self.mode == "reduce-overhead" and self._watched < _WATCHED_CALLS_LIMIT
-        if watch:
+        if self.mode == "reduce-overhead" and self._watched < _WATCHED_CALLS_LIMIT:
             return self._watched_call(trace, args, kwargs)
+        result, _ = self._traced(trace, lambda: self.fn(*args, **kwargs))
+        return result
+
+    def _traced(self, trace, run: Callable):
+        """``run()`` (the user's function) with ``trace`` recording; its result and the
+        outputs that left the call with a ``grad_fn`` (``trace.escaped`` before
+        ``attach_backward`` took them)."""
         with interpreter(LazyInterpreter(trace)):
             try:
-                result = self.fn(*args, **kwargs)
+                result = run()
             except BaseException:
                 # the work recorded before the exception happened eagerly too; an error
                 # it raises (found only when it runs) came first eagerly, so it wins
@@ -147,11 +153,12 @@ class CompiledFunction:
             trace.final = True
             if trace.pending():
                 trace.flush(reason="return")
+            escaped = list(trace.escaped)
             attach_backward(trace)
         path = tuple(trace.path)
         self._stats["paths"][path] = self._stats["paths"].get(path, 0) + 1
         self._stats["last_call"] = (path, trace.breaks)
-        return result
+        return result, escaped
 
     def _watched_call(self, trace, args: tuple, kwargs: dict):
         """A traced call in reduce-overhead mode: as ``__call__``, also watching the
@@ -162,23 +169,12 @@ class CompiledFunction:
         self._watched += 1
         trace.replay = recorder = Recorder()
         before = STRUCTURE[0]
-        with interpreter(LazyInterpreter(trace)):
-            try:
-                result, observation = observe(self.fn, args, kwargs)
-            except BaseException:
-                trace.final = True
-                if trace.error is None and trace.pending():
-                    trace.flush(reason="exception")
-                self._candidate = None
-                raise
-            trace.final = True
-            if trace.pending():
-                trace.flush(reason="return")
-            escaped = list(trace.escaped)
-            attach_backward(trace)
-        path = tuple(trace.path)
-        self._stats["paths"][path] = self._stats["paths"].get(path, 0) + 1
-        self._stats["last_call"] = (path, trace.breaks)
+        try:
+            (result, observation), escaped = self._traced(
+                trace, lambda: observe(self.fn, args, kwargs))
+        except BaseException:
+            self._candidate = None
+            raise
         trace.replay = None
         plan = make_plan(trace, recorder, args, kwargs, result, observation, before, escaped)
         del recorder, escaped

@@ -104,12 +104,11 @@ class Plan:
         for _, _, params in optimizers:
             watched.update((id(p), p) for p in params)
         self.grad_watch = [(t, t._grad) for t in watched.values()]
-        self.grad_slot = {id(t): i for i, (t, _) in enumerate(self.grad_watch)}
+        slot = {id(t): i for i, (t, _) in enumerate(self.grad_watch)}
         # the watch slots a replay refreshes (captured tensors; an argument is new each call)
-        self.grad_updates = [self.grad_slot.get(id(src[1])) if src[0] == _OBJ else None
+        self.grad_updates = [slot.get(id(src[1])) if src[0] == _OBJ else None
                              for src, _, _ in grads]
         self.modes = _modes()
-        self.calls = 0
 
     # --- stability -------------------------------------------------------------------------
 
@@ -206,20 +205,20 @@ class Plan:
                 watch[slot] = (t, g)
         result = _build(self.result, outs, args, kwargs, made)
         self.structure = STRUCTURE[0]
-        self.calls += 1
         return result
 
 
 def _land(root: Tensor, muts: list, index: int, pool) -> None:
     """Write the program's new value into ``root``: by taking the result buffer when
     nothing else holds either array (the old storage goes to the pool), else by
-    copying into the storage, which views and aliases of it then see."""
+    copying into the storage, which views and aliases of it then see. (``exchange``
+    itself checks that the old storage fits the pool: shape, dtype, layout.)"""
     data = object.__getattribute__(root, "_data")
     new = muts[index]
     muts[index] = None
+    # references: the local, getrefcount's argument, and for ``new`` the pool's list
     if pool is not None and type(new) is np.ndarray and new.base is None \
-            and new.shape == data.shape and new.dtype == data.dtype and data.flags.owndata \
-            and data.flags.writeable and data.flags.c_contiguous \
+            and data.flags.writeable \
             and sys.getrefcount(data) == 3 and sys.getrefcount(new) == 3 \
             and pool.exchange(new, data):
         root._data = new
