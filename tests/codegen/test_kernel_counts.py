@@ -20,6 +20,7 @@ import pytest
 
 import compgrad
 from benchmarks import mlp_step
+from benchmarks.compiled.programs import build_mlp
 from ir.opdef import OpKind
 
 SIZES = (64, 32, 32, 10)
@@ -67,15 +68,9 @@ def test_w3_forward_and_backward_are_one_or_two_kernels():
 
 def _mlp(seed: int = 0):
     compgrad.manual_seed(seed)
-    nn = compgrad.nn
-    layers: list = []
-    for i, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
-        if i:
-            layers.append(nn.ReLU())
-        layers.append(nn.Linear(n_in, n_out))
-    model = nn.Sequential(*layers)
+    model = build_mlp(compgrad, SIZES)   # Linear layers with ReLU between, as W1
     optimizer = compgrad.optim.SGD(model.parameters(), lr=mlp_step.LR, momentum=mlp_step.MOMENTUM)
-    return model, nn.CrossEntropyLoss(), optimizer
+    return model, compgrad.nn.CrossEntropyLoss(), optimizer
 
 
 def _batches(n: int):

@@ -11,6 +11,7 @@ import pytest
 
 import compgrad
 from benchmarks import mlp_step
+from benchmarks.compiled.programs import build_mlp
 from codegen import products, runtime
 from codegen.runtime import CompiledProgram
 from ir.interpret import interpret
@@ -236,15 +237,9 @@ BATCH = 16
 
 def _mlp(seed: int = 0):
     compgrad.manual_seed(seed)
-    nn = compgrad.nn
-    layers: list = []
-    for i, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:])):
-        if i:
-            layers.append(nn.ReLU())
-        layers.append(nn.Linear(n_in, n_out))
-    model = nn.Sequential(*layers)
+    model = build_mlp(compgrad, SIZES)   # Linear layers with ReLU between, as W1
     optimizer = compgrad.optim.SGD(model.parameters(), lr=mlp_step.LR, momentum=mlp_step.MOMENTUM)
-    return model, nn.CrossEntropyLoss(), optimizer
+    return model, compgrad.nn.CrossEntropyLoss(), optimizer
 
 
 def test_w1_step_runs_no_product_and_no_small_node_on_the_per_node_interpreter(monkeypatch):
