@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import dis
 import functools
+import gc
 import operator
 import os
 import sys
@@ -284,6 +285,12 @@ class _Watcher(CallPolicy):
         self.states: dict = {}                 # frame -> FrameShadow (user frames)
         self.user_codes: dict = {}             # a cache: code -> is user code
         self.pending_gens: dict = {}           # code -> [(pos, kw)] of generators not started
+        # garbage-collector callbacks (hypothesis registers one that times GC) run
+        # whenever a collection happens to fall inside the call: not the step's Python,
+        # so neither they nor what they call are analysed
+        self.gc_codes = {getattr(getattr(cb, "__func__", cb), "__code__", None)
+                         for cb in gc.callbacks}
+        self.foreign: set = set()              # frames of such callbacks, and their callees
         self._trace = self.trace
         self._profile = self.profile
 
@@ -336,6 +343,9 @@ class _Watcher(CallPolicy):
         """The global trace function: called for each new Python frame."""
         if self.refusal is not None:
             return None
+        if frame.f_code in self.gc_codes or frame.f_back in self.foreign:
+            self.foreign.add(frame)
+            return None
         try:
             parent = self.states.get(frame.f_back)
             if not self.is_user(frame.f_code, frame):
@@ -364,6 +374,9 @@ class _Watcher(CallPolicy):
     def profile(self, frame, event, arg):
         """Return values of Python callees of user frames; C calls of user frames."""
         if event == "return":
+            if frame in self.foreign:
+                self.foreign.discard(frame)
+                return
             parent = self.states.get(frame.f_back)
             shadow = self.states.get(frame)
             if parent is not None:

@@ -346,3 +346,23 @@ def test_a_failing_replay_fails_as_eagerly():
     with pytest.raises(IndexError):
         compiled(m2, loss_fn, o2, x, y, bad)
     _same_state(m1, m2, o1, o2)   # the optimizer step before the failure happened
+
+
+def test_a_gc_callback_inside_the_call_does_not_stop_replay():
+    # (hypothesis registers a gc callback timing collections with time.perf_counter;
+    # when a collection fell inside a watched call, the step was refused replay)
+    import gc
+    import time
+
+    def timing(phase, info):
+        time.perf_counter()
+
+    threshold = gc.get_threshold()
+    gc.callbacks.append(timing)
+    gc.set_threshold(1)   # a collection at (nearly) every allocation
+    try:
+        compiled = _run(_step, 6)
+    finally:
+        gc.set_threshold(*threshold)
+        gc.callbacks.remove(timing)
+    assert compiled.explain().replays == 3, compiled.explain().replay_status
