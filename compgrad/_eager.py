@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from compgrad.device_arrays import place, run_on_device, to_host
 from ir.dispatch import Interpreter, is_scalar
 from ir.fperr import ERRSTATE, IGNORE_ALL, quiet_call
 from ir.opdef import OpDef, infer_type
-from ir.types import TensorType, scalar_type
+from ir.types import CPU, TensorType, scalar_type
 
 __all__ = ["EagerInterpreter", "EAGER", "RECORD_HOOKS", "argument_error"]
 
@@ -47,7 +48,11 @@ class EagerInterpreter(Interpreter):
                 raise argument_error(op, a)
         types = tuple(types)
         out_type = infer_type(op, types, attrs)
-        if ERRSTATE is not None:   # ir.fperr.quiet_call, inline on the hottest path
+        device = out_type.device if not isinstance(out_type, tuple) else (
+            out_type[0].device if out_type else CPU)   # unbind may give no outputs
+        if device is not CPU and device.type != "cpu":
+            result = quiet_call(run_on_device, op, arrays, attrs, device)
+        elif ERRSTATE is not None:   # ir.fperr.quiet_call, inline on the hottest path
             token = ERRSTATE.set(IGNORE_ALL)
             try:
                 result = op.impl(*arrays, **attrs)
@@ -74,7 +79,10 @@ def argument_error(op: OpDef, arg) -> TypeError:
 
 
 def _wrap(op: OpDef, result, t: TensorType, args, arrays):
-    arr = result if type(result) is np.ndarray else np.asarray(result)
+    if t.device is CPU or t.device.type == "cpu":
+        arr = result if type(result) is np.ndarray else to_host(result)
+    else:
+        arr = place(result, t.device)
     np_dtype = t.dtype.np_dtype
     if arr.dtype is not np_dtype and arr.dtype != np_dtype:
         arr = arr.astype(np_dtype)
@@ -90,7 +98,7 @@ def _wrap(op: OpDef, result, t: TensorType, args, arrays):
     # would otherwise let an in-place op leak into a value PyTorch would have copied)
     if not op.fresh_result:
         for a in arrays:
-            if type(a) is np.ndarray and np.may_share_memory(arr, a):
+            if type(a) is type(arr) and np.may_share_memory(arr, a):
                 arr = arr.copy()
                 break
     out = _Tensor.__new__(_Tensor)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from compgrad.autograd.grad_mode import _STATE
+from compgrad.device_arrays import is_writeable
 from compgrad.tensor import INPLACE_HOOKS, Tensor, _active_trace
 from ir import ops
 from ir.dispatch import PY_NUMBERS, SCALAR_TYPES
@@ -71,7 +72,7 @@ def _write_ufunc(self: Tensor, other, np_fn: np.ufunc, alpha) -> bool:
     if _active_trace() is not None:  # first: under @compile, reading _data would force it
         return False
     arr = self._data
-    if arr.dtype.kind != "f" or not arr.flags.writeable or len(INPLACE_HOOKS) > 1:
+    if arr.dtype.kind != "f" or not is_writeable(arr) or len(INPLACE_HOOKS) > 1:
         return False
     grad_on = _STATE.enabled
     if grad_on and (self._requires_grad or (self._base is not None

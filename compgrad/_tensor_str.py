@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from compgrad.device_arrays import to_host
+
 __all__ = ["format_tensor", "set_printoptions", "get_printoptions", "printoptions",
            "PRINT_OPTS"]
 
@@ -218,7 +220,7 @@ def format_tensor(t) -> str:
     if device.type != "cpu":
         index = 0 if device.index is None else device.index
         suffixes.append(f"device='{device.type}:{index}'")
-    a = np.asarray(t._data)
+    a = to_host(t._data)   # a GPU tensor's values are copied to the host to print
     dtype = t.dtype
     default_float = dtypes.default_float_dtype()
     if a.size == 0:

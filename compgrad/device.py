@@ -10,7 +10,8 @@ device = Device
 
 
 def check_device(dev) -> Device:
-    """Normalise ``dev``; a CUDA device on a machine without one raises
+    """Normalise ``dev`` (``"cuda"`` names the current device's index); a CUDA device on
+    a machine without one raises
     ``compgrad.cuda.CudaUnavailableError`` (a RuntimeError and an AssertionError)."""
     d = Device(dev) if not isinstance(dev, Device) else dev
     if d.type == "cuda":
@@ -20,6 +21,8 @@ def check_device(dev) -> Device:
             raise cuda.CudaUnavailableError(
                 "Found no NVIDIA driver on your system. compgrad cannot use device "
                 f"'{d}' on this machine (compgrad.cuda.is_available() is False).")
-        if d.index is not None and d.index >= cuda.device_count():
+        if d.index is None:   # a tensor's device always names its index, as in PyTorch
+            return Device("cuda", cuda.current_device())
+        if d.index >= cuda.device_count():
             raise RuntimeError(f"CUDA error: invalid device ordinal {d.index}")
     return d

@@ -82,12 +82,19 @@ default_generator = Generator()
 
 
 def manual_seed(seed) -> Generator:
-    """Seed the default generator (``torch.manual_seed``)."""
-    return default_generator.manual_seed(seed)
+    """Seed the default generator and every CUDA device's (``torch.manual_seed``)."""
+    from compgrad import cuda
+    out = default_generator.manual_seed(seed)
+    cuda.manual_seed_all(seed)
+    return out
 
 
 def seed() -> int:
-    return default_generator.seed()
+    """Seed every device's default generator non-deterministically; returns the seed."""
+    from compgrad import cuda
+    value = default_generator.seed()
+    cuda.manual_seed_all(value)
+    return value
 
 
 def initial_seed() -> int:
@@ -104,13 +111,23 @@ def set_rng_state(new_state: Tensor) -> None:
 
 # --- random factories with PyTorch's signatures ------------------------------------------
 
-def _gen(generator) -> Generator:
+def _gen(generator, device=None) -> Generator:
+    """``generator``, or the default one of the device the values are made on (each CUDA
+    device has its own, ``compgrad.cuda.default_generators``, as in PyTorch)."""
     if generator is None:
+        if device is not None and device.type == "cuda":
+            from compgrad import cuda
+            return cuda.default_generators[device.index or 0]
         return default_generator
     if not isinstance(generator, Generator):
         raise TypeError(f"expected a compgrad.Generator for 'generator', got "
                         f"{type(generator).__name__}")
     return generator
+
+
+def default_generator_for(device) -> Generator:
+    """The default generator of ``device`` (for library code such as dropout)."""
+    return _gen(None, device)
 
 
 def _dev(device):
@@ -144,7 +161,8 @@ def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
     """Uniform random values in ``[0, 1)`` (``rand(2, 3)`` or ``rand((2, 3))``)."""
     reject_out(out)
     shape = _sized("rand", size, kwargs, layout)
-    return _finish(_rops.rand(shape, _gen(generator), dtype, _dev(device)), requires_grad)
+    dev = _dev(device)
+    return _finish(_rops.rand(shape, _gen(generator, dev), dtype, dev), requires_grad)
 
 
 def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
@@ -152,7 +170,8 @@ def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
     """Standard normal random values."""
     reject_out(out)
     shape = _sized("randn", size, kwargs, layout)
-    return _finish(_rops.randn(shape, _gen(generator), dtype, _dev(device)), requires_grad)
+    dev = _dev(device)
+    return _finish(_rops.randn(shape, _gen(generator, dev), dtype, dev), requires_grad)
 
 
 def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None,
@@ -169,8 +188,9 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
     if size is None:
         raise TypeError('randint() missing 1 required positional arguments: "size"')
     shape = parse_size("randint", (size,))
-    out_t = _rops.randint(_scalar_int(low), _scalar_int(high), shape, _gen(generator), dtype,
-                          _dev(device))
+    dev = _dev(device)
+    out_t = _rops.randint(_scalar_int(low), _scalar_int(high), shape, _gen(generator, dev),
+                          dtype, dev)
     return _finish(out_t, requires_grad)
 
 
@@ -184,7 +204,8 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=Non
     reject_out(out)
     from compgrad.factories import check_layout
     check_layout(layout)
-    return _finish(_rops.randperm(n, _gen(generator), dtype, _dev(device)), requires_grad)
+    dev = _dev(device)
+    return _finish(_rops.randperm(n, _gen(generator, dev), dtype, dev), requires_grad)
 
 
 def rand_like(input, *, generator=None, dtype=None, layout=None, device=None,
@@ -192,7 +213,7 @@ def rand_like(input, *, generator=None, dtype=None, layout=None, device=None,
     """Uniform ``[0, 1)`` values in the shape (and dtype, device) of ``input``."""
     _like_input("rand_like", input)
     dev = input.device if device is None else _dev(device)
-    out_t = _rops.rand(input.shape, _gen(generator), dtype or input.dtype, dev)
+    out_t = _rops.rand(input.shape, _gen(generator, dev), dtype or input.dtype, dev)
     return _finish(out_t, requires_grad)
 
 
@@ -201,7 +222,7 @@ def randn_like(input, *, generator=None, dtype=None, layout=None, device=None,
     """Standard normal values in the shape (and dtype, device) of ``input``."""
     _like_input("randn_like", input)
     dev = input.device if device is None else _dev(device)
-    out_t = _rops.randn(input.shape, _gen(generator), dtype or input.dtype, dev)
+    out_t = _rops.randn(input.shape, _gen(generator, dev), dtype or input.dtype, dev)
     return _finish(out_t, requires_grad)
 
 
@@ -213,7 +234,8 @@ def randint_like(input, low=0, high=None, *, generator=None, dtype=None, layout=
     if high is None:
         low, high = 0, low
     dev = input.device if device is None else _dev(device)
-    out_t = _rops.randint(_scalar_int(low), _scalar_int(high), input.shape, _gen(generator),
+    gen = _gen(generator, dev)
+    out_t = _rops.randint(_scalar_int(low), _scalar_int(high), input.shape, gen,
                           dtype or input.dtype, dev)
     return _finish(out_t, requires_grad)
 
@@ -231,7 +253,10 @@ def normal(mean, std=1.0, size=None, *, generator=None, out=None, dtype=None, la
     elif size is not None:
         from compgrad.factories import parse_size
         size = parse_size("normal", (size,))
-    out_t = _rops.normal(mean, std, _gen(generator), size, dtype, _dev(device))
+    dev = _dev(device)
+    if dev is None:   # normal's values go where its tensor arguments are
+        dev = next((a.device for a in (mean, std) if isinstance(a, Tensor)), None)
+    out_t = _rops.normal(mean, std, _gen(generator, dev), size, dtype, _dev(device))
     return _finish(out_t, requires_grad)
 
 
@@ -240,7 +265,7 @@ def bernoulli(input, p=None, *, generator=None, out=None) -> Tensor:
     dtype of ``input``."""
     reject_out(out)
     _like_input("bernoulli", input)
-    return _rops.bernoulli(input, _gen(generator), p)
+    return _rops.bernoulli(input, _gen(generator, input.device), p)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None, out=None) -> Tensor:
@@ -248,7 +273,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
     with or without replacement."""
     reject_out(out)
     _like_input("multinomial", input)
-    return _rops.multinomial(input, num_samples, _gen(generator), replacement)
+    return _rops.multinomial(input, num_samples, _gen(generator, input.device), replacement)
 
 
 # --- in-place Tensor methods -------------------------------------------------------------
@@ -270,7 +295,7 @@ def _from_to(args: tuple, kwargs: dict, names: tuple[str, str], defaults: tuple,
 def uniform_(self, *args, generator=None, **kwargs) -> Tensor:
     """Fill with uniform values in ``[from, to)`` (``uniform_(from=0, to=1)``)."""
     low, high = _from_to(args, kwargs, ("from", "to"), (0.0, 1.0), "uniform_")
-    return self._write(_rops.rand(self.shape, _gen(generator), self.dtype, self.device,
+    return self._write(_rops.rand(self.shape, _gen(generator, self.device), self.dtype, self.device,
                                   low=low, high=high))
 
 
@@ -278,8 +303,9 @@ def normal_(self, mean=0.0, std=1.0, *, generator=None) -> Tensor:
     """Fill with normal values of ``mean`` and ``std``."""
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-    return self._write(_rops.normal(float(mean), float(std), _gen(generator), self.shape,
-                                    self.dtype, self.device))
+    gen = _gen(generator, self.device)
+    return self._write(_rops.normal(float(mean), float(std), gen, self.shape, self.dtype,
+                                    self.device))
 
 
 def _random_high(dtype) -> int:
@@ -301,8 +327,8 @@ def random_(self, *args, generator=None, **kwargs) -> Tensor:
         low = 0 if low is None else low
     if high is None:
         high = _random_high(self.dtype)
-    return self._write(_rops.randint(low, high, self.shape, _gen(generator), self.dtype,
-                                     self.device))
+    gen = _gen(generator, self.device)
+    return self._write(_rops.randint(low, high, self.shape, gen, self.dtype, self.device))
 
 
 def exponential_(self, lambd=1.0, *, generator=None) -> Tensor:
@@ -311,13 +337,13 @@ def exponential_(self, lambd=1.0, *, generator=None) -> Tensor:
         raise RuntimeError("Exponential distribution is a continuous probability distribution. "
                            f"dtype must be a floating point but you specified "
                            f"{self.dtype.torch_name}")
-    return self._write(_rops.exponential(self.shape, _gen(generator), lambd, self.dtype,
-                                         self.device))
+    gen = _gen(generator, self.device)
+    return self._write(_rops.exponential(self.shape, gen, lambd, self.dtype, self.device))
 
 
 def bernoulli_(self, p=0.5, *, generator=None) -> Tensor:
     """Fill with 0/1 values drawn with probability ``p`` (a number or a tensor)."""
-    return self._write(_rops.bernoulli(self, _gen(generator), p))
+    return self._write(_rops.bernoulli(self, _gen(generator, self.device), p))
 
 
 def _bernoulli_method(self, p=None, *, generator=None) -> Tensor:

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from compgrad.device_arrays import to_device, to_host
 from compgrad.tensor import Tensor
 from ir import dtypes as _dtypes
 from ir.types import Device
@@ -118,8 +119,8 @@ class _Encoder:
             self._tensor_ids[id(t)] = index
             # a view is saved as its own values (as torch's per-tensor storage is not kept)
             # (np.ascontiguousarray would turn a 0-d array into 1-d)
-            self.arrays.append(np.asarray(t._data, dtype=t.dtype.np_dtype.newbyteorder("<"),
-                                          order="C"))
+            little = t.dtype.np_dtype.newbyteorder("<")
+            self.arrays.append(np.asarray(to_host(t._data), dtype=little, order="C"))
             self.meta.append({"dtype": t.dtype.name, "shape": list(t._data.shape),
                               "requires_grad": bool(t.requires_grad),
                               "device": str(t.device), "kind": kind})
@@ -324,7 +325,7 @@ def _check_device(dev) -> Device:
 def _to_device(t: Tensor, loc: str) -> Tensor:
     dev = _check_device(loc)
     if dev != t.device:
-        return Tensor._from_array(t._data, dev)
+        return Tensor._from_array(to_device(t._data, dev), dev)
     return t
 
 

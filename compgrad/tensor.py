@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from compgrad.device_arrays import address, is_writeable, to_host
 from compgrad.size import Size
 from compgrad.state_epoch import STRUCTURE
 from ir import dtypes, ops
@@ -48,7 +49,8 @@ def _writeable_alias(view: Tensor) -> np.ndarray | None:
     every broadcast view read-only, even one that repeats no element), or None where
     elements repeat or the base is not one writeable C-contiguous block."""
     arr, root = view._data, view._base._data if view._base is not None else None
-    if root is None or not root.flags.writeable or not root.flags.c_contiguous \
+    if root is None or not isinstance(root, np.ndarray) or not root.flags.writeable \
+            or not root.flags.c_contiguous \
             or any(st == 0 and n > 1 for st, n in zip(arr.strides, arr.shape)):
         return None
     offset = arr.__array_interface__["data"][0] - root.__array_interface__["data"][0]
@@ -226,11 +228,11 @@ class Tensor:
         if self._base is None:
             return 0
         root = self._base._data
-        delta = self._data.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+        delta = address(self._data) - address(root)
         return delta // self._data.itemsize
 
     def data_ptr(self) -> int:
-        return self._data.__array_interface__["data"][0]
+        return address(self._data)
 
     def untyped_storage_ptr(self) -> int:
         root = self._base if self._base is not None else self
@@ -306,6 +308,8 @@ class Tensor:
                                    "the tensor have the same dtype")
             if value.shape != self.shape:
                 raise RuntimeError("assigned grad has data of a different size")
+            if value.device != self.device:
+                raise RuntimeError("assigned grad has data located on a different device")
         self._grad = value
 
     @property
@@ -319,6 +323,7 @@ class Tensor:
             raise TypeError(f"data must be a Tensor, got {type(value).__name__}")
         STRUCTURE[0] += 1
         self._data = value._data
+        self._device = value._device
         self._version = value._version
         self._base = value._base
         self._type_cache = None
@@ -396,12 +401,17 @@ class Tensor:
         if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        if self._device.type != "cpu" and not force:
-            raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use "
-                            "Tensor.cpu() to copy the tensor to host memory first.")
+        if self._device.type != "cpu":
+            if not force:
+                raise TypeError(f"can't convert {self._device} device type tensor to numpy. "
+                                "Use Tensor.cpu() to copy the tensor to host memory first.")
+            return to_host(self._data)
         return self._data
 
     def __array__(self, dtype=None, copy=None):
+        if self._device.type != "cpu":
+            raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use "
+                            "Tensor.cpu() to copy the tensor to host memory first.")
         arr = self._data
         if dtype is not None:
             arr = arr.astype(dtype, copy=False)
@@ -466,7 +476,8 @@ class Tensor:
                            f"in a {type(element).__name__}.")
 
     def __reduce_ex__(self, protocol):
-        return (_rebuild_tensor, (self._data.copy(), self.requires_grad))
+        return (_rebuild_tensor, (to_host(self._data).copy(), self.requires_grad,
+                                  str(self._device)))
 
     def __deepcopy__(self, memo):
         if id(self) in memo:
@@ -487,8 +498,8 @@ class Tensor:
         if device is not None:
             from compgrad.device import check_device
             device = check_device(device)
-            if device != self._device:
-                out = Tensor._from_array(out._data.copy(), device)
+            if device != self._device or copy:
+                out = ops.to_device(out, device)   # differentiable, as PyTorch's _to_copy
         if dtype is not None and dtype is not out.dtype:
             out = ops.to_dtype(out, dtype)
         if copy and out is self:
@@ -647,12 +658,12 @@ class Tensor:
         if trace is not None:
             return trace.write(self, value, own_result)
         alias = None
-        if not self._data.flags.writeable:
+        if not is_writeable(self._data):
             alias = _writeable_alias(self)
             if alias is None and self._data.size > 1:
                 raise RuntimeError(OVERLAP_MESSAGE)
         after = [hook(self, value, own_result) for hook in INPLACE_HOOKS]
-        if not self._data.flags.writeable:
+        if not is_writeable(self._data):
             # a read-only view that repeats no element (an expand adding size-1 dims)
             # writes through to its base, as in PyTorch
             self._data = alias if alias is not None else self._data.copy()
@@ -667,6 +678,8 @@ class Tensor:
         """Copy ``src`` (broadcast, cast) into this tensor."""
         if not isinstance(src, Tensor):
             raise TypeError(f"copy_(): argument 'src' must be Tensor, not {type(src).__name__}")
+        if src.device != self._device:
+            src = ops.to_device(src, self._device)   # copy_ crosses devices, as in PyTorch
         if src.dtype is not self.dtype:
             src = ops.to_dtype(src, self.dtype)
         if src.shape != self.shape:
@@ -711,8 +724,10 @@ def _varargs(values) -> tuple:
     return values
 
 
-def _rebuild_tensor(arr: np.ndarray, requires_grad: bool) -> Tensor:
+def _rebuild_tensor(arr: np.ndarray, requires_grad: bool, device: str = "cpu") -> Tensor:
     t = Tensor._from_array(arr)
+    if device != "cpu":
+        t = t.to(device)
     t._requires_grad = requires_grad
     return t
 

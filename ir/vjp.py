@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from ir.dispatch import is_scalar, type_of
 from ir.dtypes import CATEGORY_FLOAT
 from ir.opdef import OpDef, VJPContext
-from ir.ops.elementwise import to_dtype
+from ir.ops.elementwise import to_device, to_dtype
 from ir.ops.reduce import sum_to_size
 
 __all__ = ["call_vjp", "differentiable_input"]
@@ -61,5 +61,7 @@ def call_vjp(op: OpDef, inputs: Sequence, outputs: Sequence, attrs: dict,
             gt = type_of(g)
         if gt.dtype is not xt.dtype:
             g = to_dtype(g, xt.dtype)
+        if gt.device != xt.device:   # a 0-d CPU tensor that met CUDA tensors
+            g = to_device(g, xt.device)
         result.append(g)
     return tuple(result)

@@ -20,6 +20,7 @@ from compgrad.autograd import anomaly
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.autograd.node import AccumulateGrad, Node
 from compgrad.autograd.record import edge_of
+from compgrad.device_arrays import is_writeable
 from compgrad.tensor import Tensor
 from ir import ops
 from ir.types import shape_str
@@ -104,8 +105,8 @@ def _fresh(g: Tensor, may_steal: bool = False) -> Tensor:
     ``may_steal``: no hook or retained grad saw this backward's gradients, so a
     view whose base nothing else references may keep its memory."""
     arr = g._data
-    if not arr.flags.c_contiguous or not arr.flags.writeable:
-        return Tensor._from_array(np.array(arr, order="C"), g.device)
+    if not arr.flags.c_contiguous or not is_writeable(arr):
+        return Tensor._from_array(arr.copy(order="C"), g.device)
     if g._base is not None:
         if may_steal and _only_view_of_its_base(g):
             # the base is a temporary of this backward that nothing else can reach: the

@@ -23,6 +23,7 @@ from compgrad.compile.escape import attach_backward
 from compgrad.compile.explain import BreakReason, ExplainOutput
 from compgrad.compile.lazy import LazyInterpreter
 from compgrad.compile.naming import captured_names
+from compgrad.compile.on_device import run_graph_on_device, uses_cuda
 from compgrad.compile.segment import build_program_graph, segment_key
 from compgrad.tensor import _active_trace
 from ir.dispatch import interpreter
@@ -51,9 +52,12 @@ class Program:
         self.index = index          # its place in compile order (explain()'s paths)
         self.runs = 0
         self.compiled = None        # the codegen runtime's program (numba backend)
+        self.on_device = uses_cuda(graph)   # runs node by node on CuPy arrays (on_device.WHY)
 
     def run(self, args: list) -> tuple[list, list]:
         self.runs += 1
+        if self.on_device:
+            return run_graph_on_device(self.graph, args)
         if self.backend == "numba":
             if self.compiled is None:
                 from codegen.runtime import CompiledProgram

@@ -68,8 +68,9 @@ _export_functional()
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``
     (only when ``training``), drawing from compgrad's default generator."""
-    from compgrad.random import default_generator
-    result = _ops.dropout(input, p, training, generator=default_generator)
+    from compgrad.random import default_generator_for
+    generator = default_generator_for(getattr(input, "device", None))
+    result = _ops.dropout(input, p, training, generator=generator)
     if inplace and result is not input:
         return input._write(result)
     return result

@@ -39,7 +39,7 @@ METHODS = ("add", "sub", "mul", "div", "true_divide", "neg", "negative", "exp", 
            "multiply", "divide", "floor_divide", "remainder", "fmod", "pow", "float_power")
 INPLACE = ("add", "sub", "mul", "div", "true_divide", "neg", "negative", "exp", "subtract",
            "multiply", "divide", "floor_divide", "remainder", "fmod", "pow")
-INTERNAL = ("to_dtype",)
+INTERNAL = ("to_dtype", "to_device")
 
 
 def _binary_samples():
@@ -540,4 +540,37 @@ def to_dtype(input, dtype):
     """A copy of ``input`` converted to ``dtype`` (float to int truncates toward zero)."""
     dtype = check_dtype_arg(dtype)
     return apply(TO_DTYPE, input, dtype=dtype)
+
+
+def _to_device_rule(types, device):
+    (t,) = types
+    return TensorType(t.shape, t.dtype, device)
+
+
+def _to_device_impl(a, device):
+    # a copy where it is (never the input itself: a program's later writes to the input
+    # must not show in the result); the interpreter that runs the op places it on
+    # ``device`` (eager: compgrad.device_arrays, which copies across devices directly)
+    return a.copy()
+
+
+def _to_device_vjp(ctx, g):
+    return (to_device(g, ctx.input_types[0].device),)
+
+
+def _to_device_samples():
+    # Tensor.to applies it across devices, or with copy=True (the one case a CPU-only
+    # machine can sweep)
+    yield Sample((arr(3, 4),), {"device": "cpu", "copy": True})
+    yield Sample((ints(3),), {"device": "cpu", "copy": True}, grad=False)
+
+
+TO_DEVICE = register(OpDef("to_device", OpKind.MOVEMENT, _to_device_rule, _to_device_impl,
+                           _to_device_vjp, _to_device_samples, public="Tensor.to"))
+
+
+def to_device(input, device):
+    """A copy of ``input`` on ``device`` (differentiable: the gradient goes back to the
+    input's device, as PyTorch's ``ToCopyBackward``)."""
+    return apply(TO_DEVICE, input, device=device)
 
