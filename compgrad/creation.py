@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from compgrad.device import check_device
+from compgrad.device_arrays import place
 from compgrad.tensor import Tensor
 from ir import dtypes
 from ir.types import CPU
@@ -90,8 +91,11 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False,
         warnings.warn("To copy construct from a tensor, it is recommended to use "
                       "sourceTensor.detach().clone() rather than compgrad.tensor(sourceTensor).",
                       UserWarning, stacklevel=2)
-    dev = check_device(device) if device is not None else CPU
-    t = Tensor._from_array(_array_from_data(data, dtype), dev)
+    if device is not None:
+        dev = check_device(device)
+    else:   # a tensor's copy stays on its device, as in PyTorch
+        dev = data.device if isinstance(data, Tensor) else CPU
+    t = Tensor._from_array(place(_array_from_data(data, dtype), dev), dev)
     if requires_grad:
         t.requires_grad_()
     return t

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from compgrad.device_arrays import address, is_writeable, to_host
+from compgrad.device_arrays import address, is_writeable, place, to_host
 from compgrad.size import Size
 from compgrad.state_epoch import STRUCTURE
 from ir import dtypes, ops
@@ -121,7 +121,12 @@ class Tensor:
         else:
             from ir.types import check_shape
             arr = np.empty(check_shape(args), dtype=np.float32)
-        self._init(arr, Device(device) if device is not None else CPU)
+        if device is None:
+            self._init(arr, CPU)
+        else:
+            from compgrad.device import check_device
+            dev = check_device(device)
+            self._init(place(arr, dev), dev)
 
     def _init(self, arr: np.ndarray, device: Device, version=None, base=None) -> None:
         self._data = arr

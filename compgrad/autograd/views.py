@@ -12,7 +12,9 @@ describes the base.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
+from compgrad.device_arrays import address, place
 from compgrad.tensor import Tensor
 from ir import ops
 
@@ -32,9 +34,27 @@ def view_positions(view: Tensor) -> np.ndarray | None:
     """
     if view._data.size == 0:
         return np.empty(view._data.shape, dtype=np.int64)
-    root = view._base._data
+    data, root = view._data, view._base._data
     if root.size == 0 or any(s < 0 for s in root.strides):
         return None
+    if not isinstance(root, np.ndarray):
+        data, root = _host_shadows(data, root)
+    return _positions(data, root)
+
+
+def _host_shadows(data, root) -> tuple[np.ndarray, np.ndarray]:
+    """Host arrays with the memory layout of a device array ``root`` and its view
+    ``data``: positions depend on shapes, strides and offsets alone, so they are
+    computed on the host."""
+    item = root.itemsize
+    span = 1 + sum((n - 1) * s for n, s in zip(root.shape, root.strides)) // item
+    buf = np.empty(span, dtype=root.dtype)
+    offset = (address(data) - address(root)) // item
+    return (as_strided(buf[offset:], data.shape, data.strides),
+            as_strided(buf, root.shape, root.strides))
+
+
+def _positions(data: np.ndarray, root: np.ndarray) -> np.ndarray | None:
     item = root.itemsize
     logical = np.empty_like(root, dtype=np.int64)  # same memory layout as the base
     if tuple(s * 8 for s in root.strides) != tuple(s * item for s in logical.strides):
@@ -43,19 +63,20 @@ def view_positions(view: Tensor) -> np.ndarray | None:
     memory = logical.ravel(order="K")
     if not np.shares_memory(memory, logical):
         return None  # not dense: ravel had to copy
-    offset = view._data.__array_interface__["data"][0] - root.__array_interface__["data"][0]
-    if offset % item or any(s % item for s in view._data.strides):
+    offset = data.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    if offset % item or any(s % item for s in data.strides):
         return None
     start = memory[offset // item:]
-    strides = tuple(s // item * 8 for s in view._data.strides)
-    return np.lib.stride_tricks.as_strided(start, view._data.shape, strides).copy()
+    strides = tuple(s // item * 8 for s in data.strides)
+    return as_strided(start, data.shape, strides).copy()
 
 
 def _positions_tensor(view: Tensor) -> Tensor:
     positions = view_positions(view)
     if positions is None:
         raise RuntimeError(UNSUPPORTED)
-    return Tensor._from_array(positions)
+    device = view.device
+    return Tensor._from_array(place(positions, device), device)
 
 
 def rebase_view(view: Tensor, value: Tensor) -> None:

@@ -23,6 +23,7 @@ from compgrad.compile.escape import attach_backward
 from compgrad.compile.explain import BreakReason, ExplainOutput
 from compgrad.compile.lazy import LazyInterpreter
 from compgrad.compile.naming import captured_names
+from compgrad.compile.on_device import WHY as ON_DEVICE_WHY
 from compgrad.compile.on_device import run_graph_on_device, uses_cuda
 from compgrad.compile.segment import build_program_graph, segment_key
 from compgrad.tensor import _active_trace
@@ -279,7 +280,9 @@ class CompiledFunction:
                              if p.compiled is not None),
             guards=[_guards(g) for g in programs],
             replays=stats["replays"], replay_status=self._replay_note,
-            replay_guards=self._plan.describe() if self._plan is not None else [])
+            replay_guards=self._plan.describe() if self._plan is not None else [],
+            program_notes={p.index: ON_DEVICE_WHY for p in self.programs.values()
+                           if p.on_device})
 
     def __repr__(self) -> str:
         return f"<compgrad.compile({self._name}, backend={self.backend!r})>"

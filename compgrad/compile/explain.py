@@ -60,6 +60,8 @@ class ExplainOutput:
     replays: int = 0
     replay_status: str | None = None
     replay_guards: list = field(default_factory=list)
+    # programs not run by generated kernels, each with why (e.g. values on a CUDA device)
+    program_notes: dict = field(default_factory=dict)
 
     def __str__(self) -> str:
         from ir.printer import print_graph
@@ -77,6 +79,8 @@ class ExplainOutput:
                   f"backend: {self.backend}; kernels: {self.kernel_count}"]
         if self.gave_up:
             lines.append(f"  Gave up compiling (recompile limit): {self.gave_up}")
+        for index, note in self.program_notes.items():
+            lines.append(f"  Program {index}: {note}")
         if self.replays or self.replay_status:
             lines.append(f"  Replayed calls (reduce-overhead): {self.replays}"
                          + (f"; {self.replay_status}" if self.replay_status else ""))
