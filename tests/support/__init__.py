@@ -1,0 +1,1 @@
+"""Test support code shared by test modules: fake GPU machines (CuPy and numba.cuda)."""
