@@ -40,7 +40,8 @@ from ir.interpret import describe_node, run_node
 from ir.opdef import OpKind
 from ir.types import normalize_dims
 
-__all__ = ["CompiledProgram", "KernelStats", "ROWS_KERNEL_MIN_ELEMENTS"]
+__all__ = ["CompiledProgram", "KernelStats", "ROWS_KERNEL_MIN_ELEMENTS", "default_passes",
+           "run_passes"]
 
 # rows groups smaller than this run without a kernel (see CompiledProgram._plan)
 ROWS_KERNEL_MIN_ELEMENTS = 1 << 16
@@ -56,6 +57,27 @@ class KernelStats:
     times: dict = field(default_factory=dict)
 
 
+def default_passes() -> list[Callable]:
+    """The pass pipeline a compiled program runs unless told otherwise (on the CPU and on
+    a GPU alike): decompose, simplify, fuse, schedule."""
+    from passes.decompose import decompose
+    from passes.fusion import fuse
+    from passes.schedule import schedule
+    from passes.simplify import simplify
+    return [decompose, simplify, fuse, schedule]
+
+
+def run_passes(graph: Graph, passes: Sequence[Callable] | None = None, *,
+               dump_dir: str | None = None, stats: KernelStats | None = None) -> Graph:
+    """``graph`` after ``passes`` (default: :func:`default_passes`) through
+    :func:`passes.pipeline.run_pipeline`, each stage's IR dumped into ``dump_dir`` and
+    each pass's time recorded in ``stats.times`` under its name."""
+    from passes.pipeline import run_pipeline
+    times = stats.times if stats is not None else {}
+    return run_pipeline(graph, list(passes) if passes is not None else default_passes(),
+                        dump_dir=dump_dir, on_timing=times.__setitem__)
+
+
 class CompiledProgram:
     """A Graph ready to run: ``run(args) -> (outputs, mutation arrays)``.
 
@@ -65,16 +87,9 @@ class CompiledProgram:
 
     def __init__(self, graph: Graph, *, passes: Sequence[Callable] | None = None,
                  dump_dir: str | None = None, load: Callable | None = None):
-        from passes.decompose import decompose
-        from passes.fusion import fuse
-        from passes.pipeline import run_pipeline
-        from passes.schedule import schedule
-        from passes.simplify import simplify
         self.stats = KernelStats()
         times = self.stats.times
-        self.graph = run_pipeline(graph, list(passes) if passes is not None else
-                                  [decompose, simplify, fuse, schedule], dump_dir=dump_dir,
-                                  on_timing=lambda name, s: times.__setitem__(name, s))
+        self.graph = run_passes(graph, passes, dump_dir=dump_dir, stats=self.stats)
         self._load = load or load_kernel
         self.pool = BufferPool()
         start = time.perf_counter()
@@ -83,6 +98,10 @@ class CompiledProgram:
         self.release = _release_plan([n.inputs for n in g.nodes], [n.outputs for n in g.nodes],
                                      set(g.outputs) | {m.value for m in g.mutations})
         times["codegen"] = time.perf_counter() - start
+        # the program as one Numba function (as_one_function), built at the first request
+        self._one_function: Callable | None = None
+        self.one_function_reason: str | None = None
+        self._one_function_built = False
 
     # --- planning -------------------------------------------------------------------------
 
@@ -174,6 +193,19 @@ class CompiledProgram:
         return views + [_PhaseStep(variants, shape, sums, self.pool)]
 
     # --- running ----------------------------------------------------------------------------
+
+    def as_one_function(self) -> Callable | None:
+        """The whole program as one Numba function (:mod:`codegen.whole`): a callable with
+        :meth:`run`'s contract, built at the first request and kept; None when the program
+        is too large or has a step it cannot lower (``one_function_reason`` says which)."""
+        if not self._one_function_built:
+            from codegen.whole import build_one_function
+            start = time.perf_counter()
+            self._one_function, self.one_function_reason = build_one_function(
+                self.graph, self.steps, self._load, self.run)
+            self._one_function_built = True
+            self.stats.times["one_function"] = time.perf_counter() - start
+        return self._one_function
 
     def run(self, args: Sequence) -> tuple[list, list]:
         g = self.graph

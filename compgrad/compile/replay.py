@@ -186,9 +186,12 @@ class Plan:
                 inputs.append(object.__getattribute__(args[payload], "_data"))
             else:
                 inputs.append(object.__getattribute__(kwargs[payload], "_data"))
-        outs, muts = self.program.run(inputs)
+        compiled = self.program.compiled
+        # a small program runs as one Numba function (codegen.whole), else step by step
+        one = compiled.as_one_function() if compiled is not None else None
+        outs, muts = one(inputs) if one is not None else self.program.run(inputs)
         del inputs
-        pool = self.program.compiled.pool if self.program.compiled is not None else None
+        pool = compiled.pool if compiled is not None else None
         for root, index, delta in self.writes:
             _land(root, muts, index, pool)
             root._version[0] += delta
