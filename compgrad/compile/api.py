@@ -68,6 +68,19 @@ class Program:
         return result.outputs, [arr for _, arr in result.mutations]
 
 
+def _program_notes(programs) -> dict[int, str]:
+    """By program index: how a program runs where that is not the plain generated kernels
+    (on a CUDA device; replayed without being one Numba function, and why)."""
+    notes = {}
+    for p in programs:
+        if p.on_device:
+            notes[p.index] = ON_DEVICE_WHY
+        elif p.compiled is not None and p.compiled.one_function_reason:
+            notes[p.index] = f"replays step by step, not as one function: " \
+                             f"{p.compiled.one_function_reason}"
+    return notes
+
+
 class CompiledFunction:
     """What ``compile(fn)`` returns: call it like ``fn``; ``explain()`` reports what
     was captured."""
@@ -281,8 +294,7 @@ class CompiledFunction:
             guards=[_guards(g) for g in programs],
             replays=stats["replays"], replay_status=self._replay_note,
             replay_guards=self._plan.describe() if self._plan is not None else [],
-            program_notes={p.index: ON_DEVICE_WHY for p in self.programs.values()
-                           if p.on_device})
+            program_notes=_program_notes(self.programs.values()))
 
     def __repr__(self) -> str:
         return f"<compgrad.compile({self._name}, backend={self.backend!r})>"
