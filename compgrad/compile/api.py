@@ -23,8 +23,7 @@ from compgrad.compile.escape import attach_backward
 from compgrad.compile.explain import BreakReason, ExplainOutput
 from compgrad.compile.lazy import LazyInterpreter
 from compgrad.compile.naming import captured_names
-from compgrad.compile.on_device import WHY as ON_DEVICE_WHY
-from compgrad.compile.on_device import run_graph_on_device, uses_cuda
+from compgrad.compile.on_device import DeviceRunner, uses_cuda
 from compgrad.compile.segment import build_program_graph, segment_key
 from compgrad.tensor import _active_trace
 from ir.dispatch import interpreter
@@ -53,12 +52,14 @@ class Program:
         self.index = index          # its place in compile order (explain()'s paths)
         self.runs = 0
         self.compiled = None        # the codegen runtime's program (numba backend)
-        self.on_device = uses_cuda(graph)   # runs node by node on CuPy arrays (on_device.WHY)
+        # a program with CUDA values runs on the GPU (compgrad.compile.on_device)
+        self.on_device = DeviceRunner(graph, backend == "numba", config.dump_dir()) \
+            if uses_cuda(graph) else None
 
     def run(self, args: list) -> tuple[list, list]:
         self.runs += 1
-        if self.on_device:
-            return run_graph_on_device(self.graph, args)
+        if self.on_device is not None:
+            return self.on_device.run(args)
         if self.backend == "numba":
             if self.compiled is None:
                 from codegen.runtime import CompiledProgram
@@ -73,8 +74,8 @@ def _program_notes(programs) -> dict[int, str]:
     (on a CUDA device; replayed without being one Numba function, and why)."""
     notes = {}
     for p in programs:
-        if p.on_device:
-            notes[p.index] = ON_DEVICE_WHY
+        if p.on_device is not None:
+            notes[p.index] = p.on_device.note
         elif p.compiled is not None and p.compiled.one_function_reason:
             notes[p.index] = f"replays step by step, not as one function: " \
                              f"{p.compiled.one_function_reason}"

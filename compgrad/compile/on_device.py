@@ -1,11 +1,14 @@
 """Running a captured program that computes on a CUDA device.
 
-Until the GPU program runtime lands (issue 8: the fused groups as generated
-Numba-CUDA kernels, cuBLAS products, CuPy's memory pool), a compiled program whose
-values live on a GPU runs node by node as eager mode runs ops: each node's reference
-implementation on CuPy arrays through :func:`compgrad.device_arrays.run_on_device`
-(natively where CuPy can, through the host where it cannot). The Numba CPU runtime
-never sees a GPU array, so a compiled GPU step gives eager's values.
+:class:`DeviceRunner` runs it with the GPU program runtime
+(:class:`codegen.cuda_runtime.CudaProgram`: fused groups as generated Numba-CUDA
+kernels, cuBLAS products, CuPy's memory pool, one stream) where that can run: a real
+GPU with CuPy and Numba-CUDA, every value on one device. Elsewhere, or when the
+runtime fails (e.g. no NVVM to compile kernels, found at the first launch), the
+program runs node by node as eager mode runs ops (:func:`run_graph_on_device`):
+each node's reference implementation on CuPy arrays through
+:func:`compgrad.device_arrays.run_on_device`. Either way the Numba CPU runtime never
+sees a GPU array, and ``explain()`` says which way a program runs (``note``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,9 @@ from ir.fperr import quiet_call
 from ir.graph import Graph, Role, Value
 from ir.interpret import describe_node
 
-__all__ = ["uses_cuda", "run_graph_on_device", "WHY"]
+__all__ = ["uses_cuda", "run_graph_on_device", "WHY", "DeviceRunner"]
 
-WHY = ("values on a CUDA device: nodes run one by one on CuPy arrays (the GPU program "
-       "runtime with generated CUDA kernels is not built yet)")
+WHY = "values on a CUDA device: nodes run one by one on CuPy arrays"
 
 
 def uses_cuda(graph: Graph) -> bool:
@@ -58,3 +60,55 @@ def run_graph_on_device(graph: Graph, inputs: Sequence) -> tuple[list, list]:
             raise
     return ([env[v] for v in graph.outputs],
             [None if m.value is None else env[m.value] for m in graph.mutations])
+
+
+def _one_device(graph: Graph):
+    """The one CUDA device every (non-weak) value of ``graph`` is on, else None."""
+    values = list(graph.inputs) + [o for n in graph.nodes for o in n.outputs]
+    devices = {v.type.device for v in values if not v.type.weak}
+    if len(devices) == 1:
+        (device,) = devices
+        return device if device.type == "cuda" else None
+    return None
+
+
+class DeviceRunner:
+    """Runs a program with CUDA values: the GPU runtime where it can, else node by node
+    (module docstring); ``note`` says which, and why."""
+
+    def __init__(self, graph: Graph, use_runtime: bool, dump_dir: str | None = None):
+        self.graph = graph
+        self.program = None
+        self.note = WHY
+        if not use_runtime:
+            self.note += " (backend='interpret')"
+            return
+        device = _one_device(graph)
+        from codegen.cuda_runtime import cuda_program_available
+        if device is None:
+            self.note += " (values on more than one device)"
+        elif not cuda_program_available():
+            self.note += " (the GPU runtime needs a GPU with CuPy and Numba-CUDA)"
+        else:
+            self.device = device
+            self.dump_dir = dump_dir
+            self.program = "unbuilt"
+            self.note = "generated CUDA kernels (codegen.cuda_runtime)"
+
+    def run(self, args: Sequence) -> tuple[list, list]:
+        if self.program is not None:
+            try:
+                return self._run_runtime(args)
+            except Exception as exc:   # noqa: BLE001 - any failure: the per-node path
+                # safe to rerun: the runtime writes only fresh arrays, no mutation landed
+                self.program = None
+                self.note = f"{WHY} (the GPU runtime failed: {type(exc).__name__}: {exc})"
+        return run_graph_on_device(self.graph, args)
+
+    def _run_runtime(self, args: Sequence) -> tuple[list, list]:
+        from compgrad.device_arrays import cupy
+        with cupy().cuda.Device(self.device.index or 0):
+            if self.program == "unbuilt":
+                from codegen.cuda_runtime import CudaProgram
+                self.program = CudaProgram(self.graph, dump_dir=self.dump_dir)
+            return self.program.run(args)

@@ -1,7 +1,8 @@
 """The CUDA kernel checks run in subprocesses: the simulator's (``NUMBA_ENABLE_CUDASIM=1``
 holds for a whole process, and the rest of the suite must not see it) and the PTX
 compiler's. ``cuda_checks`` starts all of them at once (the simulator's cases split in
-two), so they share the machine's cores, and gives each test module its results."""
+two, plus the whole-program checks of tests/codegen_cuda/_program_checks.py), so they
+share the machine's cores, and gives each test module its results."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def _split(names: list[str], parts: int) -> list[list[str]]:
 
 @pytest.fixture(scope="session")
 def cuda_checks(tmp_path_factory) -> dict[str, dict]:
-    """``{"simulator": {case: result}, "ptx": {case: result} or {"unavailable": why}}``."""
+    """``{"simulator": {case: result}, "ptx": {case: result} or {"unavailable": why},
+    "programs": {case: result}}`` (the last: whole programs on codegen.cuda_runtime)."""
     from tests.codegen_cuda._cases import CASES
     tmp = tmp_path_factory.mktemp("cuda-checks")
     jobs = []
@@ -53,11 +55,16 @@ def cuda_checks(tmp_path_factory) -> dict[str, dict]:
             [sys.executable, "-m", "tests.codegen_cuda._sim_checks", str(out), *names],
             cwd=ROOT, env=_env(tmp, True), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)))
+    out = tmp / "programs.json"
+    jobs.append(("programs", out, subprocess.Popen(
+        [sys.executable, "-m", "tests.codegen_cuda._program_checks", str(out)],
+        cwd=ROOT, env=_env(tmp, True), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)))
     out = tmp / "ptx.json"
     jobs.append(("ptx", out, subprocess.Popen(
         [sys.executable, "-m", "tests.codegen_cuda._ptx_checks", str(out)], cwd=ROOT,
         env=_env(tmp, False), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
-    results: dict[str, dict] = {"simulator": {}, "ptx": {}}
+    results: dict[str, dict] = {"simulator": {}, "ptx": {}, "programs": {}}
     for kind, out, proc in jobs:
         log, _ = proc.communicate(timeout=TIMEOUT_S)
         if proc.returncode != 0 or not out.exists():
