@@ -14,7 +14,7 @@ an op's reference implementation runs on device arrays:
   NumPy function CuPy lacks, or converts an array to NumPy, which CuPy refuses with
   a TypeError rather than copying silently): its inputs are copied to the host, the
   implementation runs there and its results are copied back. The op is remembered
-  (:data:`HOST_OPS`), so later calls go to the host at once, and
+  (per input dtypes), so later such calls go to the host at once, and
   :func:`host_fallbacks` lists them (``compgrad.explain``-style inspection and the
   tests that keep elementwise, reduction and matmul ops on the GPU).
 
@@ -35,6 +35,9 @@ __all__ = ["cupy", "is_host_array", "to_device", "to_host", "place", "run_on_dev
 
 # op name -> the error that sent it to the host (a record, read by host_fallbacks)
 HOST_OPS: dict[str, str] = {}
+# (op name, input dtypes) that CuPy could not run: the next such call goes to the host at
+# once (an op may fail for one dtype only: scatter_add of int64 has no atomic add)
+_HOST_SIGNATURES: set[tuple] = set()
 
 # what CuPy raises where a NumPy implementation cannot run on its arrays: TypeError for an
 # implicit conversion or a function CuPy lacks (NotImplemented from __array_function__),
@@ -118,7 +121,8 @@ def run_on_device(op, arrays: list, attrs: dict, device: Device):
             cp = cupy()
             with cp.cuda.Device(_index(device)):
                 return fill(cp, arrays, attrs)
-    if kind in ("creation", "random") or op.name in HOST_OPS:
+    signature = (op.name, tuple(getattr(a, "dtype", None) for a in arrays))
+    if kind in ("creation", "random") or signature in _HOST_SIGNATURES:
         return op.impl(*[to_host(a) if not _is_number(a) else a for a in arrays], **attrs)
     arrays = [to_device(a, device) if isinstance(a, np.ndarray) else a for a in arrays]
     cp = cupy()
@@ -130,6 +134,7 @@ def run_on_device(op, arrays: list, attrs: dict, device: Device):
     host = [to_host(a) if not _is_number(a) else a for a in arrays]
     result = op.impl(*host, **attrs)   # a genuine error of the op raises here, as on CPU
     HOST_OPS[op.name] = f"{type(error).__name__}: {error}"
+    _HOST_SIGNATURES.add(signature)
     return result
 
 

@@ -22,11 +22,22 @@ from ir.types import CPU, TensorType, scalar_type
 
 __all__ = ["Interpreter", "ReferenceInterpreter", "apply", "conform", "type_of",
            "current_interpreter", "interpreter", "set_base_interpreter", "is_scalar",
-           "SCALAR_TYPES", "PY_NUMBERS"]
+           "SCALAR_TYPES", "PY_NUMBERS", "is_array"]
 
 SCALAR_TYPES = (bool, int, float, np.bool_, np.integer, np.floating)
 # Python's own numbers (a NumPy scalar is not one: NEP 50 treats only these as weak)
 PY_NUMBERS = (bool, int, float)
+
+
+def is_array(x) -> bool:
+    """Whether ``x`` is an array a reference implementation computes on: a NumPy array
+    or a device array (anything exposing ``__cuda_array_interface__``, such as CuPy's;
+    ir never imports CuPy).
+
+    The exact NumPy type is tested first: this runs on eager's hottest path, and the
+    duck-typed test is only reached for device arrays and scalars."""
+    return type(x) is np.ndarray or isinstance(x, np.ndarray) or hasattr(
+        type(x), "__cuda_array_interface__")
 
 
 def is_scalar(x) -> bool:
@@ -80,8 +91,9 @@ class ReferenceInterpreter(Interpreter):
 
 def conform(result, t: TensorType) -> np.ndarray:
     """A reference implementation's ``result`` as an array of type ``t``'s dtype,
-    checked against its shape (every interpreter and the runtime's node loops use it)."""
-    arr = np.asarray(result)
+    checked against its shape (every interpreter and the runtime's node loops use it).
+    A device array stays on its device."""
+    arr = result if is_array(result) else np.asarray(result)
     if arr.dtype != t.dtype.np_dtype:
         arr = arr.astype(t.dtype.np_dtype)
     if arr.shape != t.shape:

@@ -2,6 +2,22 @@
 
 Every family module (elementwise, reduce, movement, ...) builds its records
 from these, so promotion, device checks and casting live in one place.
+
+Reference implementations are device-generic: they receive NumPy arrays for CPU
+tensors and CuPy arrays for CUDA tensors (issue 8), and call NumPy's functions,
+which CuPy implements through ``__array_ufunc__``/``__array_function__``. ir never
+imports CuPy, so the rules are duck-typed and live here:
+
+* "is this an array" is :func:`is_array` (a NumPy array, or anything with
+  ``__cuda_array_interface__``; defined in ``ir.dispatch``, whose ``conform`` needs it,
+  and exported here), never ``isinstance(x, np.ndarray)``;
+* new arrays are made from an input with NumPy's dispatching forms
+  (``np.zeros_like(x, shape=..., dtype=...)``, ``np.empty_like``, ``np.full_like``,
+  ``x.astype(dt, copy=...)``, ``x.copy()``), never ``np.asarray(x)``/``np.array(x)``,
+  which CuPy refuses (no implicit device-to-host copies);
+* Python constants and index arrays an implementation builds go next to the data
+  through NEP 35's ``like=`` (:func:`asarray_like`, :func:`arange_like`): NumPy hands
+  the creation to the array type of ``like``, so CuPy makes them on the device.
 """
 
 from __future__ import annotations
@@ -11,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ir import dtypes
-from ir.dispatch import PY_NUMBERS, apply, is_scalar, type_of
+from ir.dispatch import PY_NUMBERS, apply, is_array, is_scalar, type_of
 from ir.dtypes import CATEGORY_FLOAT, DType, result_type
 from ir.fperr import quiet_call
 from ir.opdef import OpDef, OpKind, register
@@ -21,8 +37,75 @@ __all__ = [
     "apply", "type_of", "is_scalar", "common_device", "promote", "float_result_dtype",
     "np_type_of", "promoted_np_dtype", "cast", "elementwise_rule", "register_elementwise",
     "check_dtype_arg", "promote_operands", "reject_out", "as_int_tuple", "is_float", "OpKind",
-    "OpDef", "register",
+    "OpDef", "register", "is_array", "asarray_like", "arange_like", "flat_positions",
+    "ufunc_at", "index_grid",
 ]
+
+
+def asarray_like(values, like, dtype=None):
+    """``values`` (Python numbers or nested lists of them) as an array on the device of
+    the array ``like``.
+
+    NEP 35: NumPy passes the creation to ``like``'s type, so CuPy makes the array on the
+    current device (where the eager interpreter runs the op); for a NumPy ``like`` this
+    is ``np.asarray``. Index arrays are better made on the device from the start
+    (:func:`arange_like` and arithmetic) than computed on the host and copied over."""
+    if type(like) is np.ndarray or not is_array(like):
+        return np.asarray(values, dtype=dtype)
+    return np.asarray(values, dtype=dtype, like=like)
+
+
+def arange_like(stop, like, dtype=None):
+    """``np.arange(stop, dtype=dtype)`` made on the device of the array ``like``."""
+    if type(like) is np.ndarray or not is_array(like):
+        return np.arange(stop, dtype=dtype)
+    return np.arange(stop, dtype=dtype, like=like)
+
+
+def flat_positions(shape: tuple[int, ...], index: tuple, like):
+    """The C-order flat position, in an array of ``shape``, of every element that
+    ``array[index]`` selects (an int64 array of that result's shape, on ``like``'s device).
+
+    CuPy's ``ufunc.at`` takes one index array where NumPy's takes a tuple of them, so a
+    scatter through a tuple index runs as ``np.add.at(out.reshape(-1), positions, v)``.
+    Each dim's coordinates are a broadcast view of an ``arange`` (no memory of the full
+    shape), indexed like the data."""
+    positions = 0
+    stride = 1
+    for d in reversed(range(len(shape))):
+        coords = arange_like(shape[d], like, np.int64).reshape((-1,) + (1,) * (len(shape) - d - 1))
+        positions = positions + np.broadcast_to(coords, shape)[index] * stride
+        stride *= shape[d]
+    return positions
+
+
+def ufunc_at(ufunc: np.ufunc, out, index: tuple, values) -> None:
+    """``ufunc.at(out, index, values)`` (unbuffered, duplicates accumulate) for ``out``
+    on any device.
+
+    NumPy's takes the tuple ``index`` as it is. CuPy's takes one index array, so a device
+    array is updated through the :func:`flat_positions` of a C-contiguous ``out``; CuPy
+    has ``at`` only for the ufuncs and dtypes CUDA's atomics cover (add on int32, uint32,
+    uint64 and floats; maximum/minimum without float16 and int64; no multiply) and raises
+    for the others, which sends the op through the host (compgrad.device_arrays)."""
+    if type(out) is np.ndarray:
+        ufunc.at(out, index, values)
+        return
+    flat = out if out.flags.c_contiguous else out.copy(order="C")
+    positions = flat_positions(out.shape, index, out)
+    if is_array(values):
+        values = np.broadcast_to(values, positions.shape)
+    ufunc.at(flat.reshape(-1), positions, values)
+    if flat is not out:
+        out[...] = flat
+
+
+def index_grid(shape: tuple[int, ...], like) -> list:
+    """``np.indices(shape, sparse=True)`` (one broadcastable int64 ``arange`` per dim) on
+    the device of the array ``like``."""
+    n = len(shape)
+    return [arange_like(size, like, np.int64).reshape((1,) * d + (size,) + (1,) * (n - d - 1))
+            for d, size in enumerate(shape)]
 
 
 def common_device(types) -> Device:
@@ -66,8 +149,9 @@ def is_float(t: TensorType) -> bool:
 
 
 def np_type_of(x) -> TensorType:
-    """The type of a reference-impl argument (an ndarray or a Python scalar)."""
-    if isinstance(x, np.ndarray):
+    """The type of a reference-impl argument (an array or a Python scalar; the device is
+    not the reference's business: CPU)."""
+    if is_array(x):
         return TensorType(x.shape, dtypes.from_numpy_dtype(x.dtype), CPU)
     return scalar_type(x)
 
@@ -77,19 +161,19 @@ _PROMOTED: dict[tuple, np.dtype] = {}
 
 def _promotion_key(a):
     # what decides promotion: the dtype and whether it is 0-d, or the Python scalar type
-    if isinstance(a, np.ndarray):
+    if type(a) is np.ndarray or is_array(a):
         return (a.dtype, a.ndim == 0)
     return type(a)
 
 
 def _promoted_uncached(args) -> np.dtype:
-    if not any(isinstance(a, np.ndarray) for a in args):
+    if not any(is_array(a) for a in args):
         # Python numbers only: Python's arithmetic (see elementwise_rule)
         return _python_scalar_result(tuple(scalar_type(a) for a in args), "promote",
                                      "").dtype.np_dtype
     types = tuple(
         TensorType((1,) * min(a.ndim, 1), dtypes.from_numpy_dtype(a.dtype))
-        if isinstance(a, np.ndarray) else scalar_type(a) for a in args)
+        if is_array(a) else scalar_type(a) for a in args)
     return result_type(*types).np_dtype
 
 
@@ -104,14 +188,15 @@ def _common_array_dtype(args, scalars_ok: bool) -> np.dtype | None:
     number = False
     for a in args:
         ta = type(a)
-        if ta is np.ndarray:
-            if dt is None:
-                dt = a.dtype
-            elif a.dtype != dt:
+        if ta is not np.ndarray:
+            if scalars_ok and ta in PY_NUMBERS:
+                number = True
+                continue
+            if not is_array(a):   # a device array computes as a NumPy array does
                 return None
-        elif scalars_ok and ta in PY_NUMBERS:
-            number = True
-        else:
+        if dt is None:
+            dt = a.dtype
+        elif a.dtype != dt:
             return None
     if number and (dt is None or dt.kind != "f"):
         return None
@@ -136,8 +221,8 @@ def promoted_np_dtype(*args) -> np.dtype:
 
 
 def cast(x, np_dtype: np.dtype):
-    """Cast an ndarray (no copy when it already has the dtype) or a scalar to ``np_dtype``."""
-    if isinstance(x, np.ndarray):
+    """Cast an array (no copy when it already has the dtype) or a scalar to ``np_dtype``."""
+    if type(x) is np.ndarray or is_array(x):
         return x.astype(np_dtype, copy=False)
     return np_dtype.type(x)
 

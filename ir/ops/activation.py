@@ -21,7 +21,7 @@ import scipy.special
 from ir import dtypes
 from ir.dtypes import CATEGORY_BOOL, CATEGORY_FLOAT, CATEGORY_INT
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, float_result_dtype, register, type_of
+from ir.ops._util import OpDef, OpKind, apply, float_result_dtype, is_array, register, type_of
 from ir.ops.elementwise import add, div, exp, mul, neg, sub
 from ir.ops.unary import abs, check_tensor, sign, square, tanh
 from ir.samples import arr, bools, ints, noncontig
@@ -69,13 +69,13 @@ def _impl(name: str, np_fn, keep_ints: bool = False):
     float16 in float32; the caller casts the result back."""
 
     def impl(x, **attrs):
-        x = np.asarray(x)
+        x = x if is_array(x) else np.asarray(x)   # a weak Python number (traced scalars)
         if x.dtype.kind in "iub" and not keep_ints:
             x = x.astype(dtypes.default_float_dtype().np_dtype)
         elif x.dtype == np.float16:
             x = x.astype(np.float32)
         out = np_fn(x, **attrs)  # run under ir.fperr.quiet_call by every interpreter
-        return out if type(out) is np.ndarray else np.asarray(out)
+        return out if is_array(out) else np.asarray(out)
 
     impl.__name__ = f"{name}_impl"
     return impl
@@ -296,7 +296,9 @@ def leaky_relu(input, negative_slope=0.01):
 
 
 def _threshold_np(x, threshold, value):
-    fill = np.array(value).astype(x.dtype) if x.dtype.kind in "iu" else x.dtype.type(value)
+    # a NumPy scalar of x's dtype (cast as C casts a float to an int): a kernel argument
+    # on every device, where a 0-d host array would not be next to a device array
+    fill = np.array(value).astype(x.dtype)[()] if x.dtype.kind in "iu" else x.dtype.type(value)
     return np.where(x > threshold, x, fill)
 
 

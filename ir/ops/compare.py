@@ -16,6 +16,7 @@ from ir.ops._util import (
     apply,
     cast,
     common_device,
+    is_array,
     is_scalar,
     promote,
     promoted_np_dtype,
@@ -220,14 +221,14 @@ def bitwise_not(input, *, out=None):
 def _shift_impl(left: bool):
     def impl(a, b):
         dt = promoted_np_dtype(a, b)
-        a, b = np.asarray(cast(a, dt)), np.asarray(cast(b, dt))
+        a, b = cast(a, dt), cast(b, dt)   # arrays stay where they are, numbers NumPy scalars
         bits = dt.itemsize * 8
         valid = (b >= 0) & (b < bits)
-        count = np.where(valid, b, 0).astype(dt)
+        count = np.where(valid, b, 0).astype(dt) if is_array(b) else (b if valid else dt.type(0))
         if left:
             return np.where(valid, np.left_shift(a, count), 0).astype(dt)
         # shifting right by the width or more (or by a negative count) fills with the sign
-        fill = np.right_shift(a, bits - 1) if dt.kind == "i" else np.zeros_like(a)
+        fill = np.right_shift(a, bits - 1) if dt.kind == "i" else dt.type(0)
         return np.where(valid, np.right_shift(a, count), fill).astype(dt)
 
     impl.__name__ = "_lshift_impl" if left else "_rshift_impl"
@@ -354,7 +355,7 @@ def _isclose_rule(types, rtol, atol, equal_nan):
 
 
 def _isclose_impl(a, b, rtol, atol, equal_nan):
-    a, b = np.asarray(a), np.asarray(b)
+    # a and b are arrays: the public function refuses numbers
     with np.errstate(all="ignore"):
         close = a == b
         floating = a.dtype.kind == "f"

@@ -16,7 +16,7 @@ import numpy as np
 
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, is_scalar, register, type_of
+from ir.ops._util import OpDef, OpKind, apply, common_device, is_scalar, register, type_of
 from ir.samples import arr, bools, ints, noncontig
 from ir.types import TensorType
 
@@ -121,6 +121,7 @@ def _sizes(terms: list[str], shapes) -> dict[str, int]:
 
 
 def _einsum_rule(types, equation):
+    device = common_device(types)
     lhs, out = equation.split("->")
     terms = lhs.split(",")
     dtype = types[0].dtype
@@ -131,7 +132,7 @@ def _einsum_rule(types, equation):
     if dtype is dtypes.bool_ and len(types) > 1:
         raise NotImplementedError("\"bmm\" not implemented for 'Bool'")
     sizes = _sizes(terms, [t.shape for t in types])
-    return TensorType(tuple(sizes[c] for c in out), dtype, types[0].device)
+    return TensorType(tuple(sizes[c] for c in out), dtype, device)
 
 
 def _einsum_impl(*operands, equation):

@@ -26,7 +26,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, register, type_of
+from ir.ops._util import OpDef, OpKind, apply, common_device, register, type_of
 from ir.samples import arr, ints, noncontig
 from ir.types import TensorType, shape_str
 
@@ -141,7 +141,7 @@ def _conv_transpose_impl(x, w, b=None, *, stride, padding, dilation, groups, out
     cols = cols.transpose(order).reshape((n, groups * coutg) + kernel + o)
     full_shape = tuple(_full_size(oi, k, s, d) for oi, k, s, d in
                        zip(o, kernel, stride, dilation))
-    full = np.zeros((n, groups * coutg) + full_shape, dtype=dt)
+    full = np.zeros_like(cols, shape=(n, groups * coutg) + full_shape)
     # col2im: one strided add per kernel offset (the kernel is small; no loop over pixels)
     for kidx in itertools.product(*(range(k) for k in kernel)):
         sl = tuple(slice(k * d, k * d + (oi - 1) * s + 1, s)
@@ -197,6 +197,7 @@ def _dims_str(values) -> str:
 
 
 def _conv_rule(types, stride, padding, dilation, groups):
+    device = common_device(types)
     x, w = types[:2]
     b = types[2] if len(types) > 2 else None
     _check_dtypes(x, w, b)
@@ -214,10 +215,11 @@ def _conv_rule(types, stride, padding, dilation, groups):
                            f"Kernel size: ({_dims_str(ext)}). Kernel size can't be greater "
                            "than actual input size")
     out = tuple((p - e) // s + 1 for p, e, s in zip(padded, ext, stride))
-    return TensorType((x.shape[0], w.shape[0]) + out, x.dtype, x.device)
+    return TensorType((x.shape[0], w.shape[0]) + out, x.dtype, device)
 
 
 def _conv_transpose_rule(types, stride, padding, dilation, groups, output_size):
+    device = common_device(types)
     x, w = types[:2]
     b = types[2] if len(types) > 2 else None
     _check_dtypes(x, w, b)
@@ -232,13 +234,14 @@ def _conv_transpose_rule(types, stride, padding, dilation, groups, output_size):
                            f"Calculated output size per channel: ({_dims_str(output_size)}). "
                            "Output size is too small")
     return TensorType((x.shape[0], w.shape[1] * groups) + tuple(output_size), x.dtype,
-                      x.device)
+                      device)
 
 
 def _conv_weight_grad_rule(types, kernel, stride, padding, dilation, groups):
+    device = common_device(types)
     x, g = types
     return TensorType((g.shape[1], x.shape[1] // groups) + tuple(kernel),
-                      dtypes.promote_types(x.dtype, g.dtype), x.device)
+                      dtypes.promote_types(x.dtype, g.dtype), device)
 
 
 # --- VJPs --------------------------------------------------------------------------------

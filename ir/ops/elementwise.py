@@ -21,6 +21,7 @@ from ir.ops._util import (
     cast,
     check_dtype_arg,
     elementwise_rule,
+    is_array,
     is_scalar,
     promote_operands,
     promoted_np_dtype,
@@ -167,17 +168,17 @@ def _div_impl(a, b, rounding_mode=None):
         if rounding_mode is None:
             if dt.kind != "f":
                 a = a.astype(dtypes.default_float_dtype().np_dtype)
-                b = b.astype(dtypes.default_float_dtype().np_dtype) if isinstance(
-                    b, np.ndarray) else float(b)
+                b = b.astype(dtypes.default_float_dtype().np_dtype) if is_array(
+                    b) else float(b)
             return np.true_divide(a, b)
         if dt.kind in "iub":
-            if np.any(np.asarray(b) == 0):
+            if np.any(b == 0):
                 raise RuntimeError("ZeroDivisionError")
             if rounding_mode == "floor":
                 return np.floor_divide(a, b)
             q = np.floor_divide(a, b)
             # trunc: round toward zero where signs differ and the division is inexact
-            fix = (np.remainder(a, b) != 0) & ((np.asarray(a) < 0) != (np.asarray(b) < 0))
+            fix = (np.remainder(a, b) != 0) & ((a < 0) != (b < 0))
             return q + fix
         if rounding_mode == "floor":
             return np.floor_divide(a, b)  # fmod-based, as PyTorch's div_floor
@@ -230,7 +231,7 @@ def floor_divide(input, other, *, out=None):
 # --- remainder / fmod --------------------------------------------------------------------
 
 def _int_by_zero(b) -> None:
-    if np.any(np.asarray(b) == 0):
+    if np.any(b == 0):   # b: an array or a NumPy scalar
         raise RuntimeError("ZeroDivisionError")
 
 
@@ -341,7 +342,7 @@ _NEG_INT_POW = "Integers to negative integer powers are not allowed."
 
 def _int_pow(a, b, dt):
     """Integer power as PyTorch computes it: negative exponents give 1/a truncated."""
-    a, b = np.asarray(a, dt), np.asarray(b, dt)
+    a, b = cast(a, dt), cast(b, dt)
     negative = b < 0
     if not np.any(negative):
         return np.power(a, b)
@@ -354,7 +355,7 @@ def _int_pow(a, b, dt):
 def _pow_impl(a, b):
     dt = promoted_np_dtype(a, b)
     if dt.kind in "iu":
-        if not isinstance(b, np.ndarray) and b < 0:
+        if not is_array(b) and b < 0:
             raise RuntimeError(_NEG_INT_POW)
         with np.errstate(all="ignore"):
             return _int_pow(a, b, dt)
@@ -518,7 +519,9 @@ def _to_dtype_rule(types, dtype):
 
 
 def _to_dtype_impl(a, dtype):
-    return np.array(a, dtype=dtype.np_dtype, copy=True)
+    if is_array(a):
+        return a.astype(dtype.np_dtype, copy=True)
+    return np.array(a, dtype=dtype.np_dtype)   # a weak Python number
 
 
 def _to_dtype_vjp(ctx, g):

@@ -21,7 +21,7 @@ from ir.dispatch import interpreter
 from ir.graph import Graph, GraphBuilder
 from ir.interpret import interpret
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, register
+from ir.ops._util import OpDef, OpKind, apply, common_device, register
 from ir.samples import arr
 from ir.types import TensorType
 
@@ -46,6 +46,7 @@ def _fused_rule(types, body, kind, refused=()):
     if body.mutations:
         # a group is a pure function of its inputs: mutations belong to the outer graph
         raise ValueError(f"fused(): the body {body.name!r} records mutations")
+    common_device(types)   # PyTorch's error for inputs on two devices, before the types
     if len(types) != len(body.inputs):
         raise TypeError(f"fused(): the body {body.name!r} takes {len(body.inputs)} inputs, "
                         f"got {len(types)}")

@@ -23,7 +23,17 @@ import numpy as np
 from ir import dtypes
 from ir.dispatch import is_scalar
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, register, type_of
+from ir.ops._util import (
+    OpDef,
+    OpKind,
+    apply,
+    asarray_like,
+    common_device,
+    is_array,
+    register,
+    type_of,
+    ufunc_at,
+)
 from ir.samples import arr, bools, noncontig
 from ir.types import CPU, TensorType, broadcast_shapes, shape_str
 
@@ -183,17 +193,18 @@ def _check_same_dtype(t, v, what):
 
 
 def _put_basic_rule(types, spec):
+    device = common_device(types)
     t, v = types
     view = _basic_shape(t.shape, spec)
     err = _expand_error(view, v.shape)
     if err is not None:
         raise err
     _check_same_dtype(t, v, "Index put")
-    return TensorType(t.shape, t.dtype, t.device)
+    return TensorType(t.shape, t.dtype, device)
 
 
 def _put_basic_impl(a, v, spec):
-    out = np.array(a, copy=True)
+    out = a.copy(order="K")
     out[_np_index(spec)] = v
     return out
 
@@ -292,22 +303,32 @@ def _np_adv_index(a, idx, dims):
     full = [slice(None)] * a.ndim
     for d, i in zip(dims, idx):
         n = a.shape[d]
-        i = np.asarray(i, dtype=np.int64)
+        i = i.astype(np.int64, copy=False) if is_array(i) else np.asarray(i, dtype=np.int64)
         bad = (i >= n) | (i < -n)
         if bad.any():
-            raise IndexError(f"index {int(i[bad].flat[0])} is out of bounds for dimension {d} "
-                             f"with size {n}")
+            raise IndexError(f"index {int(i[bad].ravel()[0])} is out of bounds for dimension "
+                             f"{d} with size {n}")
         full[d] = i
     return tuple(full)
 
 
+def _index_devices(t, its) -> None:
+    """PyTorch's rule for index tensors: on the CPU or on the indexed tensor's device."""
+    for it in its:
+        if it.device != t.device and it.device.type != "cpu":
+            raise RuntimeError("indices should be either on cpu or on the same device as the "
+                               f"indexed tensor ({t.device})")
+
+
 def _index_rule(types, dims):
     t, *its = types
+    _index_devices(t, its)
     return TensorType(_adv_shape(t.shape, its, dims), t.dtype, t.device)
 
 
 def _index_impl(a, *idx, dims):
-    return np.array(a[_np_adv_index(a, idx, dims)], copy=True)
+    # copied: NumPy indexes with a 0-d index array as with an int, giving a view
+    return a[_np_adv_index(a, idx, dims)].copy(order="K")
 
 
 def _index_vjp(ctx, g):
@@ -354,22 +375,26 @@ def index_tensor(input, indices, dims):
 
 def _index_put_rule(types, dims, accumulate):
     t, v, *its = types
+    device = common_device((t, v))   # the values on the tensor's device (or a CPU scalar)
+    _index_devices(t, its)
     res = _adv_shape(t.shape, its, dims)
     if _expand_error(res, v.shape) is not None:
         raise RuntimeError(f"shape mismatch: value tensor of shape {shape_str(v.shape)} cannot "
                            f"be broadcast to indexing result of shape {shape_str(res)}")
     _check_same_dtype(t, v, "Index put")
-    return TensorType(t.shape, t.dtype, t.device)
+    return TensorType(t.shape, t.dtype, device)
 
 
 def _index_put_impl(a, v, *idx, dims, accumulate):
-    out = np.array(a, copy=True)
+    out = a.copy(order="K")
     where = _np_adv_index(out, idx, dims)
-    v = np.asarray(v, dtype=out.dtype)
-    if accumulate:
+    v = v.astype(out.dtype, copy=False) if is_array(v) else asarray_like(v, out, out.dtype)
+    if not accumulate:
+        out[where] = v
+    elif type(out) is np.ndarray:
         np.add.at(out, where, np.broadcast_to(v, out[where].shape))
     else:
-        out[where] = v
+        ufunc_at(np.add, out, where, v)   # a device array: through flat positions
     return out
 
 

@@ -12,7 +12,16 @@ import numpy as np
 
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, register, reject_out, type_of
+from ir.ops._util import (
+    OpDef,
+    OpKind,
+    apply,
+    common_device,
+    is_array,
+    register,
+    reject_out,
+    type_of,
+)
 from ir.ops.indexing import GETITEM, index_put_basic, read_count, zeros_of
 from ir.samples import arr, bools, noncontig
 from ir.types import TensorType, broadcast_shapes
@@ -87,16 +96,18 @@ def _dtype_word(d):
 
 
 def _masked_fill_rule(types):
+    device = common_device(types)
     t, m, v = types
     _check_mask(m, "masked_fill_")
     if v.ndim != 0:
         raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, but got "
                            f"tensor with {v.ndim} dimension(s).")
-    return TensorType(broadcast_shapes(t.shape, m.shape), t.dtype, t.device)
+    return TensorType(broadcast_shapes(t.shape, m.shape), t.dtype, device)
 
 
 def _masked_fill_impl(a, m, v):
-    v = np.asarray(v).astype(a.dtype)
+    # a number is cast as C casts (np.asarray(...).astype wraps; a NumPy scalar would not)
+    v = v.astype(a.dtype) if is_array(v) else np.asarray(v).astype(a.dtype)[()]
     return np.where(m, v, a)
 
 
@@ -129,16 +140,17 @@ def masked_fill(input, mask, value):
 
 
 def _masked_select_rule(types, count):
+    device = common_device(types)
     t, m = types
     if m.dtype is not dtypes.bool_:
         raise RuntimeError("masked_select: expected BoolTensor for mask")
     broadcast_shapes(t.shape, m.shape)
-    return TensorType((count,), t.dtype, t.device)
+    return TensorType((count,), t.dtype, device)
 
 
 def _masked_select_impl(a, m, count):
     a, m = np.broadcast_arrays(a, m)
-    return np.array(a[m], copy=True)
+    return a[m]   # boolean indexing copies
 
 
 def _masked_select_vjp(ctx, g):
@@ -178,6 +190,7 @@ def masked_select(input, mask, *, out=None):
 
 
 def _masked_scatter_rule(types):
+    device = common_device(types)
     t, m, s = types
     if m.dtype is not dtypes.bool_:
         raise RuntimeError("masked_scatter_ only supports boolean masks, but got mask with "
@@ -185,7 +198,7 @@ def _masked_scatter_rule(types):
     if s.dtype is not t.dtype:
         raise RuntimeError("masked_scatter: expected self and source to have same dtypes but "
                            f"got{t.dtype.torch_name} and {s.dtype.torch_name}")
-    return TensorType(broadcast_shapes(t.shape, m.shape), t.dtype, t.device)
+    return TensorType(broadcast_shapes(t.shape, m.shape), t.dtype, device)
 
 
 def _masked_scatter_impl(a, m, s):
@@ -193,7 +206,7 @@ def _masked_scatter_impl(a, m, s):
     n = int(np.count_nonzero(m))
     if n > s.size:
         raise RuntimeError("Number of elements of source < number of ones in mask")
-    out = np.array(a, copy=True)
+    out = a.copy(order="K")
     out[m] = s.ravel()[:n]
     return out
 

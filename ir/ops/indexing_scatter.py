@@ -12,7 +12,18 @@ import numpy as np
 from ir import dtypes
 from ir.dispatch import is_scalar
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, register, reject_out, type_of
+from ir.ops._util import (
+    OpDef,
+    OpKind,
+    apply,
+    common_device,
+    index_grid,
+    is_array,
+    register,
+    reject_out,
+    type_of,
+    ufunc_at,
+)
 from ir.ops.indexing import (
     index_constant,
     index_put_basic,
@@ -40,11 +51,10 @@ def _nd(shape):
 
 
 def _check_range(i, n, dim, *, neg=False, prefix="", err=RuntimeError):
-    i = np.asarray(i)
     bad = (i >= n) | (i < (-n if neg else 0))
     if bad.any():
-        raise err(f"{prefix}index {int(i[bad].flat[0])} is out of bounds for dimension {dim} "
-                  f"with size {n}")
+        raise err(f"{prefix}index {int(i[bad].ravel()[0])} is out of bounds for dimension "
+                  f"{dim} with size {n}")
 
 
 def _pad_to(g, shape):
@@ -58,6 +68,7 @@ def _pad_to(g, shape):
 # --- gather ------------------------------------------------------------------------------
 
 def _gather_rule(types, dim):
+    device = common_device(types)
     t, i = types
     if i.dtype not in _I32_64:
         raise RuntimeError("gather(): Expected dtype int32/int64 for index")
@@ -69,14 +80,14 @@ def _gather_rule(types, dim):
             raise RuntimeError(f"Size does not match at dimension {d} expected index "
                                f"{shape_str(i.shape)} to be no larger than self "
                                f"{shape_str(t.shape)} apart from dimension {dim}")
-    return TensorType(i.shape, t.dtype, t.device)
+    return TensorType(i.shape, t.dtype, device)
 
 
 def _gather_impl(a, i, dim):
     a2, i2 = a.reshape(_nd(a.shape)), i.reshape(_nd(i.shape)).astype(np.int64)
     _check_range(i2, a2.shape[dim], dim)
     if i2.size == 0:
-        return np.zeros(i.shape, a.dtype)
+        return np.zeros_like(a, shape=i.shape)
     block = a2[tuple(slice(0, s) if d != dim else slice(None) for d, s in enumerate(i2.shape))]
     return np.take_along_axis(block, i2, axis=dim).reshape(i.shape)
 
@@ -137,9 +148,10 @@ def _scatter_check(t, i, s, dim, name, index_dtypes=_I32_64):
 
 
 def _scatter_rule(types, dim, reduce):
+    device = common_device(types)
     t, i, s = types
     _scatter_check(t, i, s, dim, "scatter")
-    return TensorType(t.shape, t.dtype, t.device)
+    return TensorType(t.shape, t.dtype, device)
 
 
 def _scatter_where(out, i, dim):
@@ -147,28 +159,30 @@ def _scatter_where(out, i, dim):
     o2 = out.reshape(_nd(out.shape))
     i2 = i.reshape(_nd(i.shape)).astype(np.int64)
     _check_range(i2, o2.shape[dim], dim)
-    grid = list(np.indices(i2.shape, sparse=True))
+    grid = index_grid(i2.shape, i2)
     grid[dim] = i2
     return o2, tuple(grid), i2.shape
 
 
-def _src_block(s, shape, dtype):
-    if isinstance(s, np.ndarray):
+def _src_block(s, shape, out):
+    """The leading ``shape`` block of the source ``s`` (an array or a number), in
+    ``out``'s dtype and on its device."""
+    if is_array(s):
         s2 = s.reshape(_nd(s.shape))
-        return s2[tuple(slice(0, n) for n in shape)].astype(dtype, copy=False)
-    return np.full(shape, s, dtype=dtype)
+        return s2[tuple(slice(0, n) for n in shape)].astype(out.dtype, copy=False)
+    return np.full_like(out, s, shape=shape)
 
 
 def _scatter_impl(a, i, s, dim, reduce):
-    out = np.array(a, copy=True)
+    out = a.copy(order="K")
     o2, where, shape = _scatter_where(out, i, dim)
-    block = _src_block(s, shape, out.dtype)
+    block = _src_block(s, shape, out)
     if reduce is None:
         o2[where] = block
     elif reduce in ("add", "sum"):
-        np.add.at(o2, where, block)
+        ufunc_at(np.add, o2, where, block)
     else:
-        np.multiply.at(o2, where, block)
+        ufunc_at(np.multiply, o2, where, block)
     return out
 
 
@@ -226,9 +240,10 @@ def scatter(input, dim, index, src=None, value=None, *, reduce=None, out=None):
 
 
 def _scatter_add_rule(types, dim):
+    device = common_device(types)
     t, i, s = types
     _scatter_check(t, i, s, dim, "scatter_add")
-    return TensorType(t.shape, t.dtype, t.device)
+    return TensorType(t.shape, t.dtype, device)
 
 
 def _scatter_add_impl(a, i, s, dim):
@@ -264,9 +279,10 @@ def scatter_add(input, dim, index, src):
 
 
 def _scatter_reduce_rule(types, dim, reduce, include_self):
+    device = common_device(types)
     t, i, s = types
     _scatter_check(t, i, s, dim, "scatter_reduce")
-    return TensorType(t.shape, t.dtype, t.device)
+    return TensorType(t.shape, t.dtype, device)
 
 
 def _identity(reduce, dtype):
@@ -283,17 +299,18 @@ def _identity(reduce, dtype):
 
 
 def _scatter_reduce_impl(a, i, s, dim, reduce, include_self):
-    out = np.array(a, copy=True)
+    out = a.copy(order="K")
     o2, where, shape = _scatter_where(out, i, dim)
-    block = _src_block(s, shape, out.dtype)
+    block = _src_block(s, shape, out)
     if not include_self:
         o2[where] = _identity(reduce, out.dtype)
     fn = {"sum": np.add, "mean": np.add, "prod": np.multiply, "amax": np.maximum,
           "amin": np.minimum}[reduce]
-    fn.at(o2, where, block)
+    ufunc_at(fn, o2, where, block)
     if reduce == "mean":
-        count = np.zeros(o2.shape, dtype=np.int64)
-        np.add.at(count, where, 1)
+        # int32 counts: CUDA's atomic add has no int64 (a count of one target fits)
+        count = np.zeros_like(o2, dtype=np.int32)
+        ufunc_at(np.add, count, where, 1)
         hit = count > 0
         n = count + (1 if include_self else 0)
         if out.dtype.kind == "f":
@@ -375,17 +392,18 @@ def _replace(shape, dim, n):
 
 
 def _index_select_rule(types, dim):
+    device = common_device(types)
     t, i = types
     if i.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     if i.dtype not in _I32_64:
         raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
-    return TensorType(_replace(t.shape, dim, i.numel), t.dtype, t.device)
+    return TensorType(_replace(t.shape, dim, i.numel), t.dtype, device)
 
 
 def _index_select_impl(a, i, dim):
     a2 = a.reshape(_nd(a.shape))
-    i = i.reshape(-1).astype(np.int64)
+    i = i.reshape(-1).astype(np.int64, copy=False)
     if ((i < 0) | (i >= a2.shape[dim])).any():
         raise IndexError("index out of range in self")
     return np.take(a2, i, axis=dim).reshape(_replace(a.shape, dim, i.size))
@@ -434,6 +452,7 @@ def _check_source(t, i, s, dim, name):
 
 
 def _index_add_rule(types, dim):
+    device = common_device(types)
     t, i, s = types
     if i.dtype not in _I32_64:
         raise RuntimeError("index_add_(): Expected dtype int32/int64 for index but got: "
@@ -442,7 +461,7 @@ def _index_add_rule(types, dim):
         raise RuntimeError(f"index_add_(): self ({t.dtype.torch_name}) and source "
                            f"({s.dtype.torch_name}) must have the same scalar type")
     _check_source(t, i, s, dim, "index_add_")
-    return TensorType(t.shape, t.dtype, t.device)
+    return TensorType(t.shape, t.dtype, device)
 
 
 def _dim_where(a2, i, dim):
@@ -452,11 +471,11 @@ def _dim_where(a2, i, dim):
 
 
 def _index_add_impl(a, i, s, dim):
-    out = np.array(a, copy=True)
+    out = a.copy(order="K")
     o2 = out.reshape(_nd(out.shape))
     i = i.reshape(-1).astype(np.int64)
     _check_range(i, o2.shape[dim], dim)
-    np.add.at(o2, _dim_where(o2, i, dim), s.reshape(_replace(_nd(out.shape), dim, i.size)))
+    ufunc_at(np.add, o2, _dim_where(o2, i, dim), s.reshape(_replace(_nd(out.shape), dim, i.size)))
     return out
 
 
@@ -494,6 +513,7 @@ def index_add(input, dim, index, source, *, alpha=1, out=None):
 
 
 def _index_copy_rule(types, dim):
+    device = common_device(types)
     t, i, s = types
     if i.dtype is not dtypes.int64:
         raise RuntimeError("index_copy_(): Expected a long tensor for index, but got "
@@ -517,11 +537,11 @@ def _index_copy_rule(types, dim):
     if ss[dim] != i.numel:
         raise IndexError(f"index_copy_(): Number of indices ({i.numel}) should be equal to "
                          f"source.size(dim) ({ss[dim]})")
-    return TensorType(t.shape, t.dtype, t.device)
+    return TensorType(t.shape, t.dtype, device)
 
 
 def _index_copy_impl(a, i, s, dim):
-    out = np.array(a, copy=True)
+    out = a.copy(order="K")
     o2 = out.reshape(_nd(out.shape))
     i = i.reshape(-1)
     _check_range(i, o2.shape[dim], dim, prefix="index_copy_(): ", err=IndexError)
@@ -561,6 +581,7 @@ def index_copy(input, dim, index, source):
 
 
 def _index_fill_rule(types, dim):
+    device = common_device(types)
     t, i, v = types
     if i.dtype is not dtypes.int64:
         raise IndexError("index_fill_(): Expected dtype int64 for index.")
@@ -569,15 +590,17 @@ def _index_fill_rule(types, dim):
     if v.ndim != 0:
         raise RuntimeError("index_fill_ only supports a 0-dimensional value tensor, but got "
                            f"tensor with {v.ndim} dimension(s).")
-    return TensorType(t.shape, t.dtype, t.device)
+    return TensorType(t.shape, t.dtype, device)
 
 
 def _index_fill_impl(a, i, v, dim):
-    out = np.array(a, copy=True)
+    out = a.copy(order="K")
     o2 = out.reshape(_nd(out.shape))
     i = i.reshape(-1)
     _check_range(i, o2.shape[dim], dim, neg=True, err=IndexError)
-    o2[_dim_where(o2, i, dim)] = np.asarray(v).astype(out.dtype)
+    # a number is cast as C casts (np.asarray(...).astype wraps; a NumPy scalar would not)
+    value = v.astype(out.dtype) if is_array(v) else np.asarray(v).astype(out.dtype)[()]
+    o2[_dim_where(o2, i, dim)] = value
     return out
 
 
@@ -620,19 +643,20 @@ def index_fill(input, dim, index, value):
 # --- take / take_along_dim ----------------------------------------------------------------
 
 def _take_rule(types):
+    device = common_device(types)
     t, i = types
     if i.dtype is not dtypes.int64:
         raise RuntimeError(f"take(): Expected a long tensor for index, but got "
                            f"{i.dtype.torch_name}")
-    return TensorType(i.shape, t.dtype, t.device)
+    return TensorType(i.shape, t.dtype, device)
 
 
 def _take_impl(a, i):
     n = a.size
     bad = (i >= n) | (i < -n)
     if bad.any():
-        raise IndexError(f"out of range: tried to access index {int(i[bad].flat[0])} on a tensor "
-                         f"of {n} elements.")
+        raise IndexError(f"out of range: tried to access index {int(i[bad].ravel()[0])} on a "
+                         f"tensor of {n} elements.")
     return np.take(a.reshape(-1), i)
 
 

@@ -94,7 +94,7 @@ def _cat_impl(*arrays, dim):
     dtype = promote(tuple(TensorType(a.shape, _dtype_of(a)) for a in arrays)).np_dtype
     kept = [a.astype(dtype, copy=False) for a in arrays if a.shape != (0,)]
     if not kept:
-        return np.zeros((0,), dtype)
+        return np.zeros_like(arrays[0], shape=(0,), dtype=dtype)
     return np.concatenate(kept, axis=dim)
 
 
@@ -409,7 +409,7 @@ def _index_values(x):
         raise RuntimeError("tensor_split expected tensor_indices_or_sections to be a "
                            f"zero-dimensional or one-dimensional tensor, but got a tensor with "
                            f"{t.ndim} dims")
-    values = np.asarray(x).tolist()
+    values = x.tolist()   # a copy to the host (np.asarray would refuse a device tensor)
     return values if t.ndim == 1 else int(values)
 
 

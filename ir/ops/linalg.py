@@ -15,7 +15,17 @@ import numpy as np
 
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, is_scalar, register, reject_out, type_of
+from ir.ops._util import (
+    OpDef,
+    OpKind,
+    apply,
+    common_device,
+    is_array,
+    is_scalar,
+    register,
+    reject_out,
+    type_of,
+)
 from ir.ops.elementwise import mul
 from ir.ops.movement import reshape
 from ir.samples import arr, bools, ints, noncontig
@@ -124,6 +134,7 @@ def _bmm_shape_check(batch, k, batch2, k2):
 
 
 def _matmul_rule(types):
+    device = common_device(types)
     a, b = types
     da, db = a.ndim, b.ndim
     if da == 0 or db == 0:
@@ -151,7 +162,7 @@ def _matmul_rule(types):
         _bmm_shape_check(nb, a.shape[-1], nb, b.shape[-2])
         _no_bool(a.dtype, "bmm")
         shape = batch + (a.shape[-2:-1] if da >= 2 else ()) + b.shape[-1:]
-    return TensorType(tuple(shape), a.dtype, a.device)
+    return TensorType(tuple(shape), a.dtype, device)
 
 
 def _matmul_impl(a, b):
@@ -207,7 +218,7 @@ def _stored_transposed(inputs, i: int) -> bool:
     knows; a symbolic graph has no layout, and says no)."""
     stored_array = getattr(inputs, "stored_array", None)
     arr = stored_array(i) if stored_array is not None else None
-    return (isinstance(arr, np.ndarray) and arr.ndim == 2 and arr.flags.f_contiguous
+    return (is_array(arr) and arr.ndim == 2 and arr.flags.f_contiguous
             and not arr.flags.c_contiguous)
 
 
@@ -257,6 +268,7 @@ def matmul(input, other, *, out=None):
 # --- mm / bmm ----------------------------------------------------------------------------
 
 def _mm_rule(types):
+    device = common_device(types)
     a, b = types
     if a.ndim != 2:
         raise RuntimeError("self must be a matrix")
@@ -265,7 +277,7 @@ def _mm_rule(types):
     _mm_dtype_check(a, b)
     _mm_shape_check(a.shape[0], a.shape[1], b.shape[0], b.shape[1])
     _no_bool(a.dtype, "addmm_impl_cpu_")
-    return TensorType((a.shape[0], b.shape[1]), a.dtype, a.device)
+    return TensorType((a.shape[0], b.shape[1]), a.dtype, device)
 
 
 def _mm_vjp(ctx, g):
@@ -295,6 +307,7 @@ def mm(input, mat2, *, out=None):
 
 
 def _bmm_rule(types):
+    device = common_device(types)
     a, b = types
     if a.ndim != 3:
         raise RuntimeError("batch1 must be a 3D tensor")
@@ -305,7 +318,7 @@ def _bmm_rule(types):
                            f"{b.dtype.torch_name}")
     _bmm_shape_check(a.shape[0], a.shape[2], b.shape[0], b.shape[1])
     _no_bool(a.dtype, "bmm")
-    return TensorType((a.shape[0], a.shape[1], b.shape[2]), a.dtype, a.device)
+    return TensorType((a.shape[0], a.shape[1], b.shape[2]), a.dtype, device)
 
 
 def _bmm_vjp(ctx, g):
@@ -337,11 +350,12 @@ def bmm(input, mat2, *, out=None):
 # --- mv / dot / outer --------------------------------------------------------------------
 
 def _mv_rule(types):
+    device = common_device(types)
     a, b = types
     if a.ndim != 2 or b.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {a.ndim}, {b.ndim}")
     _mv_checks(a, b, a.shape[0], a.shape[1])
-    return TensorType((a.shape[0],), a.dtype, a.device)
+    return TensorType((a.shape[0],), a.dtype, device)
 
 
 def _mv_vjp(ctx, g):
@@ -370,14 +384,16 @@ def mv(input, vec, *, out=None):
 
 
 def _dot_rule(types):
+    device = common_device(types)
     a, b = types
     _dot_checks(a, b)
-    return TensorType((), a.dtype, a.device)
+    return TensorType((), a.dtype, device)
 
 
 def _dot_impl(a, b):
     dt = _compute_dtype(a.dtype)
-    return np.asarray(np.dot(a.astype(dt, copy=False), b.astype(dt, copy=False)))
+    out = np.dot(a.astype(dt, copy=False), b.astype(dt, copy=False))
+    return out if is_array(out) else np.asarray(out)   # NumPy gives a scalar
 
 
 def _dot_vjp(ctx, g):
@@ -413,13 +429,14 @@ def vdot(input, other, *, out=None):
 
 
 def _outer_rule(types):
+    device = common_device(types)
     a, b = types
     if a.ndim != 1:
         raise RuntimeError(f"outer: Expected 1-D argument self, but got {a.ndim}-D")
     if b.ndim != 1:
         raise RuntimeError(f"outer: Expected 1-D argument vec2, but got {b.ndim}-D")
     dtype = dtypes.result_type(a, b)
-    return TensorType((a.shape[0], b.shape[0]), dtype, a.device)
+    return TensorType((a.shape[0], b.shape[0]), dtype, device)
 
 
 def _outer_impl(a, b):
@@ -477,6 +494,7 @@ def _expand_check(t, target):
 
 
 def _addmm_rule(types, beta, alpha):
+    device = common_device(types)
     c, a, b = types
     if a.ndim != 2:
         raise RuntimeError(f"mat1 must be a matrix, got {a.ndim}-D tensor")
@@ -490,10 +508,11 @@ def _addmm_rule(types, beta, alpha):
     target = (a.shape[0], b.shape[1])
     _expand_check(c, target)
     _no_bool(a.dtype, "addmm_impl_cpu_")
-    return TensorType(target, a.dtype, a.device)
+    return TensorType(target, a.dtype, device)
 
 
 def _addmv_rule(types, beta, alpha):
+    device = common_device(types)
     c, a, b = types
     if a.ndim != 2 or b.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got {c.ndim}, {a.ndim}, "
@@ -506,10 +525,11 @@ def _addmv_rule(types, beta, alpha):
         size = "x".join(str(s) for s in c.shape) if c.ndim else ""
         raise RuntimeError(f"size mismatch, got input ({size}), mat "
                            f"({a.shape[0]}x{a.shape[1]}), vec ({b.shape[0]})")
-    return TensorType((a.shape[0],), a.dtype, a.device)
+    return TensorType((a.shape[0],), a.dtype, device)
 
 
 def _baddbmm_rule(types, beta, alpha):
+    device = common_device(types)
     c, a, b = types
     if a.ndim != 3:
         raise RuntimeError("batch1 must be a 3D tensor")
@@ -522,7 +542,7 @@ def _baddbmm_rule(types, beta, alpha):
                            f"batch1: {_CPP[a.dtype.name]}, batch2: {_CPP[b.dtype.name]}")
     _bmm_shape_check(a.shape[0], a.shape[2], b.shape[0], b.shape[1])
     _no_bool(a.dtype, "baddbmm")
-    return TensorType(target, a.dtype, a.device)
+    return TensorType(target, a.dtype, device)
 
 
 def _addmm_impl(c, a, b, beta, alpha):

@@ -20,7 +20,7 @@ import numpy as np
 
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, promote_operands, register, type_of
+from ir.ops._util import OpDef, OpKind, apply, common_device, promote_operands, register, type_of
 from ir.samples import arr, ints, noncontig, positive
 from ir.types import TensorType, shape_str
 
@@ -164,12 +164,13 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
 # --- nll_loss (primitive) ----------------------------------------------------------------
 
 def _nll_rule(types, reduction, ignore_index, has_weight):
+    device = common_device(types)
     x, t = types[0], types[1]
     if reduction == "none":
         shape = t.shape if x.ndim > 1 else ()
     else:
         shape = ()
-    return TensorType(shape, x.dtype, x.device)
+    return TensorType(shape, x.dtype, device)
 
 
 def _nll_pick(x, t, ignore_index, weight):
@@ -179,13 +180,13 @@ def _nll_pick(x, t, ignore_index, weight):
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= c))
     if bad.any():
-        raise IndexError(f"Target {int(t[bad].flat[0])} is out of bounds.")
+        raise IndexError(f"Target {int(t[bad].ravel()[0])} is out of bounds.")
     safe = np.where(valid, t, 0)
     if x.ndim == 1:
         picked = x[safe]
     else:
         picked = np.squeeze(np.take_along_axis(x, np.expand_dims(safe, 1), axis=1), 1)
-    w = (weight[safe] if weight is not None else np.ones(safe.shape, x.dtype)) * valid
+    w = (weight[safe] if weight is not None else np.ones_like(x, shape=safe.shape)) * valid
     return -picked * w, w.astype(x.dtype)
 
 
@@ -303,7 +304,7 @@ def _nll_target_impl(t, num_classes, ignore_index):
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= num_classes))
     if bad.any():   # the message and type of nll_loss's own check (_nll_pick)
-        raise IndexError(f"Target {int(t[bad].flat[0])} is out of bounds.")
+        raise IndexError(f"Target {int(t[bad].ravel()[0])} is out of bounds.")
     return np.where(valid, t, 0)
 
 
@@ -481,6 +482,7 @@ _BCE_EPS = 1e-12      # and the backward's denominator x (1 - x) at this
 
 
 def _bce_rule(types):
+    device = common_device(types)
     x, t = types
     _check_float(x.dtype, "binary_cross_entropy")
     if t.dtype is not x.dtype:
@@ -489,7 +491,7 @@ def _bce_rule(types):
         raise ValueError(f"Using a target size ({shape_str(t.shape)}) that is different to the "
                          f"input size ({shape_str(x.shape)}) is deprecated. Please ensure they "
                          "have the same size.")
-    return TensorType(x.shape, x.dtype, x.device)
+    return TensorType(x.shape, x.dtype, device)
 
 
 def _bce_impl(x, t):

@@ -410,7 +410,11 @@ def _diag_len(n1: int, n2: int, offset: int) -> int:
 
 
 def diagonal_view(a: np.ndarray, offset: int, dim1: int, dim2: int) -> np.ndarray:
-    """A writable NumPy view of a diagonal (NumPy's own ``np.diagonal`` is read-only)."""
+    """A writable view of a diagonal (NumPy's own ``np.diagonal`` is read-only)."""
+    if type(a) is not np.ndarray:
+        # a device array: its diagonal is a writable view already (CuPy has no read-only
+        # views), and NumPy's as_strided would convert it to a host array
+        return a.diagonal(offset, dim1, dim2)
     n = _diag_len(a.shape[dim1], a.shape[dim2], offset)
     index = [slice(None)] * a.ndim
     if n == 0:
@@ -487,6 +491,11 @@ def _unfold_rule(types, dimension, size, step):
 def _unfold_impl(a, dimension, size, step):
     if a.ndim == 0:
         return np.reshape(a, (1,))[:size]
+    if type(a) is not np.ndarray:
+        # a device array: NumPy's as_strided would convert it to a host array; the same
+        # windows through the dispatched sliding_window_view, every step-th one kept
+        windows = np.lib.stride_tricks.sliding_window_view(a, size, axis=dimension)
+        return windows[(slice(None),) * dimension + (slice(None, None, step),)]
     shape = list(a.shape)
     shape[dimension] = (a.shape[dimension] - size) // step + 1
     strides = list(a.strides)

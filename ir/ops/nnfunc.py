@@ -19,7 +19,9 @@ from ir.ops._util import (
     OpDef,
     OpKind,
     apply,
+    arange_like,
     check_dtype_arg,
+    common_device,
     is_scalar,
     register,
     reject_out,
@@ -159,7 +161,7 @@ def _one_hot_impl(x, num_classes, ignore_index):
             raise RuntimeError("Class values must be non-negative.")
         if x.max() >= num_classes:
             raise RuntimeError("Class values must be smaller than num_classes.")
-    out = (x[..., None] == np.arange(num_classes)).astype(np.int64)
+    out = (x[..., None] == arange_like(num_classes, x)).astype(np.int64)
     if ignore_index is not None:
         out[x == ignore_index] = 0
     return out
@@ -206,6 +208,7 @@ def one_hot(tensor, num_classes=-1):
 # --- embedding ---------------------------------------------------------------------------
 
 def _embedding_rule(types, padding_idx):
+    device = common_device(types)
     idx, w = types
     if idx.dtype not in (dtypes.int64, dtypes.int32):
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the "
@@ -214,7 +217,7 @@ def _embedding_rule(types, padding_idx):
                            "for embedding)")
     if w.ndim != 2:
         raise RuntimeError("'weight' must be 2-D")
-    return TensorType(idx.shape + (w.shape[1],), w.dtype, w.device)
+    return TensorType(idx.shape + (w.shape[1],), w.dtype, device)
 
 
 def _embedding_impl(idx, w, padding_idx):

@@ -19,7 +19,7 @@ import numpy as np
 
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, register, type_of
+from ir.ops._util import OpDef, OpKind, apply, common_device, register, type_of
 from ir.samples import arr, ints, noncontig
 from ir.types import TensorType, shape_str
 
@@ -34,6 +34,7 @@ INTERNAL = ("batch_norm_stats", "batch_norm_elemt", "batch_norm_train", "instanc
 # --- the primitive -----------------------------------------------------------------------
 
 def _norm_rule(types, dims, eps, has_weight, has_bias):
+    device = common_device(types)
     x = types[0]
     if x.dtype.category != dtypes.CATEGORY_FLOAT:
         raise NotImplementedError(f"\"LayerNormKernelImpl\" not implemented for "
@@ -42,7 +43,7 @@ def _norm_rule(types, dims, eps, has_weight, has_bias):
         if p.dtype is not x.dtype:
             raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of "
                                f"{x.dtype.torch_name}")
-    return TensorType(x.shape, x.dtype, x.device)
+    return TensorType(x.shape, x.dtype, device)
 
 
 def _norm_impl(x, *params, dims, eps, has_weight, has_bias):

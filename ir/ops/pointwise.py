@@ -14,6 +14,7 @@ from ir.ops._util import (
     cast,
     common_device,
     elementwise_rule,
+    is_array,
     is_scalar,
     promote,
     promoted_np_dtype,
@@ -303,7 +304,7 @@ def _lerp_rule(types):
 
 
 def _lerp_impl(start, end, weight):
-    dt = np.asarray(start).dtype
+    dt = start.dtype if is_array(start) else np.asarray(start).dtype
     start, end, weight = cast(start, dt), cast(end, dt), cast(weight, dt)
     diff = end - start
     # PyTorch's formula: exact at both ends
@@ -378,16 +379,21 @@ def _addc_rule(name):
     return rule
 
 
+def _number(value):
+    """``value`` (a number, or a 0-d array on any device) as a Python number."""
+    return value.item() if is_array(value) else value
+
+
 def _addcmul_impl(x, t1, t2, value):
     dt = promoted_np_dtype(x, t1, t2)
-    v = dt.type(np.asarray(value).item())  # value is converted to the result type first
+    v = dt.type(_number(value))  # value is converted to the result type first
     with np.errstate(all="ignore"):
         return cast(x, dt) + v * cast(t1, dt) * cast(t2, dt)
 
 
 def _addcdiv_impl(x, t1, t2, value):
     dt = promoted_np_dtype(x, t1, t2)
-    v = dt.type(np.asarray(value).item())
+    v = dt.type(_number(value))
     with np.errstate(all="ignore"):
         return cast(x, dt) + v * cast(t1, dt) / cast(t2, dt)
 

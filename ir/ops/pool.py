@@ -20,7 +20,7 @@ import numpy as np
 
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, register, type_of
+from ir.ops._util import OpDef, OpKind, apply, arange_like, register, type_of
 from ir.ops.conv import _conv_transpose_impl, pad_spatial, windows
 from ir.samples import arr, ints, noncontig
 from ir.types import TensorType, shape_str
@@ -162,7 +162,7 @@ def _max_pool_impl(x, kernel, stride, padding, dilation, ceil_mode):
     win = windows(pad_spatial(x, pairs, _lowest(x.dtype)), kernel, stride, dilation)
     win = win.reshape(lead + out + (kp,))
     # each window element's flat index in its input plane (-1 for padding)
-    plane = np.arange(math.prod(spatial), dtype=np.int64).reshape(spatial)
+    plane = arange_like(math.prod(spatial), x, np.int64).reshape(spatial)
     pos = windows(pad_spatial(plane[None, None], pairs, -1), kernel, stride, dilation)
     pos = pos.reshape(out + (kp,))
     return _select_max(win, pos)
@@ -307,14 +307,15 @@ for _n, _s in ((1, _max_pool1d_samples), (2, _max_pool2d_samples), (3, _max_pool
 
 # --- avg pooling -------------------------------------------------------------------------
 
-def _avg_divisors(spatial, out, kernel, stride, padding, ceil_mode, count_include_pad,
+def _avg_divisors(like, spatial, out, kernel, stride, padding, ceil_mode, count_include_pad,
                   divisor_override):
-    """The divisor of each output position (PyTorch's ``divide_factor``), shape ``out``."""
+    """The divisor of each output position (PyTorch's ``divide_factor``), shape ``out``,
+    on the device of the array ``like``."""
     if divisor_override is not None:
-        return np.full(out, divisor_override, dtype=np.int64)
-    total = np.ones((), dtype=np.int64)
+        return np.full_like(like, divisor_override, shape=out, dtype=np.int64)
+    total = np.ones_like(like, shape=(), dtype=np.int64)
     for size, o, k, s, p in zip(spatial, out, kernel, stride, padding):
-        start = np.arange(o, dtype=np.int64) * s - p
+        start = arange_like(o, like, np.int64) * s - p
         end = np.minimum(start + k, size + p)
         pool = end - start
         inside = np.minimum(end, size) - np.maximum(start, 0)
@@ -354,7 +355,7 @@ def _avg_pool_impl(x, kernel, stride, padding, ceil_mode, count_include_pad, div
         x = x.astype(np.float32)
     win = windows(pad_spatial(x, pairs), kernel, stride, (1,) * len(kernel))
     total = win.sum(axis=tuple(range(-len(kernel), 0)))
-    return _divide(total, _avg_divisors(spatial, out, kernel, stride, padding, ceil_mode,
+    return _divide(total, _avg_divisors(x, spatial, out, kernel, stride, padding, ceil_mode,
                                         count_include_pad, divisor_override))
 
 
@@ -371,10 +372,10 @@ def _avg_backward_rule(types, input_size, kernel, stride, padding, ceil_mode,
 def _avg_backward_impl(g, input_size, kernel, stride, padding, ceil_mode, count_include_pad,
                        divisor_override):
     out = g.shape[2:]
-    div = _avg_divisors(input_size, out, kernel, stride, padding, ceil_mode,
+    div = _avg_divisors(g, input_size, out, kernel, stride, padding, ceil_mode,
                         count_include_pad, divisor_override)
     gd = (g / div).reshape((-1, 1) + out) if g.size else g.reshape((0, 1) + out)
-    ones = np.ones((1, 1) + tuple(kernel), dtype=gd.dtype)
+    ones = np.ones_like(gd, shape=(1, 1) + tuple(kernel))
     gx = _conv_transpose_impl(gd, ones, stride=stride, padding=padding,
                               dilation=(1,) * len(kernel), groups=1, output_size=input_size)
     return gx.reshape(g.shape[:2] + tuple(input_size))
@@ -497,10 +498,17 @@ del _n, _s
 
 # --- adaptive max pooling ----------------------------------------------------------------
 
-def adaptive_windows(size: int, out: int):
-    """Start and end of each adaptive pooling window (PyTorch's start/end index)."""
-    o = np.arange(out, dtype=np.int64)
+def adaptive_windows(size: int, out: int, like=None):
+    """Start and end of each adaptive pooling window (PyTorch's start/end index), on the
+    device of the array ``like`` (None: NumPy arrays)."""
+    o = arange_like(out, like, np.int64)
     return (o * size) // out, ((o + 1) * size + out - 1) // out
+
+
+def _adaptive_width(size: int, out: int) -> int:
+    """The widest adaptive pooling window (computed on the host: it sizes the gather)."""
+    start, end = adaptive_windows(size, out)
+    return int((end - start).max()) if out else 1
 
 
 def _adaptive_max_rule(types, output_size):
@@ -523,9 +531,8 @@ def _adaptive_max_impl(x, output_size):
     # gather each (padded) window along each dim; taps past a window's end are marked -1
     taps, masks = [], []
     for size, o in zip(spatial, output_size):
-        start, end = adaptive_windows(size, o)
-        width = int((end - start).max()) if o else 1
-        t = start[:, None] + np.arange(width)
+        start, end = adaptive_windows(size, o, x)
+        t = start[:, None] + arange_like(_adaptive_width(size, o), x)
         masks.append(t < end[:, None])
         taps.append(np.minimum(t, size - 1))
     # axes: (N, C, o1, k1, o2, k2, ...)
@@ -533,11 +540,11 @@ def _adaptive_max_impl(x, output_size):
         t.reshape((1,) * (2 * i) + t.shape + (1,) * (2 * (n - i - 1))) for i, t in
         enumerate(taps))
     win = x[index]
-    plane = np.arange(math.prod(spatial), dtype=np.int64).reshape(spatial)
+    plane = arange_like(math.prod(spatial), x, np.int64).reshape(spatial)
     pos = plane[index[2:]]
-    valid = np.ones((), dtype=bool)
+    valid = True
     for i, m in enumerate(masks):
-        valid = valid & m.reshape((1,) * (2 * i) + m.shape + (1,) * (2 * (n - i - 1)))
+        valid = m.reshape((1,) * (2 * i) + m.shape + (1,) * (2 * (n - i - 1))) & valid
     pos = np.where(valid, pos, -1)
     # move the window axes last and flatten them
     order_o = tuple(range(2, 2 + 2 * n, 2))

@@ -12,7 +12,16 @@ import numpy as np
 
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, as_int_tuple, register, reject_out, type_of
+from ir.ops._util import (
+    OpDef,
+    OpKind,
+    apply,
+    as_int_tuple,
+    common_device,
+    register,
+    reject_out,
+    type_of,
+)
 from ir.ops.movement import diagonal, diagonal_view, flatten, narrow, reshape
 from ir.samples import arr, bools, ints, noncontig
 from ir.types import TensorType, normalize_dim, normalize_dims, shape_str
@@ -34,7 +43,7 @@ def _same_rule(types, **_attrs):
 
 
 def _clone_impl(a):
-    return np.array(a, copy=True, order="C")
+    return a.copy(order="C")
 
 
 def _clone_vjp(ctx, g):
@@ -79,15 +88,15 @@ def _matching_pair_rule(types, **_attrs):
     if first.shape != second.shape or first.dtype is not second.dtype:
         raise RuntimeError(f"expected two tensors of the same shape and dtype, got {first} "
                            f"and {second}")
-    return TensorType(first.shape, first.dtype, first.device)
+    return TensorType(first.shape, first.dtype, common_device(types))
 
 
 def _copy_of_first(first, _second):
-    return np.array(first, copy=True)
+    return first.copy(order="K")
 
 
 def _copy_of_second(_first, second):
-    return np.array(second, copy=True)
+    return second.copy(order="K")
 
 
 def _straight_through_vjp(ctx, g):
@@ -350,7 +359,8 @@ def _repeat_values(repeats, n: int):
     if rt.ndim > 1:
         raise RuntimeError("repeats must be 0-dim or 1-dim tensor")
     try:
-        values = np.asarray(repeats).reshape(-1).tolist()
+        # tolist: a copy to the host for a device tensor (np.asarray would refuse it)
+        values = np.asarray(repeats.tolist()).reshape(-1).tolist()
     except Exception as exc:  # a symbolic value: the output shape depends on data
         raise RuntimeError("repeat_interleave with tensor repeats needs concrete values (the "
                            "output shape depends on them)") from exc
@@ -452,7 +462,7 @@ def _diag_embed_impl(a, offset, dim1, dim2):
     size = a.shape[-1] + abs(offset)
     rest = iter(a.shape[:-1])
     shape = tuple(size if i in (dim1, dim2) else next(rest) for i in range(a.ndim + 1))
-    out = np.zeros(shape, a.dtype)
+    out = np.zeros_like(a, shape=shape)
     diagonal_view(out, offset, dim1, dim2)[...] = a
     return out
 
@@ -561,7 +571,7 @@ def _pad_impl(a, pad, mode, value):
         width[d] = (max(left, 0), max(right, 0))
     if mode == "constant":
         with np.errstate(all="ignore"):
-            fill = np.array(value).astype(a.dtype)
+            fill = np.array(value).astype(a.dtype)[()]   # a NumPy scalar: host or device
         out = np.pad(a, width, mode="constant", constant_values=fill)
     else:
         out = np.pad(a, width, mode={"reflect": "reflect", "replicate": "edge",

@@ -24,6 +24,8 @@ from ir.ops._util import (
     OpKind,
     apply,
     check_dtype_arg,
+    common_device,
+    is_array,
     is_scalar,
     register,
     reject_out,
@@ -286,11 +288,11 @@ def _prod_others_impl(a, dim):
     rest = [i for i in range(a.ndim) if i not in dim]
     moved = np.transpose(a, rest + list(dim))
     flat = moved.reshape(moved.shape[:len(rest)] + (-1,))
-    ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
+    ones = np.ones_like(flat, shape=flat.shape[:-1] + (1,))
     left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
     right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
     out = (left * right).reshape(moved.shape)
-    return np.transpose(out, np.argsort(rest + list(dim)))
+    return np.transpose(out, tuple(np.argsort(rest + list(dim)).tolist()))
 
 
 def _prod_others_vjp(ctx, h):
@@ -320,11 +322,11 @@ def _prod_others(input, dim):
 
 def _tie_rule(types, dim, keepdim):
     x, _ = types
-    return TensorType(x.shape, x.dtype, x.device)
+    return TensorType(x.shape, x.dtype, common_device(types))
 
 
 def _tie_impl(x, out, dim, keepdim):
-    o = np.asarray(out)
+    o = out if is_array(out) else np.asarray(out)
     if not keepdim and dim:
         o = o.reshape(keepdim_shape(x.shape, dim))
     mask = (x == o) | (np.isnan(x) & np.isnan(o))
@@ -472,7 +474,7 @@ def _select_rule(name):
 
 def _select(a, idx_fn, dim, keepdim):
     if a.ndim == 0:
-        return a.copy(), np.array(0, dtype=np.int64)
+        return a.copy(), np.zeros_like(a, dtype=np.int64)
     idx = np.expand_dims(idx_fn(a, axis=dim), dim)
     values = np.take_along_axis(a, idx, axis=dim)
     if not keepdim:
@@ -609,9 +611,11 @@ def _arg_impl(fn):
     def impl(a, dim, keepdim):
         if dim is None:
             idx = fn(a)
-            return np.reshape(idx, (1,) * a.ndim) if keepdim else np.asarray(idx)
+            if keepdim:
+                return np.reshape(idx, (1,) * a.ndim)
+            return idx if is_array(idx) else np.asarray(idx)   # NumPy gives a scalar
         if a.ndim == 0:
-            return np.array(0)
+            return np.zeros_like(a, dtype=np.int64)
         return fn(a, axis=dim, keepdims=keepdim)
     impl.__name__ = f"_{fn.__name__}_impl"
     return impl

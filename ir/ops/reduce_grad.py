@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ir.opdef import Sample
-from ir.ops._util import OpDef, OpKind, apply, register
+from ir.ops._util import OpDef, OpKind, apply, cast, common_device, register
 from ir.samples import arr
 from ir.types import TensorType
 
@@ -61,15 +61,17 @@ def _full_coeff(a, b, full: int):
 def _elements(x, hs):
     """The ring elements E_j of the flat slices: shape (B, n, 2**r)."""
     r = len(hs)
-    e = np.zeros(x.shape + (1 << r,), dtype=x.dtype)
+    e = np.zeros_like(x, shape=x.shape + (1 << r,))
     e[..., 0] = x
     for k, h in enumerate(hs):
         e[..., 1 << k] = h
     return e
 
 
-def _unit(batch: int, r: int, dtype, value=None):
-    u = np.zeros((batch, 1 << r), dtype=dtype)
+def _unit(x, r: int, value=None):
+    """The ring's unit (or ``value`` times it) for each of ``x``'s ``batch`` slices, on
+    ``x``'s device."""
+    u = np.zeros_like(x, shape=(x.shape[0], 1 << r))
     u[:, 0] = 1 if value is None else value
     return u
 
@@ -81,11 +83,11 @@ def _grad_kernel(x, hs, w):
     batch, n = x.shape
     pairs, full = _pairs(r), (1 << r) - 1
     e = _elements(x, hs)
-    left = [_unit(batch, r, x.dtype)]
+    left = [_unit(x, r)]
     for j in range(n - 1):
         left.append(_ring_mul(left[-1], e[:, j], pairs))
     out = np.empty_like(x)
-    right = _unit(batch, r, x.dtype, None if w is None else w[:, n - 1])
+    right = _unit(x, r, None if w is None else w[:, n - 1])
     for k in range(n - 1, -1, -1):
         out[:, k] = _full_coeff(left[k], right, full)
         if k:
@@ -101,7 +103,7 @@ def _jvp_kernel(x, hs):
     batch, n = x.shape
     pairs, full = _pairs(r), (1 << r) - 1
     e = _elements(x, hs)
-    acc = _unit(batch, r, x.dtype)
+    acc = _unit(x, r)
     out = np.empty_like(x)
     for j in range(n):
         acc = _ring_mul(acc, e[:, j], pairs)
@@ -119,14 +121,14 @@ def _to_slices(a, dims):
 
 def _from_slices(flat, info):
     shape, perm = info
-    return np.transpose(flat.reshape(shape), np.argsort(perm))
+    return np.transpose(flat.reshape(shape), tuple(np.argsort(perm).tolist()))
 
 
 def _prepare(x, others):
     dt = np.result_type(x, *others)
     if dt.kind != "f":
         dt = np.dtype(np.float64)
-    return x.astype(dt), [np.broadcast_to(np.asarray(o, dtype=dt), x.shape) for o in others]
+    return x.astype(dt), [np.broadcast_to(cast(o, dt), x.shape) for o in others]
 
 
 # --- the ops -----------------------------------------------------------------------------
@@ -137,7 +139,7 @@ def _same_rule(types, dim):
         if t.shape != x.shape:
             raise RuntimeError(f"internal product derivative: direction of shape {t.shape} "
                                f"for an input of shape {x.shape}")
-    return TensorType(x.shape, x.dtype, x.device)
+    return TensorType(x.shape, x.dtype, common_device(types))
 
 
 def _prod_others_grad_impl(x, *hs, dim):
@@ -209,7 +211,7 @@ def _unslice(out, x, info):
 
 def _cumprod_grad_impl(x, w, *hs, dim):
     if np.size(x) == 0:
-        return np.zeros(np.shape(x), dtype=np.result_type(x, w))
+        return np.zeros_like(x, dtype=np.result_type(x, w))
     flat, (fw, *fh), info = _scan_slices(x, (w, *hs), dim)
     if not fh and np.all(flat != 0):   # first order without zeros: one pass, as PyTorch
         cum = np.cumprod(flat, axis=-1)
@@ -262,7 +264,7 @@ def _cumprod_grad(input, weights, *hs, dim):
 
 def _cumprod_jvp_impl(x, *hs, dim):
     if np.size(x) == 0:
-        return np.zeros(np.shape(x), dtype=np.result_type(x, *hs))
+        return np.zeros_like(x, dtype=np.result_type(x, *hs))
     flat, fh, info = _scan_slices(x, hs, dim)
     return _unslice(_jvp_kernel(flat, fh), x, info)
 

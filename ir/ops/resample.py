@@ -21,8 +21,8 @@ import numpy as np
 
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, register, type_of
-from ir.ops.pool import _adaptive_size, _check_adaptive_rank, adaptive_windows
+from ir.ops._util import OpDef, OpKind, apply, arange_like, register, type_of
+from ir.ops.pool import _adaptive_size, _adaptive_width, _check_adaptive_rank, adaptive_windows
 from ir.samples import arr, ints, noncontig
 from ir.types import TensorType, shape_str
 
@@ -44,10 +44,10 @@ def _area_scale(size, out, align_corners, scale, t):
     return t(1.0 / scale) if scale is not None and scale > 0 else t(size) / t(out)
 
 
-def _linear_taps(size, out, align_corners, scale, t):
-    o = np.arange(out)
+def _linear_taps(size, out, align_corners, scale, t, like):
+    o = arange_like(out, like)
     if out == size:        # PyTorch copies when the size is unchanged, whatever the scale
-        return o[:, None], np.ones((out, 1), dtype=t)
+        return o[:, None], np.ones_like(o, shape=(out, 1), dtype=t)
     ratio = _area_scale(size, out, align_corners, scale, t)
     if align_corners:
         real = ratio * o.astype(t)
@@ -59,10 +59,10 @@ def _linear_taps(size, out, align_corners, scale, t):
     return np.stack([i0, i1], 1), np.stack([t(1) - lam, lam], 1)
 
 
-def _cubic_taps(size, out, align_corners, scale, t):
+def _cubic_taps(size, out, align_corners, scale, t, like):
     a = t(-0.75)
     ratio = _area_scale(size, out, align_corners, scale, t)
-    o = np.arange(out).astype(t)
+    o = arange_like(out, like).astype(t)
     real = ratio * o if align_corners else ratio * (o + t(0.5)) - t(0.5)
     i0 = np.minimum(np.floor(real).astype(np.int64), size - 1)
     x1 = np.clip(real - i0.astype(t), t(0), t(1)).astype(t)
@@ -75,12 +75,12 @@ def _cubic_taps(size, out, align_corners, scale, t):
 
     x2 = t(1) - x1
     w = np.stack([conv2(x1 + 1), conv1(x1), conv1(x2), conv2(x2 + 1)], 1).astype(t)
-    idx = np.clip(i0[:, None] + np.arange(-1, 3), 0, size - 1)
+    idx = np.clip(i0[:, None] + (arange_like(4, like) - 1), 0, size - 1)
     return idx, w
 
 
-def _nearest_taps(size, out, scale, exact):
-    o = np.arange(out)
+def _nearest_taps(size, out, scale, exact, like):
+    o = arange_like(out, like)
     if not exact and out == size:
         src = o
     elif not exact and out == 2 * size:
@@ -90,39 +90,63 @@ def _nearest_taps(size, out, scale, exact):
             np.float32(size) / np.float32(out)
         pos = (o.astype(np.float32) + np.float32(0.5)) * s if exact else o.astype(np.float32) * s
         src = np.minimum(np.floor(pos).astype(np.int64), size - 1)
-    return src[:, None], np.ones((out, 1))
+    return src[:, None], np.ones_like(src, shape=(out, 1), dtype=np.float64)
 
 
-def _adaptive_taps(size, out, t):
-    start, end = adaptive_windows(size, out)
-    width = int((end - start).max()) if out else 1
-    idx = start[:, None] + np.arange(width)
+def _adaptive_taps(size, out, t, like):
+    start, end = adaptive_windows(size, out, like)
+    idx = start[:, None] + arange_like(_adaptive_width(size, out), like)
     inside = idx < end[:, None]
     w = np.where(inside, t(1) / (end - start)[:, None].astype(t), t(0)).astype(t)
     return np.where(inside, idx, start[:, None]), w
 
 
+def _taps(spec: tuple, x):
+    """``(index (O, T), weight (O, T))`` of one dim's spec, in the compute dtype of ``x``
+    and on its device (host tables are cached; a device computes its own, a few small
+    kernels, rather than copying host tables over)."""
+    if type(x) is np.ndarray:
+        return _host_taps(spec, x.dtype.name)
+    return _make_taps(spec, x.dtype.name, x)
+
+
 @functools.lru_cache(maxsize=512)
-def _taps(spec: tuple, dtype_name: str):
-    """``(index (O, T), weight (O, T))`` of one dim's spec, in the compute dtype."""
+def _host_taps(spec: tuple, dtype_name: str):
+    return _make_taps(spec, dtype_name, None)
+
+
+def _make_taps(spec: tuple, dtype_name: str, like):
     t = _f(np.dtype(dtype_name))
     kind, size, out = spec[:3]
     if kind == "adaptive":
-        return _adaptive_taps(size, out, t)
+        return _adaptive_taps(size, out, t, like)
     if kind in ("nearest", "nearest-exact"):
-        idx, w = _nearest_taps(size, out, spec[3], kind == "nearest-exact")
+        idx, w = _nearest_taps(size, out, spec[3], kind == "nearest-exact", like)
         return idx, w.astype(t)
     if kind == "linear":
-        return _linear_taps(size, out, spec[3], spec[4], t)
-    return _cubic_taps(size, out, spec[3], spec[4], t)
+        return _linear_taps(size, out, spec[3], spec[4], t, like)
+    return _cubic_taps(size, out, spec[3], spec[4], t, like)
+
+
+def _matrix(spec: tuple, g):
+    """The dense ``(O, L)`` matrix of one dim's taps (for the adjoint), in the compute
+    dtype of ``g`` and on its device (host matrices are cached)."""
+    if type(g) is np.ndarray:
+        return _host_matrix(spec, g.dtype.name)
+    return _make_matrix(spec, *_taps(spec, g))
 
 
 @functools.lru_cache(maxsize=512)
-def _matrix(spec: tuple, dtype_name: str) -> np.ndarray:
-    """The dense ``(O, L)`` matrix of one dim's taps (for the adjoint)."""
-    idx, w = _taps(spec, dtype_name)
-    m = np.zeros((spec[2], spec[1]), dtype=w.dtype)
-    np.add.at(m, (np.repeat(np.arange(spec[2]), idx.shape[1]), idx.ravel()), w.ravel())
+def _host_matrix(spec: tuple, dtype_name: str) -> np.ndarray:
+    return _make_matrix(spec, *_host_taps(spec, dtype_name))
+
+
+def _make_matrix(spec: tuple, idx, w):
+    out, size = spec[2], spec[1]
+    m = np.zeros_like(w, shape=(out, size))
+    # one flat index per tap: CuPy's ufunc.at takes an array index, not a tuple of them
+    rows = arange_like(out, idx)[:, None] * size
+    np.add.at(m.reshape(-1), (rows + idx).ravel(), w.ravel())
     return m
 
 
@@ -135,7 +159,7 @@ def _resample_impl(x, specs):
     lead = x.ndim - len(specs)
     for i, spec in enumerate(specs):
         axis = lead + i
-        idx, w = _taps(spec, x.dtype.name)
+        idx, w = _taps(spec, x)
         if spec[0] in ("nearest", "nearest-exact"):
             x = np.take(x, idx[:, 0], axis=axis)   # exact copies (no 0 * inf)
             continue
@@ -150,7 +174,7 @@ def _adjoint_impl(g, specs):
     lead = g.ndim - len(specs)
     for i, spec in enumerate(specs):
         axis = lead + i
-        m = _matrix(spec, g.dtype.name)
+        m = _matrix(spec, g)
         g = np.moveaxis(np.tensordot(g, m, axes=([axis], [0])), -1, axis)
     return g
 

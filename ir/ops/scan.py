@@ -173,7 +173,25 @@ def _lcse_impl(a, dim):
     if a.ndim == 0:
         return a.copy()
     with np.errstate(all="ignore"):
-        return np.logaddexp.accumulate(a, axis=dim)
+        if type(a) is np.ndarray:
+            return np.logaddexp.accumulate(a, axis=dim)
+        return _logaddexp_scan(a, dim)
+
+
+def _logaddexp_scan(a, dim: int):
+    """``np.logaddexp.accumulate`` for a device array: CuPy's ufuncs have no
+    ``accumulate`` beyond add and multiply, so a Hillis-Steele scan (log2(n) whole-array
+    ``logaddexp`` passes, the right-hand side computed before it is written) makes the
+    same prefix combinations in another association order (float tolerance)."""
+    out = a.copy()
+    n = a.shape[dim]
+    lead = (slice(None),) * dim
+    shift = 1
+    while shift < n:
+        out[lead + (slice(shift, None),)] = np.logaddexp(out[lead + (slice(shift, None),)],
+                                                         out[lead + (slice(None, n - shift),)])
+        shift *= 2
+    return out
 
 
 def _lcse_vjp(ctx, g):

@@ -16,13 +16,26 @@ import numpy as np
 
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, register, reject_out, type_of
+from ir.ops._util import (
+    OpDef,
+    OpKind,
+    apply,
+    arange_like,
+    asarray_like,
+    common_device,
+    index_grid,
+    is_array,
+    register,
+    reject_out,
+    type_of,
+    ufunc_at,
+)
 from ir.samples import arr, bools, distinct, ints, noncontig
 from ir.types import TensorType, normalize_dim, shape_str
 
 __all__ = ["sort", "argsort", "topk", "kthvalue", "median", "mode", "unique"]
 METHODS = ("sort", "argsort", "topk", "kthvalue", "median", "mode", "unique")
-INTERNAL = ("_gather_along_dim", "_scatter_along_dim")
+INTERNAL = ("_gather_along_dim", "_scatter_along_dim", "_unique_count")
 
 sort_result = namedtuple("sort", ["values", "indices"])
 topk_result = namedtuple("topk", ["values", "indices"])
@@ -48,7 +61,7 @@ def _gather_rule(types, dim):
     if x.ndim != index.ndim and not (x.ndim == 0 and index.ndim <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input "
                            "tensor")
-    return TensorType(index.shape, x.dtype, x.device)
+    return TensorType(index.shape, x.dtype, common_device(types))
 
 
 def _gather_impl(x, index, dim):
@@ -88,19 +101,19 @@ def _scatter_rule(types, dim, size):
         raise RuntimeError(f"scatter(): index of shape {shape_str(index.shape)} does not match "
                            f"the source of shape {shape_str(g.shape)}")
     if g.ndim == 0:
-        return TensorType((), g.dtype, g.device)
+        return TensorType((), g.dtype, common_device(types))
     shape = g.shape[:dim] + (size,) + g.shape[dim + 1:]
-    return TensorType(shape, g.dtype, g.device)
+    return TensorType(shape, g.dtype, common_device(types))
 
 
 def _scatter_impl(g, index, dim, size):
     if g.ndim == 0:
         return g.copy()
     shape = g.shape[:dim] + (size,) + g.shape[dim + 1:]
-    out = np.zeros(shape, dtype=g.dtype)
-    grid = list(np.indices(index.shape, sparse=True))
+    out = np.zeros_like(g, shape=shape)
+    grid = index_grid(index.shape, index)
     grid[dim] = index
-    np.add.at(out, tuple(grid), g)
+    ufunc_at(np.add, out, tuple(grid), g)
     return out
 
 
@@ -142,7 +155,7 @@ def _sort_rule(types, dim, descending):
 
 def _sort_impl(a, dim, descending):
     if a.ndim == 0:
-        return a.copy(), np.array(0, dtype=np.int64)
+        return a.copy(), np.zeros_like(a, dtype=np.int64)
     idx = _sort_indices(a, dim, descending)
     return np.take_along_axis(a, idx, axis=dim), idx
 
@@ -189,7 +202,7 @@ def _argsort_rule(types, dim, descending):
 
 def _argsort_impl(a, dim, descending):
     if a.ndim == 0:
-        return np.array(0, dtype=np.int64)
+        return np.zeros_like(a, dtype=np.int64)
     return _sort_indices(a, dim, descending)
 
 
@@ -228,8 +241,8 @@ def _topk_rule(types, k, dim, largest):
 
 def _topk_impl(a, k, dim, largest):
     if a.ndim == 0:
-        return a.copy(), np.array(0, dtype=np.int64)
-    idx = np.take(_sort_indices(a, dim, largest), np.arange(k), axis=dim)
+        return a.copy(), np.zeros_like(a, dtype=np.int64)
+    idx = np.take(_sort_indices(a, dim, largest), arange_like(k, a), axis=dim)
     return np.take_along_axis(a, idx, axis=dim), idx
 
 
@@ -274,10 +287,13 @@ def _select_types(t, dim, keepdim):
 def _pick(a, pos, dim, keepdim):
     """Values and indices at sorted position ``pos`` (an int or an array) along ``dim``."""
     if a.ndim == 0:
-        return a.copy(), np.array(0, dtype=np.int64)
+        return a.copy(), np.zeros_like(a, dtype=np.int64)
     order = _sort_indices(a, dim, False)
-    pos = np.broadcast_to(np.expand_dims(np.asarray(pos), dim) if np.ndim(pos) else pos,
-                          order.shape[:dim] + (1,) + order.shape[dim + 1:])
+    shape = order.shape[:dim] + (1,) + order.shape[dim + 1:]
+    if is_array(pos):
+        pos = np.broadcast_to(np.expand_dims(pos, dim) if pos.ndim else pos, shape)
+    else:   # an int: made next to the data (a broadcast host int would not be)
+        pos = np.full_like(order, pos, shape=shape)
     idx = np.take_along_axis(order, pos, axis=dim)
     values = np.take_along_axis(a, idx, axis=dim)
     if not keepdim:
@@ -377,9 +393,9 @@ def _median_all_rule(types):
 def _median_all_impl(a):
     flat = np.sort(a.reshape(-1), kind="stable")
     if flat.size == 0:
-        return np.array(np.nan)
+        return np.full_like(flat, np.nan, shape=(), dtype=np.float64)
     if flat.dtype.kind == "f" and np.isnan(flat[-1]):
-        return np.array(np.nan, dtype=a.dtype)
+        return np.full_like(flat, np.nan, shape=())
     return flat[(flat.size - 1) // 2]
 
 
@@ -425,21 +441,41 @@ def _mode_rule(types, dim, keepdim):
 
 def _mode_impl(a, dim, keepdim):
     if a.ndim == 0:
-        return a.copy(), np.array(0, dtype=np.int64)
+        return a.copy(), np.zeros_like(a, dtype=np.int64)
     moved = np.moveaxis(a, dim, -1)
     flat = moved.reshape(-1, moved.shape[-1])
-    values = np.empty(flat.shape[0], dtype=a.dtype)
-    idx = np.empty(flat.shape[0], dtype=np.int64)
-    for r, row in enumerate(flat):
-        uniq, counts = np.unique(row, return_counts=True)
-        v = uniq[np.argmax(counts)]  # the smallest of the most frequent values
-        values[r] = v
-        idx[r] = np.flatnonzero(row == v)[-1]  # its last occurrence, as PyTorch
+    values, idx = _row_modes(flat)
     shape = moved.shape[:-1]
     values, idx = values.reshape(shape), idx.reshape(shape)
     if keepdim:
         values, idx = np.expand_dims(values, dim), np.expand_dims(idx, dim)
     return values, idx
+
+
+def _row_modes(flat):
+    """Per row of ``flat`` (R, n > 0): the smallest of the most frequent values (NaNs
+    count as one value, as ``np.unique`` has them) and the index of its last occurrence,
+    as PyTorch's mode. Vectorised over rows (sort, runs of equal values, a bincount), so
+    it runs as whole-array kernels on any device."""
+    rows, n = flat.shape
+    s = np.sort(flat, axis=1)
+    new = np.ones_like(s, dtype=np.bool_)   # where a run of equal sorted values starts
+    new[:, 1:] = _differ(s[:, 1:], s[:, :-1])
+    run = np.cumsum(new, axis=1) - 1        # each element's run, numbered in its row
+    key = (run + arange_like(rows, flat, np.int64)[:, None] * n).reshape(-1)
+    counts = np.bincount(key, minlength=rows * n).reshape(rows, n)
+    best = np.argmax(counts, axis=1)        # the first longest run: the smallest value
+    first = np.argmax(run == best[:, None], axis=1)
+    values = np.take_along_axis(s, first[:, None], axis=1)[:, 0]
+    hit = ~_differ(flat, values[:, None])[:, ::-1]
+    return values, n - 1 - np.argmax(hit, axis=1).astype(np.int64)
+
+
+def _differ(a, b):
+    """``a != b`` with NaN equal to NaN."""
+    if a.dtype.kind != "f":
+        return a != b
+    return (a != b) & ~(np.isnan(a) & np.isnan(b))
 
 
 def _mode_samples():
@@ -518,6 +554,33 @@ UNIQUE = register(OpDef("unique", OpKind.OPAQUE, _unique_rule, _unique_impl, Non
                         _unique_samples, differentiable=False, num_outputs=3))
 
 
+def _unique_count_rule(types, dim):
+    (t,) = types
+    return TensorType((), dtypes.int64, t.device)
+
+
+def _unique_count_impl(a, dim):
+    return asarray_like(len(_unique_np(a, dim)[2]), a, np.int64)
+
+
+def _unique_count_samples():
+    note = "internal op (unique's output length)"
+    yield Sample((np.array([3, 1, 3, 2]), None), grad=False, torch=False, note=note)
+    yield Sample((np.array([[1, 2], [1, 2], [0, 1]]), 0), grad=False, torch=False, note=note)
+    yield Sample((arr(0), None), grad=False, torch=False, note=note)
+
+
+UNIQUE_COUNT = register(OpDef("_unique_count", OpKind.OPAQUE, _unique_count_rule,
+                              _unique_count_impl, None, _unique_count_samples,
+                              differentiable=False, public="_ops._unique_count"))
+
+
+def _unique_count(input, dim=None):
+    """Internal: the number of distinct elements (or slices along ``dim``) of ``input``, as
+    a 0-d int64 tensor on its device (``unique`` reads it to size its outputs)."""
+    return apply(UNIQUE_COUNT, input, dim=dim)
+
+
 def unique(input, sorted=True, return_inverse=False, return_counts=False,  # noqa: A002
            dim=None):
     """The distinct elements (or slices along ``dim``), always sorted, as ``torch.unique``.
@@ -527,11 +590,11 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False,  # noq
     t = type_of(input)
     if dim is not None:
         dim = normalize_dim(dim, t.ndim)
-    data = np.asarray(input)
     if dim is not None and t.ndim == 0:
         dim = None
-    _, _, counts = _unique_np(data, dim)
-    values, inverse, counts = apply(UNIQUE, input, dim=dim, num_unique=len(counts))
+    # counted where the data is (a CUDA tensor refuses np.asarray); one int is read back
+    num_unique = int(_unique_count(input, dim).item())
+    values, inverse, counts = apply(UNIQUE, input, dim=dim, num_unique=num_unique)
     if return_inverse and return_counts:
         return values, inverse, counts
     if return_inverse:

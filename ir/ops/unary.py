@@ -23,6 +23,7 @@ from ir.ops._util import (
     OpKind,
     apply,
     float_result_dtype,
+    is_array,
     is_scalar,
     register,
     reject_out,
@@ -81,13 +82,13 @@ def _unary_rule(name: str, result: str, no_bool: bool, no_int: bool):
 
 def _unary_impl(name: str, np_fn, result: str):
     def impl(x, **attrs):
-        x = np.asarray(x)
+        x = x if is_array(x) else np.asarray(x)   # a weak Python number (traced scalars)
         if result == "float" and x.dtype.kind != "f":
             x = x.astype(dtypes.default_float_dtype().np_dtype)
         if result == "float" and x.dtype == np.float16:
             x = x.astype(np.float32)  # computed in float32, cast back by the caller
         out = np_fn(x, **attrs)  # run under ir.fperr.quiet_call by every interpreter
-        return out if type(out) is np.ndarray else np.asarray(out)
+        return out if is_array(out) else np.asarray(out)
 
     impl.__name__ = f"{name}_impl"
     return impl
@@ -548,7 +549,7 @@ def _predicate_samples():
 def _float_only(np_fn, false_for_ints: bool = True):
     def kernel(x):
         if x.dtype.kind in "iub":
-            return np.full(x.shape, not false_for_ints)
+            return np.full_like(x, not false_for_ints, dtype=np.bool_)
         return np_fn(x)
 
     kernel.__name__ = np_fn.__name__
@@ -568,7 +569,7 @@ isneginf = _unary("isneginf", _float_only(np.isneginf), None, _predicate_samples
 
 
 def _signbit_np(x):
-    return np.signbit(x) if x.dtype.kind in "fi" else np.zeros(x.shape, bool)
+    return np.signbit(x) if x.dtype.kind in "fi" else np.zeros_like(x, dtype=np.bool_)
 
 
 signbit = _unary("signbit", _signbit_np, None, _predicate_samples, result="bool",
