@@ -217,7 +217,8 @@ class CompiledProgram:
                 step.run(env, blas)
                 for v in dead:
                     del env[v]   # its buffer may serve a later kernel
-        return [env[v] for v in g.outputs], [env[m.value] for m in g.mutations]
+        return ([env[v] for v in g.outputs],
+                [None if m.value is None else env[m.value] for m in g.mutations])
 
 
 class _NodeStep:

@@ -96,6 +96,21 @@ graph step(%p: f32[64] param, %g: f32[64] grad, %lr: f64[] weak) {
     np.testing.assert_allclose(muts[0], feeds[0] - feeds[1] * np.float32(0.5), rtol=1e-6)
 
 
+def test_a_grad_set_to_none_is_a_none_mutation():
+    # ``mutate grad(%p) <- None`` (``p.grad = None``) returns None, as the interpreter does
+    graph = parse("""
+graph step(%p: f32[4] param) {
+  %0 = mul(%p, 2) : f32[4]
+  return %0
+  mutate grad(%p) <- None
+}
+""")
+    feeds = _feeds(graph)
+    outs, muts = CompiledProgram(graph).run(feeds)
+    assert muts == [None] == [arr for _, arr in interpret(graph, feeds).mutations]
+    np.testing.assert_array_equal(outs[0], feeds[0] * 2)
+
+
 def test_an_op_without_a_scalar_expression_runs_on_the_interpreter():
     graph = parse("""
 graph f(%x: f32[32]) {
