@@ -27,7 +27,11 @@ returns a step that runs it on the GPU, or None when the group has no CUDA form
   result, combines the ``B`` partials in chunk order and finishes. float32 adds
   up in float32 (as PyTorch's CUDA kernels), float64 in float64, integers in
   their type; max/min propagate NaN. No atomics: the order of every addition is
-  fixed by the shapes and the :class:`~codegen.cuda_launch.LaunchConfig`.
+  fixed by the shapes and the :class:`~codegen.cuda_launch.LaunchConfig`. The
+  prologue is what the reduction reads, plus unrelated nodes of its input's shape;
+  the epilogue is what reads the reduction, plus unrelated nodes with one element
+  per result (an SGD momentum update beside a bias gradient's sum), which the
+  finishing step computes from the group's inputs (:func:`_loops`, fusion's split).
 * ``rows``: :mod:`codegen.cuda_rows`.
 
 Shapes are constants of the generated source (a fused node's types are static):
@@ -228,6 +232,43 @@ def _depends_on(nodes: list[Node], root: Node) -> set[Node]:
     return found
 
 
+def _feeds(nodes: list[Node], root: Node) -> set[Node]:
+    """The nodes ``root`` reads, directly or through each other."""
+    found: set[Node] = set()
+    wanted = set(root.input_values())
+    for n in reversed(nodes):
+        if any(v in wanted for v in n.outputs):
+            found.add(n)
+            wanted.update(n.input_values())
+    return found
+
+
+def _loops(body: Graph, red: Node, shape: tuple) -> tuple[list[Node], list[Node]]:
+    """The group's nodes other than ``red`` split, in body order, into the prologue (the
+    loop over the reduction's input ``shape``) and the epilogue (the finishing step, once
+    per result), as :mod:`passes.fusion` groups them: the nodes ``red`` depends on are
+    prologue, those depending on ``red`` epilogue; a node related to neither (a momentum
+    buffer's ``buf * momentum`` beside a bias gradient's sum) is prologue when it has
+    ``shape``, else epilogue, where it reads the group's inputs at the result's
+    coordinates; a view goes with the member it views (a view of an input, folded into
+    the reads wherever it is, stays in the prologue)."""
+    members = set(body.nodes)
+    others = [n for n in body.nodes if n is not red]
+    after, before = _depends_on(others, red), _feeds(others, red)
+    late: set[Node] = set()
+    for n in others:
+        if n in after:
+            late.add(n)
+        elif n in before:
+            continue
+        elif is_view(n):
+            if _root(n.outputs[0], members) in late:
+                late.add(n)
+        elif tuple(n.outputs[0].shape) != shape:
+            late.add(n)
+    return [n for n in others if n not in late], [n for n in others if n in late]
+
+
 def _root(v: Value, members: set[Node]) -> Node | None:
     """The member computing ``v`` under the member views it goes through (None: ``v``
     comes from outside the group)."""
@@ -246,20 +287,21 @@ def reduction_source(body: Graph, config: LaunchConfig) -> KernelSource:
     if acc is None:
         raise Unsupported(f"{red.op.name} into {out_t.dtype.name} has no CUDA form")
     seg = _Segments.plan(shape, dims, config)
-    others = [n for n in body.nodes if n is not red]
-    after = _depends_on(others, red)
-    epilogue = [n for n in others if n in after]
-    prologue = [n for n in others if n not in after]
+    prologue, epilogue = _loops(body, red, shape)
     for n in prologue:
         if not is_view(n) and tuple(n.outputs[0].shape) != shape:
             raise Unsupported("a prologue node of another shape")
+    for n in epilogue:   # (each computes and stores its element m of M)
+        if not is_view(n) and math.prod(n.outputs[0].shape) != seg.results:
+            raise Unsupported("an epilogue node of another size")
     outputs = list(dict.fromkeys(body.outputs))
     members = set(body.nodes)
     roots = {v: _root(v, members) for v in outputs}
     if any(r is None for r in roots.values()):
         raise Unsupported("an output is a view of an input (no kernel writes it)")
-    pro_values = [v for v in outputs if roots[v] in prologue]
-    final_values = [v for v in outputs if roots[v] not in prologue]
+    in_prologue = set(prologue)
+    pro_values = [v for v in outputs if roots[v] in in_prologue]
+    final_values = [v for v in outputs if roots[v] not in in_prologue]
 
     # the partial kernel: work items (m, b); the chunk's elements; the worker's reduction
     inputs = Inputs()
@@ -288,7 +330,7 @@ def reduction_source(body: Graph, config: LaunchConfig) -> KernelSource:
                                       f"for l in range(b * {lanes} + lane, {seg.length}, "
                                       f"{seg.chunks} * {lanes}):"]
     work += indent(inner.lines) + seg.worker.reduce([op], ["acc"], ["sh"])
-    params = list(inputs.params.values()) + [f"q{j}" for j in range(len(pro_values))]
+    params = [f"q{j}" for j in range(len(pro_values))]   # (after the inputs: below)
     kernels: dict = {}
     threads = seg.results * seg.chunks * seg.lanes(config)
     if seg.chunks == 1:
@@ -305,7 +347,9 @@ def reduction_source(body: Graph, config: LaunchConfig) -> KernelSource:
         kernels["finish"], finish = _finish_kernel(red, op, acc, seg, epilogue, final_values)
         launches = [partial, finish]
     lines += indent(work)
-    partial.inputs = tuple(inputs.params)   # (complete now: the epilogue may read inputs)
+    # the inputs are complete only now: a finishing step in this kernel may read some
+    partial.inputs = tuple(inputs.params)
+    params = list(inputs.params.values()) + params
     kernels = {"partial": (params, indent(inputs.hoisted + lines)), **kernels}
     source, names = cuda_module("red", kernels)
     partials = (seg.results * seg.chunks, acc.np_dtype) if seg.chunks > 1 else None

@@ -189,6 +189,104 @@ def _nan_feeds(graph: Graph) -> list:
     return xs
 
 
+# --- reductions with independent epilogue nodes --------------------------------------------------
+# Nodes that neither feed the reduction nor read it, with one element per result, belong to
+# the finishing step (codegen.cuda._loops): an SGD momentum update beside a bias gradient's
+# sum, a mean or amax combined with values of other inputs.
+
+def _momentum(n: int, m: int) -> str:
+    # an MLP step's bias: its gradient (a sum over the batch), momentum buffer and update;
+    # an independent chain (buf * momentum, tanh) that is also an output
+    return f"""graph f(%g: f32[{n},{m}], %buf: f32[{m}], %mom: f64[] weak, %lr: f64[] weak,
+             %b: f32[{m}]) {{
+  %0 = sum(%g)[dim=(0,), keepdim=False, dtype=None] : f32[{m}]
+  %1 = mul(%buf, %mom) : f32[{m}]
+  %2 = tanh(%1) : f32[{m}]
+  %3 = add(%2, %0) : f32[{m}]
+  %4 = mul(%3, %lr) : f32[{m}]
+  %5 = sub(%b, %4) : f32[{m}]
+  return %0, %2, %3, %5
+}}"""
+
+
+def _mean_independent(shape: tuple, keepdim: bool) -> str:
+    # a mean over the last dim, an epilogue reading another input (of the output's shape)
+    # and a broadcast one, through an independent chain that is also an output
+    s = ",".join(map(str, shape))
+    o = f"{shape[0]},1" if keepdim else f"{shape[0]}"
+    return f"""graph f(%x: f32[{s}], %e: f32[{o}], %c: f32[1]) {{
+  %0 = mul(%x, %x) : f32[{s}]
+  %1 = mean(%0)[dim=(1,), keepdim={keepdim}, dtype=None] : f32[{o}]
+  %2 = exp(%e) : f32[{o}]
+  %3 = mul(%2, %c) : f32[{o}]
+  %4 = add(%1, %3) : f32[{o}]
+  %5 = sqrt(%4) : f32[{o}]
+  return %5, %3
+}}"""
+
+
+# amax over every dim (block workers, chunks, a 0-d result) beside a 0-d input, and amax
+# over the first dim beside an input read through a view and an independent node's view
+_AMAX_ALL_INDEPENDENT = """graph f(%x: f64[20,30], %t: f64[]) {
+  %0 = amax(%x)[dim=(0, 1), keepdim=False] : f64[]
+  %1 = exp(%t) : f64[]
+  %2 = sub(%0, %1) : f64[]
+  return %2, %1
+}"""
+
+_AMAX_DIM0_INDEPENDENT = """graph f(%x: f32[9,5], %e: f32[1,5], %d: f32[5]) {
+  %0 = neg(%x) : f32[9,5]
+  %1 = amax(%0)[dim=(0,), keepdim=False] : f32[5]
+  %2 = reshape(%e)[shape=(5,)] : f32[5]
+  %3 = mul(%2, %d) : f32[5]
+  %4 = reshape(%3)[shape=(5,)] : f32[5]
+  %5 = maximum(%1, %4) : f32[5]
+  return %5
+}"""
+
+
+# a group fusion does not make (simplify drops identity views): views of an independent
+# epilogue node, one of them an output, and a view of an input
+_HAND_FUSED_VIEWS = """graph f(%g: f32[6,5], %buf: f32[1,5], %d: f32[5]) {
+  %0, %1 = fused(%g, %buf, %d)[kind="reduction", body=graph reduction_0(%g: f32[6,5],
+      %buf: f32[1,5], %d: f32[5]) {
+    %0 = reshape(%buf)[shape=(5,)] : f32[5]
+    %1 = sum(%g)[dim=(0,), keepdim=False, dtype=None] : f32[5]
+    %2 = mul(%0, 0.5) : f32[5]
+    %3 = reshape(%2)[shape=(1, 5)] : f32[1,5]
+    %4 = reshape(%3)[shape=(5,)] : f32[5]
+    %5 = add(%4, %1) : f32[5]
+    %6 = mul(%5, %d) : f32[5]
+    return %3, %6
+  }] : f32[1,5], f32[5]
+  return %0, %1
+}"""
+
+
+def _hand_fused(text: str) -> Callable:
+    """A case of an already fused graph (no passes)."""
+    def build() -> Case:
+        graph = parse(text)
+        return Case(graph, random_feeds(graph))
+    return build
+
+
+def _independent_cases() -> dict[str, Callable]:
+    default = LaunchConfig()
+    return {
+        # [40, 5]: a thread per result, 8 chunks, the epilogue in the finishing kernel
+        "reduce-momentum-sum-dim0": _ir(_momentum(40, 5)),
+        # the MLP's [4, 8] at the default configuration: one chunk, so the partial kernel
+        # finishes the result and reads the epilogue's inputs itself
+        "reduce-momentum-default-config": _ir(_momentum(4, 8), config=default),
+        "reduce-mean-independent-warp": _ir(_mean_independent((6, 50), False)),
+        "reduce-mean-independent-block-keepdim": _ir(_mean_independent((3, 200), True)),
+        "reduce-amax-all-independent": _ir(_AMAX_ALL_INDEPENDENT),
+        "reduce-amax-dim0-independent": _ir(_AMAX_DIM0_INDEPENDENT),
+        "reduce-independent-views-hand-fused": _hand_fused(_HAND_FUSED_VIEWS),
+    }
+
+
 # --- rows ---------------------------------------------------------------------------------------
 
 def _rows_text() -> dict[str, str]:
@@ -335,6 +433,7 @@ def _all_cases() -> dict[str, Callable[[], Case]]:
     cases["reduce-empty"] = _ir(_empty_reductions())
     cases["reduce-max-all-min-all"] = _ir(_max_all())
     cases["reduce-nan-propagates"] = _ir(_reduce("amax", "f32", (5, 9), (1,)), feeds=_nan_feeds)
+    cases.update(_independent_cases())
     cases["reduce-non-contiguous"] = _ir(_reduce("sum", "f32", (6, 8), (0,)), s0="strided",
                                          s1="transposed")
     for name, text in _rows_text().items():
@@ -352,6 +451,9 @@ def _all_cases() -> dict[str, Callable[[], Case]]:
     # block per row of a row longer than warp_row_max
     default = LaunchConfig()
     cases["reduce-default-config"] = _ir(REDUCE_TEXT["sum-all-block-chunks"], config=default)
+    # one chunk per result: the partial kernel finishes, and its epilogue reads an input
+    cases["reduce-views-and-epilogue-default-config"] = _ir(_views_and_epilogue(),
+                                                           config=default)
     cases["rows-softmax-default-config"] = _ir(
         _rows_text()["softmax-f32-block-3x100"].replace("3,100", "2,1100"), config=default)
     for variant in OP_VARIANTS:

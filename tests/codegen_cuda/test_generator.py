@@ -165,3 +165,50 @@ def test_an_expression_calling_a_helper_without_a_cuda_form_falls_back(monkeypat
     monkeypatch.setattr(cuda_math, "HELPERS", cuda_math.HELPERS - {"tanh_f32"})
     with pytest.raises(Unsupported, match=re.escape("no CUDA form of ['_mf.tanh_f32']")):
         kernel_source(node)
+
+
+def _light_cases() -> list[str]:
+    from tests.codegen_cuda._cases import CASES
+    return sorted(n for n in CASES if not n.startswith(("ops-", "chains-")))
+
+
+@pytest.mark.parametrize("name", _light_cases())
+def test_every_kernel_takes_the_inputs_and_outputs_it_names(name):
+    # a finishing step inside the partial kernel (one chunk per result) reads inputs the
+    # chunk loop does not: they must still be parameters
+    from tests.codegen_cuda._cases import CASES
+    case = CASES[name]()
+    for node in case.graph.nodes:
+        if node.op.name != "fused":
+            continue
+        try:
+            source = kernel_source(node, case.config)
+        except Unsupported:
+            continue
+        functions = re.findall(r"def \w+\((.*)\):\n((?:    .*\n?)*)", source.source)
+        assert functions
+        for params, body in functions:
+            assert set(re.findall(r"\b([pqo]\d+)\b", body)) <= set(params.split(", "))
+
+
+def test_a_reduction_groups_loops_follow_fusion():
+    from codegen.cuda import _loops
+    from tests.codegen_cuda._cases import _HAND_FUSED_VIEWS
+    (node,) = parse(_HAND_FUSED_VIEWS).nodes
+    body = node.attrs["body"]
+    nodes = list(body.nodes)
+    prologue, epilogue = _loops(body, nodes[1], (6, 5))
+    # the view of an input stays with the prologue (folded into reads anywhere); the
+    # independent mul and the views of it go with the finishing step
+    assert prologue == nodes[:1]
+    assert epilogue == nodes[2:]
+    (mlp,) = _fused("""graph f(%g: f32[4,8], %buf: f32[8], %m: f64[] weak, %b: f32[8]) {
+  %0 = sum(%g)[dim=(0,), keepdim=False, dtype=None] : f32[8]
+  %1 = mul(%buf, %m) : f32[8]
+  %2 = add(%1, %0) : f32[8]
+  %3 = sub(%b, %2) : f32[8]
+  return %2, %3
+}""")
+    source = kernel_source(mlp)
+    assert set(source.names) == {"partial"}   # one chunk: finished in the same kernel
+    assert source.outputs == tuple(mlp.attrs["body"].outputs)

@@ -44,6 +44,31 @@ def test_every_group_kind_and_worker_runs(results):
     assert ("finish", "partial") in roles and ("columns", "rows") in roles
 
 
+INDEPENDENT = {   # case -> the ops of nodes neither feeding nor reading the reduction
+    "reduce-momentum-sum-dim0": {"mul", "tanh"},
+    "reduce-momentum-default-config": {"mul", "tanh"},
+    "reduce-mean-independent-warp": {"exp", "mul"},
+    "reduce-mean-independent-block-keepdim": {"exp", "mul"},
+    "reduce-amax-all-independent": {"exp"},
+    "reduce-amax-dim0-independent": {"mul", "reshape"},
+    "reduce-independent-views-hand-fused": {"mul", "reshape"},
+}
+
+
+def test_independent_nodes_join_the_reductions_finishing_step(results):
+    # each case is one reduction group (fusion put the independent nodes in it), run as
+    # kernels; both ways of finishing run: in the partial kernel and in its own kernel
+    finishing = set()
+    for name, ops in INDEPENDENT.items():
+        (group,) = results[name]["groups"]
+        assert group["kind"] == "reduction" and group["planned"], group
+        assert ops <= set(group["ops"]), name
+        finishing.add(tuple(group["roles"]))
+    assert finishing == {("partial",), ("finish", "partial")}
+    workers = {results[name]["groups"][0]["meta"]["worker"] for name in INDEPENDENT}
+    assert workers == {"thread", "warp", "block"}
+
+
 def test_exactly_the_reductions_without_a_cuda_form_fall_back(results):
     groups = results["chains-reductions"]["groups"]
     planned = {op for g in groups if g.get("planned") for op in g["ops"]}
