@@ -366,3 +366,21 @@ def test_a_gc_callback_inside_the_call_does_not_stop_replay():
         gc.set_threshold(*threshold)
         gc.callbacks.remove(timing)
     assert compiled.explain().replays == 3, compiled.explain().replay_status
+
+
+def test_watched_calls_leave_no_garbage_cycle_holding_the_trace():
+    # pyreads' traced frames and their shadows referenced each other (f_trace): a cycle
+    # only a full collection frees, holding the trace of the call and through it the
+    # parameters' old arrays, so replayed steps copied their writes instead of handing
+    # buffers over. With the collector off, nothing of a finished call may survive.
+    import gc
+
+    from compgrad.compile.trace import Trace
+    gc.collect()
+    gc.disable()
+    try:
+        _run(_step, 6)
+        alive = [o for o in gc.get_objects() if isinstance(o, Trace)]
+    finally:
+        gc.enable()
+    assert not alive, f"{len(alive)} traces of finished calls are still alive"
