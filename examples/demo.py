@@ -6,10 +6,15 @@ accuracy, and a checkpoint saved and loaded back. No download: the digits ship
 with scikit-learn.
 
     python examples/demo.py [--epochs 15] [--model mlp|cnn|both] [--compile]
+                            [--device cpu|cuda]
 
 ``--compile`` puts ``@compgrad.compile`` on the training step: zero_grad,
 forward, backward and the Adam update are captured as one graph per batch
 shape and run as compiled programs, with the same results as eager.
+
+``--device cuda`` trains on the GPU as in PyTorch: the models move there
+(``model.to(device)``) and each batch follows (``x.to(device)``); the
+DataLoader stays on the CPU. Without a GPU it says why and exits.
 """
 
 from __future__ import annotations
@@ -64,18 +69,20 @@ def load_data(seed: int = 0):
     return train, test
 
 
-def evaluate(model: nn.Module, loader: DataLoader) -> float:
+def evaluate(model: nn.Module, loader: DataLoader, device: str = "cpu") -> float:
     model.eval()
     correct = total = 0
     with torch.no_grad():
         for x, y in loader:
+            x, y = x.to(device), y.to(device)
             correct += (model(x).argmax(dim=1) == y).sum().item()
             total += len(y)
     return correct / total
 
 
 def train(name: str, model: nn.Module, train_set, test_set, epochs: int, lr: float,
-          compile_step: bool = False) -> float:
+          compile_step: bool = False, device: str = "cpu") -> float:
+    model.to(device)   # before the optimizer is made, as in PyTorch
     generator = torch.Generator().manual_seed(0)
     train_loader = DataLoader(train_set, batch_size=64, shuffle=True, generator=generator)
     test_loader = DataLoader(test_set, batch_size=256)
@@ -95,7 +102,7 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, lr: flo
         model.train()
         bar = tqdm(train_loader, desc=f"{name} epoch {epoch + 1}/{epochs}", leave=False)
         for x, y in bar:
-            loss = step(x, y)
+            loss = step(x.to(device), y.to(device))
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     seconds = time.perf_counter() - start
     if compile_step:
@@ -103,7 +110,7 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, lr: flo
         print(f"{name}: compiled step: {report.graph_count} graph(s) and "
               f"{report.graph_break_count} graph breaks per step; {report.program_count} "
               f"programs compiled over {report.calls} steps, {report.cache_hits} cache hits")
-    accuracy = evaluate(model, test_loader)
+    accuracy = evaluate(model, test_loader, device)
     print(f"{name}: held-out accuracy {accuracy:.4f} on {len(test_set)} digits "
           f"({epochs} epochs, {seconds:.1f} s)")
 
@@ -112,11 +119,11 @@ def train(name: str, model: nn.Module, train_set, test_set, epochs: int, lr: flo
         path = os.path.join(tmp, f"{name}.ckpt")
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "epoch": epochs}, path)
-        checkpoint = torch.load(path)
-    restored = type(model)()
+        checkpoint = torch.load(path, map_location=device)
+    restored = type(model)().to(device)
     restored.load_state_dict(checkpoint["model"])
     torch.optim.Adam(restored.parameters(), lr=lr).load_state_dict(checkpoint["optimizer"])
-    reloaded = evaluate(restored, test_loader)
+    reloaded = evaluate(restored, test_loader, device)
     print(f"{name}: checkpoint reloaded (epoch {checkpoint['epoch']}), accuracy {reloaded:.4f}")
     assert reloaded == accuracy
     return accuracy
@@ -128,16 +135,25 @@ def main(argv=None) -> dict[str, float]:
     parser.add_argument("--model", choices=["mlp", "cnn", "both"], default="both")
     parser.add_argument("--compile", action="store_true",
                         help="run the training step with @compgrad.compile")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="where the models and batches live (default cpu)")
     args = parser.parse_args(argv)
+    try:
+        device = torch.device(args.device)
+        torch.empty(0, device=device)   # no GPU: CudaUnavailableError, saying why
+    except torch.cuda.CudaUnavailableError as exc:
+        parser.exit(2, f"{parser.prog}: --device {args.device}: {exc}\n")
+    where = torch.cuda.get_device_name() if device.type == "cuda" else "the CPU"
+    print(f"device: {device} ({where})")
     torch.manual_seed(0)
     train_set, test_set = load_data()
     results = {}
     if args.model in ("mlp", "both"):
         results["mlp"] = train("mlp", MLP(), train_set, test_set, args.epochs, lr=1e-3,
-                                compile_step=args.compile)
+                                compile_step=args.compile, device=device)
     if args.model in ("cnn", "both"):
         results["cnn"] = train("cnn", CNN(), train_set, test_set, args.epochs, lr=3e-3,
-                                compile_step=args.compile)
+                                compile_step=args.compile, device=device)
     return results
 
 

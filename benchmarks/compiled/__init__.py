@@ -20,6 +20,8 @@ memory (``memory``; not compgrad.replay); ``report`` writes the Markdown table (
 
 Modules: ``settings`` (constants, targets), ``programs`` (the workloads and instances),
 ``by_hand`` (the NumPy contestant), ``policy``, ``worker``, ``pool``, ``runner``,
-``coldstart``, ``memory``, ``report``, ``cli``. This package's import loads nothing but the
-standard library, so that a worker can set its policy before its libraries load.
+``coldstart``, ``memory``, ``report``, ``cli``, and ``gpu``: issue 8's GPU suite (W1, W3, W4
+at H100 sizes on one CUDA device; ``python -m benchmarks.compiled --device cuda``). This
+package's import loads nothing but the standard library, so that a worker can set its
+policy before its libraries load.
 """

@@ -1,7 +1,9 @@
 """NumPy by hand, the floor: the workloads' arithmetic with gradients written out.
 
 Each function follows what torch computes (same loss reductions, same SGD update), so
-its results are checked against torch eager's like every other contestant's.
+its results are checked against torch eager's like every other contestant's. The same code
+runs on CuPy arrays (the GPU suite's by-hand contestant): NumPy's ufuncs dispatch to CuPy,
+and index arrays are made next to the data (``np.arange(n, like=...)``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class NumpyMLP:
             z = h - h.max(axis=1, keepdims=True)
             e = np.exp(z)
             s = e.sum(axis=1, keepdims=True)
-            rows = np.arange(n)
+            rows = np.arange(n, like=h)
             loss = np.log(s[:, 0]).mean() - z[rows, y].mean()
             g = e / s
             g[rows, y] -= 1
@@ -90,7 +92,7 @@ def log_softmax_nll_numpy(logits: np.ndarray, target: np.ndarray) -> tuple[Any, 
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     s = e.sum(axis=1, keepdims=True)
-    rows = np.arange(n)
+    rows = np.arange(n, like=logits)
     loss = np.log(s[:, 0]).mean() - z[rows, target].mean()
     grad = e / s
     grad[rows, target] -= 1

@@ -1,5 +1,8 @@
 """The command line: ``python -m benchmarks.compiled [--workloads W1,W3] [--contestants ...]
-[--rounds N] [--quick] [--profile] [--no-cold-start] [--no-memory] [--out-dir DIR]``."""
+[--rounds N] [--quick] [--profile] [--no-cold-start] [--no-memory] [--out-dir DIR]``.
+
+``--device cuda`` (or ``--device=cuda``) runs the GPU suite instead (issue 8:
+``benchmarks.compiled.gpu``, which takes the remaining options)."""
 
 from __future__ import annotations
 
@@ -56,10 +59,25 @@ def write_profiles(result: dict[str, Any], out_dir: Path) -> None:
         prof["file"] = name
 
 
+def wants_gpu_suite(argv: list[str]) -> bool:
+    """Whether the command line asks for the GPU suite (``--device cuda``)."""
+    return any(a == "--device=cuda" or (a == "--device" and nxt == "cuda")
+               for a, nxt in zip(argv, [*argv[1:], ""]))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; 0 where every contestant agreed with torch eager, 1 otherwise,
-    2 where torch (the reference) is missing."""
+    2 where torch (the reference) is missing. ``--device cuda``: the GPU suite
+    (``gpu.main``), with its own exit codes."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if wants_gpu_suite(argv):
+        from benchmarks.compiled import gpu
+
+        return gpu.main(argv)
     parser = harness.new_parser(DESCRIPTION, DEFAULT_ROUNDS, QUICK_ROUNDS)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cpu: this suite (issue 7); cuda: the GPU suite (issue 8, "
+                             "python -m benchmarks.compiled.gpu --help)")
     parser.add_argument("--workloads", default=None,
                         help="comma-separated workloads or case ids (W1,W3,W4-ln); default all")
     parser.add_argument("--contestants", default=None,

@@ -1,5 +1,9 @@
 """The workload programs W1-W5 and their instances: what one contestant runs for one case.
 
+A case's ``params["device"]`` (default ``"cpu"``) says where the tensors live: the GPU
+suite (``gpu_cases``, issue 8) sets ``"cuda"``, and its by-hand contestant is then CuPy
+(``"cupy"``: the same hand-written arithmetic on CuPy arrays).
+
 Each workload is one function written once against the PyTorch API and run with
 ``lib = torch`` and ``lib = compgrad``, eagerly and compiled (``torch.compile(fn)``, default
 mode; ``compgrad.compile(fn)``, default backend; ``compgrad.compile(fn,
@@ -133,6 +137,11 @@ _LIBRARY: dict[str, tuple[str, dict[str, Any] | None]] = {
 }
 
 
+# the by-hand contestants: the NumPy arithmetic of ``by_hand``, on NumPy arrays or, on a CUDA
+# device, on CuPy arrays ("cupy" on the CPU runs on NumPy: the GPU suite's CPU smoke path)
+BY_HAND = ("numpy", "cupy")
+
+
 def library(contestant: str) -> tuple[ModuleType, Callable[[Callable], Callable]]:
     """``(lib, wrap)``: the module a contestant's program uses and how the program is
     wrapped (``torch.compile`` / ``compgrad.compile`` with their defaults,
@@ -147,10 +156,41 @@ def library(contestant: str) -> tuple[ModuleType, Callable[[Callable], Callable]
 
 
 def to_numpy(value: Any) -> np.ndarray:
-    """A copy of a tensor, array or scalar as a NumPy array (detached from autograd)."""
+    """A copy of a tensor, array or scalar as a NumPy array (detached from autograd, and
+    copied to the host from a CUDA device)."""
     if hasattr(value, "detach"):
-        value = value.detach().numpy()
+        value = value.detach().cpu().numpy()
+    elif hasattr(value, "__cuda_array_interface__") and hasattr(value, "get"):
+        value = value.get()  # a CuPy array (np.array refuses an implicit device copy)
     return np.array(value, copy=True)
+
+
+def device_of(p: dict[str, Any]) -> str:
+    """The device a case's tensors live on (``params["device"]``, default the CPU)."""
+    return p.get("device", "cpu")
+
+
+def by_hand_arrays(p: dict[str, Any], *arrays: np.ndarray) -> tuple[Any, ...]:
+    """``arrays`` where the by-hand contestant computes on them: as they are on the CPU,
+    copied to the GPU as CuPy arrays on a CUDA device (CuPy imported only then)."""
+    if device_of(p) == "cpu":
+        return arrays
+    import cupy
+
+    return tuple(cupy.asarray(a) for a in arrays)
+
+
+def synchronizer(contestant: str, device: str) -> Callable[[], None]:
+    """What waits for a contestant's queued GPU work: ``torch.cuda.synchronize``,
+    ``compgrad.cuda.synchronize`` or CuPy's device synchronise; nothing on the CPU."""
+    if device == "cpu":
+        return _nothing
+    if contestant in BY_HAND:
+        import cupy
+
+        return cupy.cuda.get_current_stream().synchronize
+    lib, _ = library(contestant)
+    return lib.cuda.synchronize
 
 
 def _rng(*salt: int) -> np.random.Generator:
@@ -190,7 +230,11 @@ def mlp_instance(contestant: str, p: dict[str, Any]) -> Instance:
              else rng.standard_normal((batch, sizes[-1]), dtype=np.float32))
         data.append((x, y))
     state = mlp_state(sizes)
-    if contestant == "numpy":
+    device = device_of(p)
+    if contestant in BY_HAND:
+        names = list(state)
+        state = dict(zip(names, by_hand_arrays(p, *state.values())))
+        data = [by_hand_arrays(p, x, y) for x, y in data]
         net = by_hand.NumpyMLP(state, p["loss"], p["lr"], p["momentum"])
         batches = itertools.cycle(data)
 
@@ -201,10 +245,12 @@ def mlp_instance(contestant: str, p: dict[str, Any]) -> Instance:
     lib, wrap = library(contestant)
     model = build_mlp(lib, sizes)
     model.load_state_dict({k: lib.from_numpy(v.copy()) for k, v in state.items()})
+    model.to(device)  # before the optimizer is made, as PyTorch's docs ask
     loss_fn = lib.nn.CrossEntropyLoss() if p["loss"] == "ce" else lib.nn.MSELoss()
     optimizer = lib.optim.SGD(model.parameters(), lr=p["lr"], momentum=p["momentum"])
     fn = wrap(train_step)
-    tensors = itertools.cycle([(lib.from_numpy(x), lib.from_numpy(y)) for x, y in data])
+    tensors = itertools.cycle([(lib.from_numpy(x).to(device), lib.from_numpy(y).to(device))
+                               for x, y in data])
 
     def step() -> Any:
         return fn(model, loss_fn, optimizer, *next(tensors))
@@ -234,16 +280,18 @@ def _held_state(held: dict[str, np.ndarray]) -> Callable[[], dict[str, np.ndarra
 def gelu_instance(contestant: str, p: dict[str, Any]) -> Instance:
     """W3 on ``p["n"]`` standard-normal elements (shared, read-only, by every contestant)."""
     x_np = _rng(3, p["n"]).standard_normal(p["n"], dtype=np.float32)
-    if contestant == "numpy":
+    if contestant in BY_HAND:
         held: dict[str, np.ndarray] = {}
+        (x_in,) = by_hand_arrays(p, x_np)
 
         def numpy_step() -> Any:
-            s, held["x.grad"] = by_hand.gelu_sum_grad_numpy(x_np)
+            s, held["x.grad"] = by_hand.gelu_sum_grad_numpy(x_in)
             return s
 
         return Instance(numpy_step, _held_state(held), held.clear)
     lib, wrap = library(contestant)
-    x = lib.from_numpy(x_np).requires_grad_()
+    x = lib.from_numpy(x_np).to(device_of(p)).requires_grad_()
+    del x_np  # W3 on a GPU: 1 GiB of host memory per worker
     fn = wrap(gelu_sum_grad)
 
     def step() -> Any:
@@ -260,17 +308,18 @@ def log_softmax_instance(contestant: str, p: dict[str, Any]) -> Instance:
     rng = _rng(4, p["rows"], p["classes"])
     logits_np = rng.standard_normal((p["rows"], p["classes"]), dtype=np.float32)
     target_np = rng.integers(0, p["classes"], p["rows"])
-    if contestant == "numpy":
+    if contestant in BY_HAND:
         held: dict[str, np.ndarray] = {}
+        logits_in, target_in = by_hand_arrays(p, logits_np, target_np)
 
         def numpy_step() -> Any:
-            loss, held["logits.grad"] = by_hand.log_softmax_nll_numpy(logits_np, target_np)
+            loss, held["logits.grad"] = by_hand.log_softmax_nll_numpy(logits_in, target_in)
             return loss
 
         return Instance(numpy_step, _held_state(held), held.clear)
     lib, wrap = library(contestant)
-    logits = lib.from_numpy(logits_np).requires_grad_()
-    target = lib.from_numpy(target_np)
+    logits = lib.from_numpy(logits_np).to(device_of(p)).requires_grad_()
+    target = lib.from_numpy(target_np).to(device_of(p))
     fn = wrap(make_log_softmax_nll(lib))
 
     def step() -> Any:
@@ -286,12 +335,13 @@ def layer_norm_instance(contestant: str, p: dict[str, Any]) -> Instance:
     g_np = rng.standard_normal((p["rows"], p["dim"]), dtype=np.float32)
     w_np = 1 + 0.1 * rng.standard_normal(p["dim"], dtype=np.float32)
     b_np = 0.1 * rng.standard_normal(p["dim"], dtype=np.float32)
-    if contestant == "numpy":
+    if contestant in BY_HAND:
         held: dict[str, np.ndarray] = {}
+        x_in, w_in, b_in, g_in = by_hand_arrays(p, x_np, w_np, b_np, g_np)
 
         def numpy_step() -> Any:
             y, held["x.grad"], held["weight.grad"], held["bias.grad"] = \
-                by_hand.layer_norm_vjp_numpy(x_np, w_np, b_np, g_np)
+                by_hand.layer_norm_vjp_numpy(x_in, w_in, b_in, g_in)
             return y
 
         return Instance(numpy_step, _held_state(held), held.clear)
@@ -299,8 +349,9 @@ def layer_norm_instance(contestant: str, p: dict[str, Any]) -> Instance:
     norm = lib.nn.LayerNorm(p["dim"])
     norm.load_state_dict({"weight": lib.from_numpy(w_np.copy()),
                           "bias": lib.from_numpy(b_np.copy())})
-    x = lib.from_numpy(x_np).requires_grad_()
-    g = lib.from_numpy(g_np)
+    norm.to(device_of(p))
+    x = lib.from_numpy(x_np).to(device_of(p)).requires_grad_()
+    g = lib.from_numpy(g_np).to(device_of(p))
     fn = wrap(layer_norm_vjp)
 
     def step() -> Any:
@@ -314,13 +365,15 @@ def matmul_instance(contestant: str, p: dict[str, Any]) -> Instance:
     rng = _rng(6, p["n"])
     a_np = rng.standard_normal((p["n"], p["n"]), dtype=np.float32)
     b_np = rng.standard_normal((p["n"], p["n"]), dtype=np.float32)
-    if contestant == "numpy":
+    if contestant in BY_HAND:
+        a_in, b_in = by_hand_arrays(p, a_np, b_np)
+
         def numpy_step() -> Any:
-            return a_np @ b_np
+            return a_in @ b_in
 
         return Instance(numpy_step, dict)
     lib, wrap = library(contestant)
-    a, b = lib.from_numpy(a_np), lib.from_numpy(b_np)
+    a, b = lib.from_numpy(a_np).to(device_of(p)), lib.from_numpy(b_np).to(device_of(p))
     fn = wrap(matmul)
 
     def step() -> Any:
@@ -355,6 +408,45 @@ def cases(quick: bool = False) -> list[Case]:
         Case("W5-1024", f"matmul {mm[0]}^3", matmul_instance, {"n": mm[0]}, 1.0),
         Case("W5-4096", f"matmul {mm[1]}^3", matmul_instance, {"n": mm[1]}, 1.0),
     ]
+
+
+def gpu_cases(quick: bool = False, device: str = "cuda") -> list[Case]:
+    """Issue 8's GPU cases at sizes that fill an H100 (W1 batch 4096, W3 2^28 elements, W4
+    [65536, 1000] and [65536, 1024]) or (``quick``) tiny ones, their tensors on
+    ``device`` (``"cpu"``: the same code paths without a GPU, for smoke tests).
+
+    Targets (compgrad.compile / torch CUDA eager): parity on W1 (within 10 %), ahead on
+    W3 and W4."""
+    mlp = (64, 32, 32, 10) if quick else (784, 512, 512, 10)
+    batch = 64 if quick else 4096
+    n3 = 1 << (12 if quick else 28)
+    lsm = (64, 100) if quick else (65536, 1000)
+    ln = (64, 128) if quick else (65536, 1024)
+    title = "-".join(map(str, mlp))
+    return [
+        Case(f"W1-b{batch}", f"MLP {title} SGD-momentum step, batch {batch}", mlp_instance,
+             {"sizes": mlp, "loss": "ce", "lr": 0.01, "momentum": 0.9, "batch": batch,
+              "device": device}, 1.10, check_steps=5),
+        Case("W3", f"tanh-GELU sum + grad, 2^{n3.bit_length() - 1} elements", gelu_instance,
+             {"n": n3, "device": device}, 1.0),
+        Case("W4-lsm", f"log_softmax + nll_loss + grad, [{lsm[0]}, {lsm[1]}]",
+             log_softmax_instance, {"rows": lsm[0], "classes": lsm[1], "device": device}, 1.0),
+        Case("W4-ln", f"LayerNorm({ln[1]}) fwd + VJP, [{ln[0]}, {ln[1]}]", layer_norm_instance,
+             {"rows": ln[0], "dim": ln[1], "device": device}, 1.0),
+    ]
+
+
+SUITES = ("cpu", "gpu")
+
+
+def suite_cases(suite: str, quick: bool, device: str = "cuda") -> list[Case]:
+    """The cases of a suite: ``"cpu"`` (issue 7's, ``cases``) or ``"gpu"`` (issue 8's,
+    ``gpu_cases`` on ``device``)."""
+    if suite == "cpu":
+        return cases(quick)
+    if suite == "gpu":
+        return gpu_cases(quick, device)
+    raise ValueError(f"unknown suite {suite!r}; choose from {', '.join(SUITES)}")
 
 
 def select_cases(all_cases: list[Case], spec: str | None) -> list[Case]:

@@ -12,6 +12,7 @@ from benchmarks import harness
 from benchmarks.compiled import policy
 from benchmarks.compiled.runner import check_ok, ratio
 from benchmarks.compiled.settings import (
+    ALL_CONTESTANTS,
     COLD_TARGETS_S,
     CONTESTANTS,
     LABELS,
@@ -32,7 +33,7 @@ def _cell(case: dict[str, Any], c: str) -> str:
         return "not replayed" + (" **MISMATCH**" if check_ok(case, c) is False else "")
     med = case.get("median_us", {}).get(c)
     text = harness.fmt_duration(med)
-    r = 1.0 if c == REFERENCE else ratio(case, c)
+    r = 1.0 if c == case.get("reference", REFERENCE) else ratio(case, c)
     if med is not None and r is not None:
         text += f" ({r:.3g}x)"
     if check_ok(case, c) is False:
@@ -142,7 +143,7 @@ def _policy_lines(workers: dict[str, Any] | None) -> list[str]:
     if not workers:
         return []
     lines = ["Worker processes (one per contestant; thread policy after warm-up):", ""]
-    for c in (c for c in CONTESTANTS if c in workers):
+    for c in (c for c in ALL_CONTESTANTS if c in workers):
         rec = workers[c]
         restarts = rec.get("processes_started", 1) - 1
         again = f", restarted {restarts}x" if restarts > 0 else ""
@@ -213,16 +214,18 @@ def _memory_lines(mem: dict[str, Any] | None) -> list[str]:
                                     "inputs + outputs", "budget (+64 MiB)", "met"], rows), ""]
 
 
-_MARKERS = {"numpy": "s", "torch.compile": "^", "compgrad": "o", "compgrad.compile": "D",
-            "compgrad.replay": "*"}
-_COLORS = {"numpy": "tab:green", "torch.compile": "tab:orange", "compgrad": "tab:cyan",
-           "compgrad.compile": "tab:blue", "compgrad.replay": "tab:purple"}
+_MARKERS = {"numpy": "s", "cupy": "s", "torch.compile": "^", "compgrad": "o",
+            "compgrad.compile": "D", "compgrad.replay": "*"}
+_COLORS = {"numpy": "tab:green", "cupy": "tab:olive", "torch.compile": "tab:orange",
+           "compgrad": "tab:cyan", "compgrad.compile": "tab:blue", "compgrad.replay": "tab:purple"}
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
     """Ratio to torch eager per case and contestant (log scale), targets as red bars."""
     cases_ = result["cases"]
-    names = [c for c in CONTESTANTS if c != REFERENCE and c in result["config"]["contestants"]]
+    reference = result["config"].get("reference", REFERENCE)
+    names = [c for c in ALL_CONTESTANTS
+             if c != reference and c in result["config"]["contestants"]]
     xs = np.arange(len(cases_))
     fig, ax = harness.new_figure((max(8.0, 1.2 * len(cases_)), 5.0))
     width = 0.7 / max(1, len(names))
@@ -243,10 +246,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xticks(xs)
     ax.set_xticklabels([case["id"] for case in cases_], fontsize=8)
-    ax.set_ylabel("time / torch eager (median of per-round ratios)")
+    ax.set_ylabel(f"time / {LABELS[reference]} (median of per-round ratios)")
     quick = " (quick sizes)" if result["config"]["quick"] else ""
+    where = result["config"].get("device_name") or f"{harness.cpus(result)} CPUs"
     ax.set_title(f"compiled workloads, {result['config']['rounds']} rounds, "
-                 f"{harness.cpus(result)} CPUs{quick}", fontsize=10)
+                 f"{where}{quick}", fontsize=10)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08),
               ncol=len(names) + 1)
     ax.grid(axis="y", which="both", alpha=0.3)

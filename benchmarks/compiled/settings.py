@@ -20,7 +20,7 @@ QUICK_CONTESTANTS = ("numpy", "torch", "compgrad", "compgrad.compile",
 COMPILED_CONTESTANTS = ("torch.compile", "compgrad.compile", "compgrad.replay")  # long warm-up
 LABELS = {"numpy": "numpy (by hand)", "torch": "torch eager", "torch.compile": "torch.compile",
           "compgrad": "compgrad eager", "compgrad.compile": "compgrad.compile",
-          "compgrad.replay": "compgrad.replay"}
+          "compgrad.replay": "compgrad.replay", "cupy": "CuPy (by hand)"}
 
 THREADS = 2
 # thread-count variables every worker gets (unless the user set them): NumPy's and scipy's
@@ -47,3 +47,21 @@ COLD_TARGETS_S = {"empty": 2.0, "warm": 0.5}
 MEMORY_SLACK_BYTES = 64 << 20  # W3: peak <= inputs + outputs + one 64 MiB buffer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# the GPU suite (issue 8, ``gpu``): every contestant on one CUDA device, the by-hand one on
+# CuPy; torch.compile only when asked for (its compile would eat the time budget)
+GPU_CONTESTANTS = ("cupy", "torch", "torch.compile", "compgrad", "compgrad.compile",
+                   "compgrad.replay")
+GPU_DEFAULT_CONTESTANTS = ("cupy", "torch", "compgrad", "compgrad.compile", "compgrad.replay")
+GPU_FALLBACK_REFERENCE = "cupy"  # the reference where torch is not installed
+ALL_CONTESTANTS = ("numpy", "cupy", "torch", "torch.compile", "compgrad", "compgrad.compile",
+                   "compgrad.replay")  # the order of every table's columns
+GPU_DEFAULT_ROUNDS = 5
+GPU_QUICK_ROUNDS = 2
+GPU_LOOP_S = 0.5  # W3 at 2^28 takes tens of ms per step: a loop of several steps
+GPU_QUICK_LOOP_S = 0.01
+GPU_SETTLE_S = 0.05  # no CPU thread pools to wait for between loops on a GPU
+# rounds stop once this much of the run has passed; set-ups and probes come on top, so a
+# default run on an H100 ends within ~8 minutes (one 10-minute device command)
+GPU_BUDGET_S = 390.0
+GPU_PROBES = ("gpu_memory", "describe")  # worker commands after each case's rounds

@@ -11,6 +11,13 @@ first request (tests use it to break a contestant on purpose).
 Only this contestant's library is imported here: torch's processes never load compgrad
 (nor Numba, nor scipy's OpenBLAS), compgrad's and NumPy's never load torch.
 
+On a CUDA device (a case whose ``params["device"]`` is not the CPU: the GPU suite) the
+worker synchronises the device (``programs.synchronizer``) before it reads the clock: after
+each warm-up call, and before and after each timed loop, whose steps are queued back to
+back as in a training loop (a round's time is the loop's mean; no per-step median). It also
+answers ``gpu_memory`` (the peak GPU memory of one step) and ``describe`` (how
+compgrad's compiled programs ran: ``explain().program_notes``).
+
 compgrad.replay's worker also reports how many of its calls were replays (its compiled
 function's ``explain().replays``): after the checked steps, after warm-up (and whether the
 warm-up's last call was one) and per timed loop, where every step must be one.
@@ -43,34 +50,43 @@ class Server:
     def __init__(self, contestant: str) -> None:
         self.contestant = contestant
         self.instance: programs.Instance | None = None
+        self.device = "cpu"
+        self.sync: Callable[[], None] = _no_sync  # waits for queued GPU work (CUDA cases)
         self.commands: dict[str, Callable[..., Any]] = {
             "hello": self.hello, "setup": self.setup, "warm_up": self.warm_up,
             "time": self.timed_loop, "profile": self.profile, "drop": self.drop,
+            "gpu_memory": self.gpu_memory, "describe": self.describe,
         }
 
     def hello(self) -> dict[str, Any]:
         """Load the contestant's library (timed) and apply the in-process policy."""
         t0 = time.perf_counter()
-        if self.contestant != "numpy":
+        if self.contestant not in programs.BY_HAND:
             programs.library(self.contestant)
         policy.apply_in_process(self.contestant)
         return {"import_s": time.perf_counter() - t0, "policy": policy.describe()}
 
-    def setup(self, case_id: str, quick: bool, check_steps: int) -> dict[str, Any]:
-        """Build the case's instance, time its first step (compiling, where anything
-        compiles) and return the results of ``check_steps`` steps and the state after them
-        (what the parent compares with torch eager's)."""
+    def setup(self, case_id: str, quick: bool, check_steps: int, suite: str = "cpu",
+              device: str = "cuda") -> dict[str, Any]:
+        """Build the case (of ``suite``, on ``device`` for the GPU suite), time its first
+        step (compiling, where anything compiles; synchronised on a GPU) and return the
+        results of ``check_steps`` steps and the state after them (what the parent
+        compares with torch eager's)."""
         self.drop()
-        case = {c.id: c for c in programs.cases(quick)}[case_id]
+        case = {c.id: c for c in programs.suite_cases(suite, quick, device)}[case_id]
+        self.device = programs.device_of(case.params)
+        self.sync = programs.synchronizer(self.contestant, self.device)
         self.instance = inst = case.build(self.contestant, case.params)
         t0 = time.perf_counter()
         first = inst.step()
+        self.sync()
         first_call_s = time.perf_counter() - t0
         results = {"out[0]": programs.to_numpy(first)}
         del first
         for i in range(1, check_steps):
             results[f"out[{i}]"] = programs.to_numpy(inst.step())
-        results.update(inst.state())
+        # host NumPy copies: a by-hand contestant's state may be CuPy arrays on a GPU
+        results.update({k: programs.to_numpy(v) for k, v in inst.state().items()})
         out: dict[str, Any] = {"first_call_s": first_call_s, "results": results}
         if self.contestant == REPLAY_CONTESTANT:
             out["replay"] = self._replay_state()  # how many checked steps were replays
@@ -84,6 +100,8 @@ class Server:
         compgrad.replay: one more call, timed with the rest, tells whether the step is
         replayed now (``replay["last_replayed"]``); if not, ``replay["status"]`` says why."""
         step = self._step()
+        if self.device != "cpu":  # each call's time includes its GPU work
+            step = self._synced_step
         times = harness.warm_up(step, min_s, min_calls, max_calls)
         out: dict[str, Any] = {"times": times}
         if self.contestant == REPLAY_CONTESTANT:
@@ -107,6 +125,21 @@ class Server:
         replay = self.contestant == REPLAY_CONTESTANT
         before = self._replay_state()["replays"] if replay else 0
         gc.collect()  # the collector stays on in the loop, as in a training loop
+        if self.device != "cpu":
+            out = self._device_loop(step, loop_s, max_steps)
+        else:
+            out = self._host_loop(step, loop_s, max_steps)
+        if replay:
+            state = self._replay_state()
+            out["replays"] = replays = state["replays"] - before
+            if replays != out["n"]:
+                raise RuntimeError(f"{out['n'] - replays} of the {out['n']} timed steps "
+                                   f"were not replayed ({state['status']})")
+        return out
+
+    @staticmethod
+    def _host_loop(step: Callable[[], Any], loop_s: float, max_steps: int) -> dict[str, Any]:
+        """The CPU loop: every step timed; the loop's mean and the median step in µs."""
         deadline = time.perf_counter_ns() + int(loop_s * 1e9)
         times: list[int] = []
         start = end = time.perf_counter_ns()
@@ -117,15 +150,65 @@ class Server:
             times.append(end - t0)
             if end >= deadline or len(times) >= max_steps:
                 break
-        out = {"n": len(times), "mean_us": (end - start) / len(times) / 1e3,
-               "median_us": statistics.median(times) / 1e3}
-        if replay:
-            state = self._replay_state()
-            out["replays"] = replays = state["replays"] - before
-            if replays != len(times):
-                raise RuntimeError(f"{len(times) - replays} of the {len(times)} timed steps "
-                                   f"were not replayed ({state['status']})")
-        return out
+        return {"n": len(times), "mean_us": (end - start) / len(times) / 1e3,
+                "median_us": statistics.median(times) / 1e3}
+
+    def _device_loop(self, step: Callable[[], Any], loop_s: float,
+                     max_steps: int) -> dict[str, Any]:
+        """The GPU loop: the device synchronised before the clock starts and before it
+        stops, the steps queued back to back between (a per-step time would need a sync
+        per step, which a training loop does not do); ``median_us`` is the loop's mean."""
+        self.sync()
+        start = time.perf_counter_ns()
+        deadline = start + int(loop_s * 1e9)
+        n = 0
+        while True:
+            step()
+            n += 1
+            if n >= max_steps or time.perf_counter_ns() >= deadline:
+                break
+        self.sync()
+        mean_us = (time.perf_counter_ns() - start) / n / 1e3
+        return {"n": n, "mean_us": mean_us, "median_us": mean_us, "synchronized": True}
+
+    def _synced_step(self) -> Any:
+        """One step and a wait for its GPU work."""
+        result = self._step()()
+        self.sync()
+        return result
+
+    def gpu_memory(self) -> dict[str, Any]:
+        """The peak GPU memory allocated during one step (after warm-up, inputs, weights
+        and optimizer state included), from the contestant's own allocator statistics:
+        ``torch.cuda.max_memory_allocated`` and ``compgrad.cuda.max_memory_allocated``
+        (compgrad samples its pool: a peak between two samples is missed), CuPy's pool
+        in use after the step for the by-hand contestant (no peak). None on the CPU."""
+        if self.device == "cpu":
+            return {"peak_bytes": None, "how": "cpu"}
+        self.sync()
+        if self.contestant in programs.BY_HAND:
+            import cupy
+
+            self._synced_step()
+            return {"peak_bytes": int(cupy.get_default_memory_pool().used_bytes()),
+                    "how": "CuPy pool in use after a step (no peak recorded)"}
+        lib, _ = programs.library(self.contestant)
+        lib.cuda.reset_peak_memory_stats()
+        self._synced_step()
+        return {"peak_bytes": int(lib.cuda.max_memory_allocated()),
+                "how": f"{lib.__name__}.cuda.max_memory_allocated over one step"}
+
+    def describe(self) -> dict[str, Any] | None:
+        """How a compgrad compiled step ran (None for the other contestants):
+        ``explain().program_notes`` by program (generated CUDA kernels, or node by node
+        and why) and, per GPU program built, its kernel and node-by-node group counts."""
+        if self.instance is None or self.instance.fn is None \
+                or not hasattr(self.instance.fn, "explain"):
+            return None
+        info = self.instance.fn.explain()
+        notes = {str(k): v for k, v in info.program_notes.items()}
+        return {"program_notes": notes, "program_count": info.program_count,
+                "kernel_count": info.kernel_count, "cuda_programs": _cuda_stats(self.instance.fn)}
 
     def profile(self, steps: int, top: int) -> dict[str, Any]:
         """cProfile ``steps`` steps: the ``top`` functions by own time (pstats text), with
@@ -187,6 +270,25 @@ class Server:
                 outbox.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
             else:
                 outbox.send(("ok", value))
+
+
+def _no_sync() -> None:
+    """The CPU's synchronisation: nothing is queued."""
+
+
+def _cuda_stats(fn: Any) -> list[dict[str, int]]:
+    """Per GPU program of a compiled function that was built: its generated-kernel and
+    node-by-node group counts (``CudaProgram.stats``). Benchmark-only probing of
+    compgrad's internals (``explain()`` does not count GPU kernels): empty where the
+    attributes are not there."""
+    out = []
+    for prog in getattr(fn, "programs", {}).values():
+        runner = getattr(prog, "on_device", None)
+        stats = getattr(getattr(runner, "program", None), "stats", None)
+        if stats is not None:
+            out.append({"kernels": stats.kernels,
+                        "node_by_node_groups": stats.interpreted_phases})
+    return out
 
 
 def preload(spec: str, contestant: str) -> None:

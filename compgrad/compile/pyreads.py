@@ -214,7 +214,8 @@ def observe(fn, args: tuple, kwargs: dict) -> tuple[object, Observation]:
 # --- which code is the user's -----------------------------------------------------------------
 
 _COMPGRAD, _STDLIB, _THIRD, _USER = "compgrad", "stdlib", "third-party", "user"
-_THIRD_PACKAGES = ("numpy", "scipy", "numba", "llvmlite", "networkx", "threadpoolctl")
+_THIRD_PACKAGES = ("numpy", "scipy", "numba", "llvmlite", "networkx", "threadpoolctl", "cupy",
+                   "cupyx", "cupy_backends", "fastrlock")
 # standard-library modules a user frame may call into directly: context-manager and
 # typing plumbing that reads nothing but its arguments
 _STDLIB_CALLABLE = frozenset({"contextlib", "abc", "typing", "_collections_abc", "numbers"})
