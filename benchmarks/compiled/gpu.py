@@ -274,14 +274,7 @@ def format_markdown(result: dict[str, Any]) -> str:
                  if "error" in case]
     if problems:
         lines += [f"**RESULT MISMATCHES / ERRORS** (vs {LABELS[ref]}):", ""]
-        for cid, c, rec in problems:
-            if "error" in rec:
-                lines.append(f"- {cid} {c}: error {rec['error']}")
-            else:
-                chk = rec["check"]
-                lines.append(f"- {cid} {c}: max rel err {chk['max_rel_err']:.2e} in "
-                             f"{chk['worst']} (tolerance {RTOL:g}) {chk['problems'] or ''}")
-        lines.append("")
+        lines += report.problem_lines(problems) + [""]
     unreplayed = [(case["id"], rec["not_replayed"]) for case in result["cases"]
                   for rec in case["contestants"].values() if "not_replayed" in rec]
     if unreplayed:

@@ -118,14 +118,7 @@ def format_markdown(result: dict[str, Any]) -> str:
            if "error" in rec or not rec.get("check", {"ok": True})["ok"]]
     if bad:
         lines += ["**RESULT MISMATCHES / ERRORS** (vs torch eager):", ""]
-        for cid, c, rec in bad:
-            if "error" in rec:
-                lines.append(f"- {cid} {c}: error {rec['error']}")
-            else:
-                chk = rec["check"]
-                lines.append(f"- {cid} {c}: max rel err {chk['max_rel_err']:.2e} in "
-                             f"{chk['worst']} (tolerance {RTOL:g}) {chk['problems'] or ''}")
-        lines.append("")
+        lines += problem_lines(bad) + [""]
     lines += ["Results check (max |x - torch| / max |torch| over outputs, grads and weights, "
               f"tolerance {RTOL:g}):", ""]
     others = [c for c in names if c != REFERENCE]
@@ -256,3 +249,17 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.grid(axis="y", which="both", alpha=0.3)
     harness.save_figure(fig, path)
 
+
+
+def problem_lines(problems: list) -> list[str]:
+    """One Markdown bullet per ``(case id, contestant, record)`` whose run failed or whose
+    results disagree with the reference (the CPU and GPU reports alike)."""
+    lines = []
+    for cid, c, rec in problems:
+        if "error" in rec:
+            lines.append(f"- {cid} {c}: error {rec['error']}")
+        else:
+            chk = rec["check"]
+            lines.append(f"- {cid} {c}: max rel err {chk['max_rel_err']:.2e} in "
+                         f"{chk['worst']} (tolerance {RTOL:g}) {chk['problems'] or ''}")
+    return lines
