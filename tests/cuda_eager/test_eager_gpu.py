@@ -369,3 +369,19 @@ def test_a_failing_gpu_runtime_falls_back_to_running_node_by_node(gpu, monkeypat
     notes = fn.explain().program_notes
     assert any("the GPU runtime failed: RuntimeError: NVVM is not available" in n
                for n in notes.values()), notes
+
+
+def test_random_ops_in_a_compiled_gpu_step_draw_what_eager_draws(gpu):
+    def step(x):
+        return nn.functional.dropout(x * 2, p=0.5, training=True).sum(0)
+
+    results = []
+    for fn in (step, cg.compile(step)):
+        cg.manual_seed(11)
+        x = cg.ones(6, 5, device="cuda")
+        results.append([_values(fn(x)) for _ in range(3)])
+    for eager, compiled in zip(*results):
+        np.testing.assert_array_equal(compiled, eager)
+    # the same seed gives the same mask on the CPU too
+    cg.manual_seed(11)
+    np.testing.assert_array_equal(_values(step(cg.ones(6, 5))), results[0][0])
