@@ -108,6 +108,11 @@ class Plan:
         # the watch slots a replay refreshes (captured tensors; an argument is new each call)
         self.grad_updates = [slot.get(id(src[1])) if src[0] == _OBJ else None
                              for src, _, _ in grads]
+        # the program outputs a replay reads (grads, the result); the others (the traced
+        # call's exports of written values, mostly) are dropped before the writes land, so
+        # a written value the program also returns can still be handed over, not copied
+        used = {index for _, index, _ in grads} | _output_indices(result)
+        self.unused_outputs = [i for i in range(len(program.graph.outputs)) if i not in used]
         self.modes = _modes()
 
     # --- stability -------------------------------------------------------------------------
@@ -191,6 +196,8 @@ class Plan:
         one = compiled.as_one_function() if compiled is not None else None
         outs, muts = one(inputs) if one is not None else self.program.run(inputs)
         del inputs
+        for i in self.unused_outputs:
+            outs[i] = None
         pool = compiled.pool if compiled is not None else None
         for root, index, delta in self.writes:
             _land(root, muts, index, pool)
@@ -319,6 +326,18 @@ def _result_key(spec):
     if kind == "dict":
         return ("dict", tuple((k, _result_key(v)) for k, v in spec[1].items()))
     return (kind, tuple(_result_key(i) for i in spec[1]))
+
+
+def _output_indices(spec) -> set[int]:
+    """The program outputs a result spec (see :func:`_build`) reads."""
+    kind = spec[0]
+    if kind == "out":
+        return {spec[1]}
+    if kind in ("grad", "same", "value"):
+        return set()
+    if kind == "dict":
+        return set().union(*(_output_indices(v) for v in spec[1].values()))
+    return set().union(*(_output_indices(v) for v in spec[1]))   # a tuple or list
 
 
 def _build(spec, outs: list, args, kwargs, grads: list):
