@@ -56,6 +56,12 @@ class Program:
         self.on_device = DeviceRunner(graph, backend == "numba", config.dump_dir()) \
             if uses_cuda(graph) else None
 
+    def kernel_count(self) -> int:
+        """Generated kernels this program runs (CPU or GPU; 0 before its first run)."""
+        if self.on_device is not None:
+            return self.on_device.kernel_count()
+        return self.compiled.stats.kernels if self.compiled is not None else 0
+
     def run(self, args: list) -> tuple[list, list]:
         self.runs += 1
         if self.on_device is not None:
@@ -290,8 +296,7 @@ class CompiledFunction:
             calls=stats["calls"], eager_calls=stats["eager_calls"],
             cache_hits=stats["hits"], cache_misses=stats["misses"],
             backend=self.backend, gave_up=self._gave_up,
-            kernel_count=sum(p.compiled.stats.kernels for p in self.programs.values()
-                             if p.compiled is not None),
+            kernel_count=sum(p.kernel_count() for p in self.programs.values()),
             guards=[_guards(g) for g in programs],
             replays=stats["replays"], replay_status=self._replay_note,
             replay_guards=self._plan.describe() if self._plan is not None else [],

@@ -95,6 +95,11 @@ class DeviceRunner:
             self.program = "unbuilt"
             self.note = "generated CUDA kernels (codegen.cuda_runtime)"
 
+    def kernel_count(self) -> int:
+        """The GPU runtime's generated kernels (0 when it does not run the program)."""
+        program = self.program
+        return program.stats.kernels if program not in (None, "unbuilt") else 0
+
     def run(self, args: Sequence) -> tuple[list, list]:
         if self.program is not None:
             try:

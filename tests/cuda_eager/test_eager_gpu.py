@@ -385,3 +385,25 @@ def test_random_ops_in_a_compiled_gpu_step_draw_what_eager_draws(gpu):
     # the same seed gives the same mask on the CPU too
     cg.manual_seed(11)
     np.testing.assert_array_equal(_values(step(cg.ones(6, 5))), results[0][0])
+
+
+def test_explain_counts_the_gpu_runtimes_kernels(gpu, monkeypatch):
+    from codegen import cuda_runtime
+    from codegen.runtime import KernelStats
+    from compgrad.compile.on_device import run_graph_on_device
+
+    class Stub:   # the GPU runtime's contract, computing node by node
+        def __init__(self, graph, **kwargs):
+            self.graph = graph
+            self.stats = KernelStats(kernels=3)
+
+        def run(self, args):
+            return run_graph_on_device(self.graph, args)
+
+    monkeypatch.setattr(cuda_runtime, "cuda_program_available", lambda: True)
+    monkeypatch.setattr(cuda_runtime, "CudaProgram", Stub)
+    fn = cg.compile(lambda a: (a * 3).sum())
+    assert fn(cg.ones(4, device="cuda")).item() == 12.0
+    report = fn.explain()
+    assert report.kernel_count == 3
+    assert list(report.program_notes.values()) == ["generated CUDA kernels (codegen.cuda_runtime)"]
