@@ -20,9 +20,6 @@ import sys
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":   # before anything imports numba
     raise SystemExit("set NUMBA_ENABLE_CUDASIM=1 to run the program checks")
 
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
 from functools import partial  # noqa: E402
@@ -34,6 +31,7 @@ from codegen.cuda_runtime import CudaProgram  # noqa: E402
 from ir.interpret import interpret  # noqa: E402
 from tests.codegen_cuda._cases import CONFIG  # noqa: E402
 from tests.codegen_cuda._program_cases import CASES  # noqa: E402
+from tests.codegen_cuda._runner import run_cases  # noqa: E402
 from tests.codegen_cuda._sim_checks import compare_close  # noqa: E402
 
 
@@ -86,19 +84,8 @@ def check(name: str, cache_dir: str) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    out, names = argv[0], argv[1:] or sorted(CASES)
     warnings.simplefilter("ignore", RuntimeWarning)   # NumPy's overflow/invalid warnings
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="cuda-sim-programs-") as cache_dir:
-        for name in names:
-            start = time.perf_counter()
-            try:
-                results[name] = check(name, cache_dir)
-            except Exception:
-                results[name] = {"failures": [traceback.format_exc()]}
-            results[name]["seconds"] = round(time.perf_counter() - start, 2)
-    with open(out, "w") as f:
-        json.dump(results, f, indent=1)
+    run_cases(argv[0], argv[1:] or sorted(CASES), check, "cuda-sim-programs-")
 
 
 if __name__ == "__main__":

@@ -19,12 +19,8 @@ When PTX generation is impossible here (no libNVVM), OUT holds
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
-import time
-import traceback
 import types
 from functools import partial
 
@@ -34,6 +30,8 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import cuda  # noqa: E402
+
+from tests.codegen_cuda._runner import run_cases, write_results  # noqa: E402
 
 CC = (8, 0)
 
@@ -113,21 +111,12 @@ def main(argv: list[str]) -> None:
     out, names = argv[0], argv[1:]
     reason = _probe()
     if reason is not None:
-        results: dict = {"unavailable": reason}
-    else:
-        _stand_in_device()
-        from tests.codegen_cuda._cases import CASES
-        results = {}
-        with tempfile.TemporaryDirectory(prefix="cuda-ptx-kernels-") as cache_dir:
-            for name in names or sorted(CASES):
-                start = time.perf_counter()
-                try:
-                    results[name] = check(name, cache_dir)
-                except Exception:
-                    results[name] = {"kernels": 0, "failures": [traceback.format_exc()]}
-                results[name]["seconds"] = round(time.perf_counter() - start, 2)
-    with open(out, "w") as f:
-        json.dump(results, f, indent=1)
+        write_results(out, {"unavailable": reason})
+        return
+    _stand_in_device()
+    from tests.codegen_cuda._cases import CASES
+    run_cases(out, names or sorted(CASES), check, "cuda-ptx-kernels-",
+              lambda tb: {"kernels": 0, "failures": [tb]})
 
 
 if __name__ == "__main__":

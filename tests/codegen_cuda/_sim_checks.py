@@ -20,9 +20,6 @@ import sys
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":   # before anything imports numba
     raise SystemExit("set NUMBA_ENABLE_CUDASIM=1 to run the simulator checks")
 
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
 from functools import partial  # noqa: E402
@@ -35,6 +32,7 @@ from ir.graph import Value  # noqa: E402
 from ir.interpret import run_node  # noqa: E402
 from tests.codegen._every_op_cases import mismatch  # noqa: E402
 from tests.codegen_cuda._cases import CASES, CLOSE, Case  # noqa: E402
+from tests.codegen_cuda._runner import run_cases  # noqa: E402
 
 
 def device_copy(x):
@@ -137,19 +135,9 @@ def check(name: str, cache_dir: str) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    out, names = argv[0], argv[1:] or sorted(CASES)
     warnings.simplefilter("ignore", RuntimeWarning)   # NumPy's overflow/invalid warnings
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="cuda-sim-kernels-") as cache_dir:
-        for name in names:
-            start = time.perf_counter()
-            try:
-                results[name] = check(name, cache_dir)
-            except Exception:
-                results[name] = {"groups": [], "failures": [traceback.format_exc()]}
-            results[name]["seconds"] = round(time.perf_counter() - start, 2)
-    with open(out, "w") as f:
-        json.dump(results, f, indent=1)
+    run_cases(argv[0], argv[1:] or sorted(CASES), check, "cuda-sim-kernels-",
+              lambda tb: {"groups": [], "failures": [tb]})
 
 
 if __name__ == "__main__":
