@@ -30,7 +30,7 @@ import numpy as np
 
 from ir.types import Device
 
-__all__ = ["cupy", "is_host_array", "to_device", "to_host", "place", "run_on_device",
+__all__ = ["cupy", "to_device", "to_host", "place", "run_on_device",
            "host_fallbacks", "HOST_OPS", "address", "is_writeable"]
 
 # op name -> the error that sent it to the host (a record, read by host_fallbacks)
@@ -57,11 +57,6 @@ def cupy() -> ModuleType:
     return module
 
 
-def is_host_array(arr) -> bool:
-    """Whether ``arr`` is a NumPy array (or NumPy scalar): host memory."""
-    return isinstance(arr, (np.ndarray, np.generic))
-
-
 def _index(device: Device) -> int:
     from compgrad import cuda
     return cuda.current_device() if device.index is None else device.index
@@ -74,7 +69,7 @@ def to_device(arr, device: Device):
         return to_host(arr)
     cp = cupy()
     index = _index(device)
-    if not is_host_array(arr) and isinstance(arr, cp.ndarray):
+    if isinstance(arr, cp.ndarray):
         if arr.device.id == index:
             return arr
         with cp.cuda.Device(index):

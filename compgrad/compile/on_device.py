@@ -78,7 +78,9 @@ class DeviceRunner:
 
     def __init__(self, graph: Graph, use_runtime: bool, dump_dir: str | None = None):
         self.graph = graph
-        self.program = None
+        self.dump_dir = dump_dir
+        self.device = None     # where the GPU runtime runs the program (None: it does not)
+        self.program = None    # the runtime's program, built at the first run
         self.note = WHY
         if not use_runtime:
             self.note += " (backend='interpret')"
@@ -91,29 +93,26 @@ class DeviceRunner:
             self.note += " (the GPU runtime needs a GPU with CuPy and Numba-CUDA)"
         else:
             self.device = device
-            self.dump_dir = dump_dir
-            self.program = "unbuilt"
             self.note = "generated CUDA kernels (codegen.cuda_runtime)"
 
     def kernel_count(self) -> int:
         """The GPU runtime's generated kernels (0 when it does not run the program)."""
-        program = self.program
-        return program.stats.kernels if program not in (None, "unbuilt") else 0
+        return self.program.stats.kernels if self.program is not None else 0
 
     def run(self, args: Sequence) -> tuple[list, list]:
-        if self.program is not None:
+        if self.device is not None:
             try:
                 return self._run_runtime(args)
             except Exception as exc:   # noqa: BLE001 - any failure: the per-node path
                 # safe to rerun: the runtime writes only fresh arrays, no mutation landed
-                self.program = None
+                self.device = self.program = None
                 self.note = f"{WHY} (the GPU runtime failed: {type(exc).__name__}: {exc})"
         return run_graph_on_device(self.graph, args)
 
     def _run_runtime(self, args: Sequence) -> tuple[list, list]:
         from compgrad.device_arrays import cupy
         with cupy().cuda.Device(self.device.index or 0):
-            if self.program == "unbuilt":
+            if self.program is None:
                 from codegen.cuda_runtime import CudaProgram
                 self.program = CudaProgram(self.graph, dump_dir=self.dump_dir)
             return self.program.run(args)
