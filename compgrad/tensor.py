@@ -408,15 +408,13 @@ class Tensor:
                                "tensor.detach().numpy() instead.")
         if self._device.type != "cpu":
             if not force:
-                raise TypeError(f"can't convert {self._device} device type tensor to numpy. "
-                                "Use Tensor.cpu() to copy the tensor to host memory first.")
+                raise _not_on_host(self._device)
             return to_host(self._data)
         return self._data
 
     def __array__(self, dtype=None, copy=None):
         if self._device.type != "cpu":
-            raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use "
-                            "Tensor.cpu() to copy the tensor to host memory first.")
+            raise _not_on_host(self._device)
         arr = self._data
         if dtype is not None:
             arr = arr.astype(dtype, copy=False)
@@ -727,6 +725,12 @@ def _varargs(values) -> tuple:
     if len(values) == 1 and not isinstance(values[0], numbers.Integral):
         return values[0]
     return values
+
+
+def _not_on_host(device: Device) -> TypeError:
+    """PyTorch's error for a GPU tensor asked for as a NumPy array."""
+    return TypeError(f"can't convert {device} device type tensor to numpy. Use Tensor.cpu() "
+                     "to copy the tensor to host memory first.")
 
 
 def _rebuild_tensor(arr: np.ndarray, requires_grad: bool, device: str = "cpu") -> Tensor:
