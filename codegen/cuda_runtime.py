@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from codegen.runtime import KernelStats, _FusedStep, _release_plan, run_passes
+from ir.dispatch import conform
 from ir.fperr import quiet_call
 from ir.graph import Graph, Node, Value
 from ir.interpret import describe_node
@@ -273,17 +274,12 @@ class _DeviceNodeStep:
 
 
 def _conform(result, t: TensorType, to_device: Callable):
-    """A reference result as a device array of ``t``'s dtype, checked against ``t``'s shape:
-    ``ir.dispatch.conform`` without ``np.asarray``. A host result (a Python or NumPy
-    scalar, a NumPy array) goes to the device through ``to_device``."""
+    """A reference result as a device array of ``t``'s dtype, checked against ``t``'s shape
+    (``ir.dispatch.conform``, which keeps a device array on its device); a host result (a
+    Python or NumPy scalar, a NumPy array) goes to the device through ``to_device`` first."""
     if isinstance(result, (np.ndarray, np.generic, int, float, bool, complex)):
         result = to_device(np.asarray(result))
-    if result.dtype != t.dtype.np_dtype:
-        result = result.astype(t.dtype.np_dtype)
-    if tuple(result.shape) != tuple(t.shape):
-        raise AssertionError(f"reference produced shape {tuple(result.shape)}, type rule "
-                             f"says {t.shape}")
-    return result
+    return conform(result, t)
 
 
 def _kernel_view(x):

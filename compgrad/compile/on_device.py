@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from compgrad.device_arrays import place, run_on_device
+from ir.dispatch import conform
 from ir.fperr import quiet_call
 from ir.graph import Graph, Role, Value
 from ir.interpret import describe_node
@@ -48,13 +49,7 @@ def run_graph_on_device(graph: Graph, inputs: Sequence) -> tuple[list, list]:
             if len(node.outputs) == 1 and not isinstance(result, tuple):
                 result = (result,)
             for out, r in zip(node.outputs, result):
-                arr = place(r, out.type.device)
-                if arr.dtype != out.type.dtype.np_dtype:
-                    arr = arr.astype(out.type.dtype.np_dtype)
-                if arr.shape != out.type.shape:
-                    raise AssertionError(f"reference produced shape {arr.shape}, type rule "
-                                         f"says {out.type.shape}")
-                env[out] = arr
+                env[out] = conform(place(r, out.type.device), out.type)
         except Exception as e:
             e.add_note(f"while running IR node: {describe_node(node)}")
             raise
