@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +30,7 @@ import numpy as np
 from codegen.buffers import BufferPool
 from codegen.cache import load_kernel
 from codegen.cpu import PARALLEL_MIN_ELEMENTS, phase_source
+from codegen.inplace import INPLACE, plan_inplace_writes, writable_alone
 from codegen.products import ProductKernel, product_kernel
 from codegen.threads import SERIAL_BLAS_MAX_FLOPS, BlasThreads, blas_threads, matmul_flops
 from ir.dispatch import conform
@@ -97,6 +98,8 @@ class CompiledProgram:
         g = self.graph
         self.release = _release_plan([n.inputs for n in g.nodes], [n.outputs for n in g.nodes],
                                      set(g.outputs) | {m.value for m in g.mutations})
+        # the inputs an optimizer-like update may write in place (codegen.inplace)
+        self.inplace_targets = plan_inplace_writes(g, self.steps)
         times["codegen"] = time.perf_counter() - start
         # the program as one Numba function (as_one_function), built at the first request
         self._one_function: Callable | None = None
@@ -190,7 +193,7 @@ class CompiledProgram:
                 return [_NodeStep(n) for n in members]
             variants[flat] = (source, self._load(source.source, source.name))
         self.stats.kernels += 1
-        return views + [_PhaseStep(variants, shape, sums, self.pool)]
+        return views + [_PhaseStep(variants, shape, sums, self.pool, nodes)]
 
     # --- running ----------------------------------------------------------------------------
 
@@ -207,9 +210,18 @@ class CompiledProgram:
             self.stats.times["one_function"] = time.perf_counter() - start
         return self._one_function
 
-    def run(self, args: Sequence) -> tuple[list, list]:
+    def run(self, args: Sequence, inplace: Collection[int] = ()) -> tuple[list, list]:
+        """The program's outputs and mutation values for ``args`` (one per graph input).
+
+        ``inplace``: positions of inputs the caller reads again only through the tensor
+        their mutation lands in, so that their update may be written into their own
+        array (:mod:`codegen.inplace`); the mutation's value is then that array."""
         g = self.graph
-        env: dict[Value, object] = dict(zip(g.inputs, args))
+        env: dict = dict(zip(g.inputs, args))
+        if inplace and self.inplace_targets:
+            writable = writable_alone(args, [p for p in self.inplace_targets if p in inplace])
+            if writable:
+                env[INPLACE] = writable
         for v in g.constants:
             env[v] = g.constants[v]
         with blas_threads() as blas:
@@ -336,6 +348,9 @@ class _FusedStep:
         node = self.node
         body = node.attrs["body"]
         inner = _body_env(node, env)
+        writable = env.get(INPLACE)
+        if writable is not None:
+            inner[INPLACE] = writable
         for step, dead in zip(self.steps, self.release):
             step.run(inner, blas)
             for v in dead:
@@ -347,10 +362,16 @@ class _PhaseStep:
     """One phase kernel; ``variants`` maps flat (True: every array raveled, one loop) or
     not to (source, kernel). The flat variant runs when the arrays allow it."""
 
-    __slots__ = ("variants", "source", "shape", "dtypes", "sums", "scale", "pool")
+    __slots__ = ("variants", "source", "shape", "dtypes", "sums", "scale", "pool", "nodes",
+                 "inplace")
 
-    def __init__(self, variants: dict, shape: tuple, sums: list, pool: BufferPool):
+    def __init__(self, variants: dict, shape: tuple, sums: list, pool: BufferPool,
+                 nodes: Sequence[Node] = ()):
         self.pool = pool
+        self.nodes = tuple(nodes)     # the elementwise nodes the kernel computes
+        # (output, input) index pairs: the output may go into the input's array when the
+        # run allows it (codegen.inplace.plan_inplace_writes)
+        self.inplace: tuple = ()
         self.variants = variants
         self.source = next(iter(variants.values()))[0]
         self.shape = shape if shape else (1,)
@@ -382,7 +403,8 @@ class _PhaseStep:
                 args.append(x if x.ndim == 1 else np.ascontiguousarray(x).reshape(-1))
             else:
                 args.append(np.broadcast_to(x, shape))
-        outs = [self.pool.empty(shape, dt) for dt in self.dtypes]
+        outs = [self.pool.empty(shape, dt) for dt in self.dtypes] if not self.inplace \
+            else self._outputs(values, env.get(INPLACE))
         kernel_outs = [o.reshape(-1) for o in outs] if flat else outs
         ndim = 1 if flat else len(shape)
         accs = [np.zeros((1,) if flat else tuple(1 if d in dims else shape[d]
@@ -397,6 +419,19 @@ class _PhaseStep:
             if scale is not None:
                 acc *= scale
             env[out] = acc.astype(out.type.dtype.np_dtype).reshape(out.type.shape)
+
+    def _outputs(self, values: list, writable: frozenset | None) -> list:
+        """The kernel's output arrays: pooled buffers, except an output the run lets
+        this phase write into its (mutated) input's own array."""
+        shape = self.shape
+        outs = [None] * len(self.dtypes)
+        if writable:
+            for j, q in self.inplace:
+                x = values[q]
+                if id(x) in writable and x.shape == shape and x.dtype == self.dtypes[j]:
+                    outs[j] = x
+        return [o if o is not None else self.pool.empty(shape, dt)
+                for o, dt in zip(outs, self.dtypes)]
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import os
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from compgrad import config
@@ -62,7 +62,9 @@ class Program:
             return self.on_device.kernel_count()
         return self.compiled.stats.kernels if self.compiled is not None else 0
 
-    def run(self, args: list) -> tuple[list, list]:
+    def run(self, args: list, inplace: Collection[int] = ()) -> tuple[list, list]:
+        """Outputs and mutation values; ``inplace``: the positions of the inputs whose
+        update may be written into their own arrays (``codegen.runtime.CompiledProgram``)."""
         self.runs += 1
         if self.on_device is not None:
             return self.on_device.run(args)
@@ -70,9 +72,20 @@ class Program:
             if self.compiled is None:
                 from codegen.runtime import CompiledProgram
                 self.compiled = CompiledProgram(self.graph, dump_dir=config.dump_dir())
-            return self.compiled.run(args)
+            return self.compiled.run(args, inplace)
         result = interpret(self.graph, args)
         return result.outputs, [arr for _, arr in result.mutations]
+
+
+def _inplace(trace, external: list, writes: list) -> frozenset[int]:
+    """The positions in ``external`` of the written tensors whose new value the segment's
+    program may compute into their own storage: the call's last segment
+    (``Trace.values_final``), a value no live tensor of the call holds."""
+    if not writes or not trace.values_final:
+        return frozenset()
+    held = trace.held_values()
+    position = {v: i for i, v in enumerate(external)}
+    return frozenset(position[target] for _, target, value in writes if value not in held)
 
 
 def _program_notes(programs) -> dict[int, str]:
@@ -231,7 +244,8 @@ class CompiledFunction:
         else:
             self._stats["hits"] += 1
         trace.path.append(program.index)
-        outs, muts = program.run([trace.env[v] for v in external])
+        outs, muts = program.run([trace.env[v] for v in external],
+                                 _inplace(trace, external, writes))
         trace.pool = program.compiled.pool if program.compiled is not None else None
         if trace.replay is not None:
             trace.replay.segment(trace, program, external, outputs, writes, outs, muts)

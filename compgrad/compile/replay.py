@@ -113,6 +113,13 @@ class Plan:
         # a written value the program also returns can still be handed over, not copied
         used = {index for _, index, _ in grads} | _output_indices(result)
         self.unused_outputs = [i for i in range(len(program.graph.outputs)) if i not in used]
+        # the written tensors whose update the program may compute into their own storage
+        # (codegen.inplace): those whose new value the replay hands out nowhere else
+        g = program.graph
+        position = {v: i for i, v in enumerate(g.inputs)}
+        handed_out = {g.outputs[i] for i in used}
+        self.inplace = frozenset(position[g.mutations[i].target] for _, i, _ in writes
+                                 if g.mutations[i].value not in handed_out)
         self.modes = _modes()
 
     # --- stability -------------------------------------------------------------------------
@@ -194,7 +201,8 @@ class Plan:
         compiled = self.program.compiled
         # a small program runs as one Numba function (codegen.whole), else step by step
         one = compiled.as_one_function() if compiled is not None else None
-        outs, muts = one(inputs) if one is not None else self.program.run(inputs)
+        # (a replay is its call's last program: updates may be written in place)
+        outs, muts = one(inputs) if one is not None else self.program.run(inputs, self.inplace)
         del inputs
         for i in self.unused_outputs:
             outs[i] = None
@@ -226,6 +234,8 @@ def _land(root: Tensor, muts: list, index: int, pool) -> None:
     data = object.__getattribute__(root, "_data")
     new = muts[index]
     muts[index] = None
+    if new is data:
+        return   # written in place by the program (codegen.inplace)
     # references: the local, getrefcount's argument, and for ``new`` the pool's list
     if pool is not None and type(new) is np.ndarray and new.base is None \
             and data.flags.writeable \

@@ -545,6 +545,11 @@ class Trace:
             writes.append((root, target, value))
         if self.error is not None:
             raise self.error   # this call already failed: its pending work cannot run
+        if self.final:
+            # results leaving the call with a recorded grad_fn (escape.attach_backward)
+            self.escaped = [t for t in alive if isinstance(t.grad_fn, LazyGradFn)]
+            self.backward_follows = self.backward_may_follow(
+                [t._lazy.value for t in self.escaped])
         try:
             results = self.runner(self, nodes, outputs, writes, reason) if (nodes or writes) \
                 else {}
@@ -557,14 +562,9 @@ class Trace:
         self.env.update(results)
         del results   # (its references would keep _hand_over from landing a write)
         self.start = len(self.graph.nodes)
-        if self.final:
-            # results leaving the call with a recorded grad_fn (escape.attach_backward)
-            self.escaped = [t for t in alive if isinstance(t.grad_fn, LazyGradFn)]
-            self.backward_follows = self.backward_may_follow(
-                [t._lazy.value for t in self.escaped])
         # values computed so far are read again after a graph break, or by the backward
         # of results leaving the call: landing a write must not change them
-        self._land_writes(writes, keep_env=not self.final or self.backward_follows)
+        self._land_writes(writes, keep_env=not self.values_final)
         self._materialize(alive)
         self.lazies = []
 
@@ -626,10 +626,23 @@ class Trace:
         self._materialize(done)
         self.lazies = [r for r in self.lazies if (t := r()) is not None and t._lazy is not None]
 
+    @property
+    def values_final(self) -> bool:
+        """Whether the segment being flushed is the call's last and nothing reads its SSA
+        values again (no backward of an escaping result): its program may then write an
+        update into the updated tensor's own storage (``codegen.inplace``) unless a live
+        tensor of the call holds the new value (:meth:`held_values`)."""
+        return self.final and not self.backward_follows
+
+    def held_values(self) -> set:
+        """The values the call's live recorded tensors hold (a write of one of them lands
+        by copying: the tensor and the written storage must stay two arrays)."""
+        return {t._lazy.value for r in self.lazies if (t := r()) is not None
+                and t._lazy is not None}
+
     def _land_writes(self, writes, keep_env: bool) -> None:
         env = self.env
-        held = set() if keep_env else {
-            t._lazy.value for r in self.lazies if (t := r()) is not None and t._lazy is not None}
+        held = set() if keep_env else self.held_values()
         for root, _target, value in writes:
             key = id(root)
             data = self.hidden.pop(key)
@@ -641,7 +654,9 @@ class Trace:
                         if isinstance(arr, np.ndarray) and np.may_share_memory(arr, data):
                             table[v] = arr.copy()
             new = self.env[value]
-            if keep_env or not self._hand_over(root, data, new, value, held):
+            if new is data:
+                root._data = data   # the program wrote the storage in place (codegen.inplace)
+            elif keep_env or not self._hand_over(root, data, new, value, held):
                 root._data = data
                 np.copyto(data, new, casting="unsafe")
             del new
