@@ -32,7 +32,13 @@ from codegen.cache import load_kernel
 from codegen.cpu import PARALLEL_MIN_ELEMENTS, phase_source
 from codegen.inplace import INPLACE, plan_inplace_writes, writable_alone
 from codegen.products import ProductKernel, product_kernel
-from codegen.threads import SERIAL_BLAS_MAX_FLOPS, BlasThreads, blas_threads, matmul_flops
+from codegen.threads import (
+    SERIAL_BLAS_MAX_FLOPS,
+    BlasThreads,
+    ThreadChoice,
+    blas_threads,
+    matmul_flops,
+)
 from ir.dispatch import conform
 from ir.dtypes import CATEGORY_FLOAT
 from ir.fperr import ERRSTATE, IGNORE_ALL
@@ -234,16 +240,17 @@ class CompiledProgram:
 
 
 class _NodeStep:
-    __slots__ = ("node", "serial_blas")
+    __slots__ = ("node", "serial_blas", "threads")
 
     def __init__(self, node: Node):
         self.node = node
-        # the thread policy (codegen.threads): a small product on one BLAS thread, a large
-        # one on all (None: not a product)
+        # the thread policy (codegen.threads): a small product may run on one BLAS thread
+        # (its ThreadChoice decides), a large one on all (None: not a product)
         self.serial_blas = matmul_flops(
             node.op.name, [input_type(a).shape for a in node.inputs],
             node.outputs[0].type.shape) < SERIAL_BLAS_MAX_FLOPS \
             if node.op.kind is OpKind.MATMUL else None
+        self.threads = ThreadChoice() if self.serial_blas else None
 
     def reads(self) -> tuple:
         return self.node.inputs
@@ -253,9 +260,17 @@ class _NodeStep:
 
     def run(self, env: dict, blas: BlasThreads) -> None:
         try:
-            if self.serial_blas is not None:
-                blas.use(self.serial_blas)
-            results = self.compute(env)
+            threads = self.threads
+            if threads is not None:
+                serial = threads.serial()
+                blas.use(serial)
+                start = time.perf_counter()
+                results = self.compute(env)
+                threads.record(serial, time.perf_counter() - start)
+            else:
+                if self.serial_blas is not None:
+                    blas.use(False)
+                results = self.compute(env)
         except Exception as e:
             e.add_note(f"while running IR node: {describe_node(self.node)}")
             raise

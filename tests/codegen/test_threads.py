@@ -1,5 +1,6 @@
-"""codegen.threads: the process's BLAS policy. Small products run on one BLAS thread and
-the user's thread count comes back after them; large ones keep every thread."""
+"""codegen.threads: the process's BLAS policy. Small products run on one BLAS thread or all,
+as their measured times say (ThreadChoice), and the user's thread count comes back after
+them; large ones keep every thread."""
 
 from __future__ import annotations
 
@@ -93,3 +94,56 @@ graph f(%a: f32[32,784], %b: f32[784,512], %c: f32[1024,1024]) {
     # one thread for the two small products, all for the large one, one again, all at the end
     assert all(seen == [1, 2, 1, 2] for seen in per_library)
     assert _blas_threads() == before
+
+
+def _drive(choice, times_of, calls):
+    """Run ``calls`` calls of ``choice`` taking ``times_of(serial)`` seconds; the counts
+    it chose, True for one thread."""
+    seen = []
+    for _ in range(calls):
+        serial = choice.serial()
+        seen.append(serial)
+        choice.record(serial, times_of(serial))
+    return seen
+
+
+def test_a_thread_choice_measures_both_counts_then_keeps_the_faster():
+    from codegen.threads import WARMUP_CALLS, ThreadChoice
+    fast_parallel = ThreadChoice()
+    seen = _drive(fast_parallel, lambda serial: 3e-4 if serial else 2e-4, 2 * WARMUP_CALLS + 10)
+    assert seen[:2 * WARMUP_CALLS] == [True] * WARMUP_CALLS + [False] * WARMUP_CALLS
+    assert seen[2 * WARMUP_CALLS:] == [False] * 10
+    fast_serial = ThreadChoice()
+    seen = _drive(fast_serial, lambda serial: 2e-4 if serial else 3e-4, 2 * WARMUP_CALLS + 10)
+    assert seen[2 * WARMUP_CALLS:] == [True] * 10
+
+
+def test_the_other_count_is_tried_at_doubling_intervals_while_it_loses():
+    from codegen.threads import PROBE_MAX_CALLS, PROBE_MIN_CALLS, WARMUP_CALLS, ThreadChoice
+    choice = ThreadChoice()
+    seen = _drive(choice, lambda serial: 3e-4 if serial else 2e-4, 20000)
+    tries = [i for i, serial in enumerate(seen) if serial and i >= WARMUP_CALLS]
+    gaps = [b - a for a, b in zip(tries, tries[1:])]
+    assert tries[0] == 2 * WARMUP_CALLS + PROBE_MIN_CALLS - 1
+    assert gaps[:3] == [2 * PROBE_MIN_CALLS, 4 * PROBE_MIN_CALLS, 8 * PROBE_MIN_CALLS]
+    assert max(gaps) == PROBE_MAX_CALLS and gaps[-1] == PROBE_MAX_CALLS
+
+
+def test_a_count_that_slows_down_under_load_is_given_up_and_taken_back_later():
+    from codegen.threads import PROBE_MAX_CALLS, PROBE_MIN_CALLS, ThreadChoice
+    choice = ThreadChoice()
+    load = {"busy": False}
+
+    def times_of(serial):
+        if serial:
+            return 3e-4
+        return 2e-2 if load["busy"] else 2e-4    # two threads wait for a busy core
+
+    assert _drive(choice, times_of, 50)[-1] is False
+    load["busy"] = True
+    seen = _drive(choice, times_of, 50)
+    assert seen[1:PROBE_MIN_CALLS] == [True] * (PROBE_MIN_CALLS - 1)   # after one slow call
+    assert seen.count(False) <= 3            # and tries at growing intervals
+    load["busy"] = False
+    seen = _drive(choice, times_of, 2 * PROBE_MAX_CALLS)
+    assert seen[-PROBE_MIN_CALLS + 1:] == [False] * (PROBE_MIN_CALLS - 1)   # found fast again
