@@ -28,10 +28,10 @@ def capture(fn: Callable, calls: list[tuple]) -> Programs:
     seen: Programs = []
     original = api.Program.run
 
-    def recording(program, args):
+    def recording(program, args, inplace=()):
         seen.append((program.graph, [np.copy(a) if isinstance(a, np.ndarray) else a
                                      for a in args]))
-        return original(program, args)
+        return original(program, args, inplace)
 
     api.Program.run = recording
     try:
