@@ -98,7 +98,10 @@ class Node:
         self.op = op
         self.inputs = inputs
         self.attrs = attrs
-        self.outputs = tuple(Value(t, self, i) for i, t in enumerate(output_types))
+        # (most ops have one output: built without a generator, nodes are built per
+        # recorded op)
+        self.outputs = (Value(output_types[0], self),) if len(output_types) == 1 else tuple(
+            Value(t, self, i) for i, t in enumerate(output_types))
         self.loc = loc
         self.key = None   # a cache for a hashable form of (op, attrs): see compgrad.compile
 
@@ -277,11 +280,30 @@ def live_values(graph: Graph, roots: Iterable[Value]) -> set[Value]:
     """The values ``roots`` depend on (themselves included)."""
     seen: set[Value] = set()
     stack = list(roots)
-    while stack:
+    done: set[Node] = set()   # nodes whose inputs were stacked (once per node, however
+    while stack:              # many of its outputs are live)
         v = stack.pop()
         if v in seen:
             continue
         seen.add(v)
-        if v.node is not None:
-            stack.extend(v.node.input_values())
+        node = v.node
+        if node is not None and node not in done:
+            done.add(node)
+            stack.extend([a for a in node.inputs if isinstance(a, Value) and a not in seen])
     return seen
+
+
+def depends_on_any(roots: Iterable[Value], nodes: set) -> bool:
+    """Whether ``roots`` depend on (or are) an output of one of ``nodes`` (stops at the
+    first found)."""
+    seen: set[Node] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop().node
+        if node is None or node in seen:
+            continue
+        if node in nodes:
+            return True
+        seen.add(node)
+        stack.extend([a for a in node.inputs if isinstance(a, Value)])
+    return False

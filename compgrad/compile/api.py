@@ -22,9 +22,9 @@ from compgrad.compile.backward_cache import BackwardCache
 from compgrad.compile.escape import attach_backward
 from compgrad.compile.explain import BreakReason, ExplainOutput
 from compgrad.compile.lazy import LazyInterpreter
-from compgrad.compile.naming import captured_names
+from compgrad.compile.naming import NameCache, captured_names
 from compgrad.compile.on_device import DeviceRunner, uses_cuda
-from compgrad.compile.segment import build_program_graph, segment_key
+from compgrad.compile.segment import build_program_graph
 from compgrad.tensor import _active_trace
 from ir.dispatch import interpreter
 from ir.interpret import interpret
@@ -123,6 +123,7 @@ class CompiledFunction:
         self.disable = disable
         self.programs: dict[tuple, Program] = {}
         self._backward_cache = BackwardCache()   # symbolic backwards by forward structure
+        self._name_cache = NameCache()           # captured modules' parameter names
         self._order: list[tuple] = []            # keys in compile order
         self._gave_up: str | None = None
         self._variants: dict[tuple, int] = {}     # programs per op sequence (type variants)
@@ -167,7 +168,8 @@ class CompiledFunction:
             self._stats["replay_stops"].append(why)
         from compgrad.compile.trace import Trace
         self._stats["calls"] += 1
-        trace = Trace(self._name, self._run_segment, captured_names(self.fn, args, kwargs),
+        trace = Trace(self._name, self._run_segment,
+                      captured_names(self.fn, args, kwargs, self._name_cache),
                       backward_cache=self._backward_cache)
         if self.mode == "reduce-overhead" and self._watched < _WATCHED_CALLS_LIMIT:
             return self._watched_call(trace, args, kwargs)
@@ -193,6 +195,10 @@ class CompiledFunction:
                 trace.flush(reason="return")
             escaped = list(trace.escaped)
             attach_backward(trace)
+            # hooks of recorded tensors run in a backward inside the call; their grad_fns
+            # point back at the trace (a cycle keeping it alive past the call until the
+            # cyclic GC runs)
+            trace.graph_fns.clear()
         path = tuple(trace.path)
         self._stats["paths"][path] = self._stats["paths"].get(path, 0) + 1
         self._stats["last_call"] = (path, trace.breaks)
@@ -236,7 +242,7 @@ class CompiledFunction:
                                    f"{self._name}: {reason}")
             self._stats["breaks"][reason] = self._stats["breaks"].get(reason, 0) + 1
             trace.breaks.append(reason)
-        key, external = segment_key(nodes, outputs, writes)
+        key, external = trace.segment_keys().key(outputs, writes)   # the key of ``nodes``
         program = self.programs.get(key)
         if program is None:
             program = self._compile(key, nodes, external, outputs, writes)

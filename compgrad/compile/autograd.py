@@ -98,6 +98,7 @@ def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, ret
                                       [v for _, v in targets] + [v for _, v in eager_roots],
                                       requires_grad=trace.requires_grad, on_saved=on_saved,
                                       cacheable=not hooked, create_graph=create_graph,
+                                      keys=trace.segment_keys() if trace.start == 0 else None,
                                       on_grad=on_grad, hooked=list(hooked))
         # a node whose VJP read nothing saved nothing: a later flush keeps none of its
         # values for another backward (as eager autograd keeps no tensor for it)
@@ -220,7 +221,7 @@ def _hooked_values(trace, retain: bool) -> dict:
     for fn in list(trace.graph_fns):
         if not isinstance(fn, LazyGradFn) or fn.node is None:
             continue
-        for nr, hooks in fn._tensor_hooks.items():
+        for nr, hooks in fn.tensor_hooks.items():
             v = fn.node.outputs[nr]
             out[v] = (list(hooks.values()), out.get(v, ((), None))[1])
         if retain:

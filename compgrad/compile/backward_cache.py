@@ -22,20 +22,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from compgrad.compile.segment import segment_key
+from compgrad.compile.segment import SegmentKeys, attrs_key
 from ir.graph import Graph, Node, Value
 from passes import autodiff
 
 __all__ = ["BackwardCache", "derive_backward", "gradient_key"]
 
-# references into the graph a template is replayed on
-_EXTERNAL, _OLD, _NEW = "x", "o", "n"
-
-
 @dataclass
 class _Template:
-    nodes: list[tuple]                  # (op, input refs, attrs, output types, loc ref)
-    result: list                        # a ref per wrt value, or None
+    """The nodes a derivation appended, replayed by filling a list of slots: the outside
+    values (in the key's binding order), the forward values the nodes read, their
+    constants, then each new node's outputs as it is made. Inputs and results are slot
+    numbers (so a replay only indexes a list)."""
+
+    nodes: list[tuple]    # (op, input slots, attrs, output types, loc, attrs_key)
+    old: list[tuple[int, int]]          # (forward node, output index) of each value read
+    constants: list                     # the Python scalars among the inputs
+    result: list                        # a slot per wrt value, or None
     reads: list[tuple[int, str, int]]   # on_saved calls: (forward node index, kind, index)
     ran: list[int]                      # forward nodes whose VJP ran
 
@@ -56,11 +59,14 @@ class BackwardCache:
 def derive_backward(cache: BackwardCache | None, graph: Graph, roots: Sequence[Value],
                     seeds: Sequence, wrt: Sequence[Value], *, requires_grad: set,
                     on_saved: Callable[[Node, str, int], None], cacheable: bool,
-                    create_graph: bool, **callbacks) -> tuple[list, list[Node]]:
+                    create_graph: bool, keys: SegmentKeys | None = None,
+                    **callbacks) -> tuple[list, list[Node]]:
     """``passes.autodiff.backward(graph, roots, seeds, wrt, ...)`` through ``cache``.
 
     Returns (gradient per ``wrt`` value or None, forward nodes whose VJP ran). With
     ``cacheable`` False (hooks that call Python) or no cache, the rules run as usual.
+    ``keys``: the structural key of all of ``graph.nodes`` as the trace builds it
+    (:meth:`~compgrad.compile.trace.Trace.segment_keys`), when it has one.
     """
     ran: list[Node] = []
     if cache is None or not cacheable:
@@ -68,7 +74,7 @@ def derive_backward(cache: BackwardCache | None, graph: Graph, roots: Sequence[V
                                    requires_grad=requires_grad.__contains__,
                                    on_saved=on_saved, on_vjp=ran.append, **callbacks)
         return result, ran
-    key, external = _key(graph, roots, seeds, wrt, requires_grad, create_graph)
+    key, external = _key(graph, roots, seeds, wrt, requires_grad, create_graph, keys)
     template = cache.templates.get(key)
     if template is not None:
         cache.hits += 1
@@ -88,40 +94,59 @@ def derive_backward(cache: BackwardCache | None, graph: Graph, roots: Sequence[V
     return result, ran
 
 
-def gradient_key(nodes, named: list[Value], requires_grad: set) -> tuple[tuple, list[Value]]:
+def gradient_key(nodes, named: list[Value], requires_grad: set,
+                 keys: SegmentKeys | None = None) -> tuple[tuple, list[Value]]:
     """The structure a derivation through ``nodes`` depends on: their segment key with
     ``named`` as its results, and which outside values and node outputs require grad.
-    Returns (key, the outside values in binding order)."""
-    structure, external = segment_key(nodes, named, [])
-    return (structure, tuple(v in requires_grad for v in external),
-            tuple(o in requires_grad for n in nodes for o in n.outputs)), external
+    Returns (key, the outside values in binding order). ``keys``: a key of ``nodes``
+    from their first node, as far as it was built (it is caught up here)."""
+    keys = (SegmentKeys() if keys is None else keys).extend(nodes)
+    structure, external = keys.key(named, [])
+    needs = requires_grad.__contains__
+    return (structure, tuple(map(needs, external)), tuple(map(needs, keys.outputs))), external
 
 
-def _key(graph: Graph, roots, seeds, wrt, requires_grad: set, create_graph: bool):
+def _key(graph: Graph, roots, seeds, wrt, requires_grad: set, create_graph: bool,
+         keys: SegmentKeys | None):
     named = list(roots) + list(wrt) + [s for s in seeds if isinstance(s, Value)]
-    structure, external = gradient_key(graph.nodes, named, requires_grad)
+    structure, external = gradient_key(graph.nodes, named, requires_grad, keys)
     seed_kinds = tuple("value" if isinstance(s, Value) else (type(s).__name__, repr(s))
                        for s in seeds)
     return (structure, seed_kinds, len(roots), create_graph), external
 
 
 def _record(graph: Graph, first: int, external: list[Value], result: list, reads, ran) -> _Template:
-    refs: dict[Value, tuple] = {v: (_EXTERNAL, i) for i, v in enumerate(external)}
-    index = {}
-    for i, node in enumerate(graph.nodes[:first]):
-        index[node] = i
-        for j, o in enumerate(node.outputs):
-            refs.setdefault(o, (_OLD, i, j))
-    loc_of = {node.loc: i for i, node in reversed(list(enumerate(graph.nodes[:first])))}
+    forward = graph.nodes[:first]
+    index = {node: i for i, node in enumerate(forward)}
+    appended = graph.nodes[first:]
+    slots: dict[Value, int] = {v: i for i, v in enumerate(external)}
+    made = {o for node in appended for o in node.outputs}
+    old: list[tuple[int, int]] = []
+    constants: list = []
+    # forward values the new nodes read, or that are results themselves (a gradient
+    # passed through unchanged: ``(y + w).backward(y)`` gives ``w`` the seed ``y``)
+    for a in [a for node in appended for a in node.inputs] + [g for g in result if g is not None]:
+        if not isinstance(a, Value):
+            constants.append(a)
+        elif a not in slots and a not in made:
+            slots[a] = len(external) + len(old)
+            old.append((index[a.node], a.index))
+    base = len(external) + len(old)
+    constant_slot = iter(range(base, base + len(constants)))   # in the order found above
+    next_slot = base + len(constants)
+    # a backward node carries its forward node's loc: found again by position
+    loc_of = {node.loc: i for i, node in reversed(list(enumerate(forward)))}
     nodes = []
-    for k, node in enumerate(graph.nodes[first:]):
-        ins = tuple(refs[a] if isinstance(a, Value) else a for a in node.inputs)
-        # a backward node carries its forward node's loc: found again by position
-        loc = (_OLD, loc_of[node.loc]) if node.loc in loc_of else node.loc
-        nodes.append((node.op, ins, node.attrs, tuple(o.type for o in node.outputs), loc))
-        for j, o in enumerate(node.outputs):
-            refs[o] = (_NEW, k, j)
-    return _Template(nodes, [None if g is None else refs[g] for g in result],
+    for node in appended:
+        ins = tuple(slots[a] if isinstance(a, Value) else next(constant_slot)
+                    for a in node.inputs)
+        loc = ("old", loc_of[node.loc]) if node.loc in loc_of else node.loc
+        nodes.append((node.op, ins, node.attrs, tuple(o.type for o in node.outputs), loc,
+                      attrs_key(node)))
+        for o in node.outputs:
+            slots[o] = next_slot
+            next_slot += 1
+    return _Template(nodes, old, constants, [None if g is None else slots[g] for g in result],
                      [(index[n], kind, i) for n, kind, i in reads], [index[n] for n in ran])
 
 
@@ -130,21 +155,17 @@ def _replay(template: _Template, graph: Graph, external: list[Value],
     old = graph.nodes
     for i, kind, index in template.reads:
         on_saved(old[i], kind, index)
+    values = list(external)
+    values += [old[i].outputs[j] for i, j in template.old]
+    values += template.constants
     new: list[Node] = []
-
-    def value(ref):
-        if type(ref) is not tuple:
-            return ref
-        tag = ref[0]
-        if tag == _EXTERNAL:
-            return external[ref[1]]
-        return (old if tag == _OLD else new)[ref[1]].outputs[ref[2]]
-
-    for op, ins, attrs, types, loc in template.nodes:
+    for op, ins, attrs, types, loc, key in template.nodes:
         if type(loc) is tuple:
             loc = old[loc[1]].loc
-        node = Node(op, tuple(value(r) if type(r) is tuple else r for r in ins), attrs, types, loc)
+        node = Node(op, tuple([values[k] for k in ins]), attrs, types, loc)
+        node.key = key   # (the attributes are the template's: so is their key)
         new.append(node)
+        values += node.outputs
     old.extend(new)
-    return ([None if r is None else value(r) for r in template.result],
+    return ([None if k is None else values[k] for k in template.result],
             [old[i] for i in template.ran])

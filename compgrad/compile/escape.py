@@ -32,8 +32,9 @@ class _Region:
     def __init__(self, trace, outputs: list[Tensor], inputs: list[tuple[Tensor, object]]):
         self.trace = trace
         self.outputs = outputs
-        self.values = [t._lazy_value for t in outputs]
-        self.types = [(tuple(t.shape), t.dtype) for t in outputs]
+        kept = trace is not None   # (else no backward runs: see backward)
+        self.values = [t._lazy_value for t in outputs] if kept else []
+        self.types = [(t._type.shape, t._type.dtype) for t in outputs] if kept else []
         self.inputs = inputs
 
     def backward(self, grads: tuple) -> tuple:
@@ -101,6 +102,11 @@ def attach_backward(trace) -> None:
     # at them would make a cycle only the cyclic GC frees, keeping the call's arrays
     # (and the buffer pool's buffers) alive past the user's last reference
     region.outputs = ()
+    node = escaped[0].grad_fn
+    if node is not None:
+        # likewise the node and its ctx (node.ctx, ctx._node): ctx._node is read only to
+        # unpack tensors saved for backward, and this ctx saves none
+        node.ctx._node = None
 
 
 def _outside_tensors(trace):

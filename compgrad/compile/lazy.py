@@ -46,6 +46,18 @@ class LazyRef:
         self.chain = chain
         self.gen = gen
 
+    @staticmethod
+    def replay_chain(chain: tuple, arr: np.ndarray) -> np.ndarray:
+        """Apply a view's ``chain`` of view ops (``(op, attrs, output index)``; op None is
+        an alias) to ``arr``: the root's data, or its element positions."""
+        for op, attrs, index in chain:
+            if op is None:
+                continue
+            arr = op.impl(arr, **attrs)
+            if isinstance(arr, (tuple, list)):
+                arr = arr[index]
+        return np.asarray(arr)
+
     def force(self, tensor: Tensor) -> np.ndarray:
         """Compute the pending graph (a graph break) and return ``tensor``'s data.
 
@@ -84,12 +96,15 @@ class LazyGradFn:
         self.trace = trace
         self.node = node
         self.index = index
-        self._tensor_hooks: dict[int, dict] = {}
-        self._retained_refs: dict = {}
+        # made on first use (one is made per recorded op that requires grad; few get hooks)
+        self._tensor_hooks: dict[int, dict] | None = None
+        self._retained_refs: dict | None = None
 
     # the hooks protocol of compgrad.autograd.hooks (register_hook, retain_grad)
     def _add_tensor_hook(self, output_nr: int, fn):
         from compgrad.autograd.node import RemovableHandle
+        if self._tensor_hooks is None:
+            self._tensor_hooks = {}
         hooks = self._tensor_hooks.setdefault(output_nr, {})
         handle = RemovableHandle(hooks)
         hooks[handle.id] = fn
@@ -97,8 +112,15 @@ class LazyGradFn:
         return handle
 
     @property
+    def tensor_hooks(self) -> dict[int, dict]:
+        """Hooks by output index (registered with ``register_hook``)."""
+        return self._tensor_hooks or {}
+
+    @property
     def _retained(self) -> dict:
         self.trace.graph_fns.add(self)
+        if self._retained_refs is None:
+            self._retained_refs = {}
         return self._retained_refs
 
     def name(self) -> str:
@@ -120,21 +142,48 @@ class LazyGradFn:
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))          # compgrad/
 _IR = os.path.join(os.path.dirname(_HERE), "ir")
 _INTERNAL = (_HERE + os.sep, _IR + os.sep)
-_LOC_CACHE: dict = {}
+
+
+class _UserFile:
+    """A source file outside compgrad and ir, with its ``file:line`` strings (made once)."""
+
+    __slots__ = ("base", "lines")
+
+    def __init__(self, filename: str):
+        self.base = os.path.basename(filename)
+        self.lines: dict[int, str] = {}
+
+    def location(self, line: int) -> str:
+        loc = self.lines.get(line)
+        if loc is None:
+            loc = self.lines[line] = f"{self.base}:{line}"
+        return loc
+
+
+# a cache by code filename: False for compgrad's and ir's own files (and "<string>"
+# code), else the file's _UserFile. Every recorded op walks several frames: a filename
+# string caches its hash, where a code object's is recomputed at each lookup
+_FILES: dict[str, _UserFile | bool] = {}
+
+
+def _classify(filename: str) -> _UserFile | bool:
+    internal = (filename.startswith(_INTERNAL) or filename.startswith("<")) \
+        and "/tests/" not in filename
+    entry = _FILES[filename] = False if internal else _UserFile(filename)
+    return entry
 
 
 def user_location(depth: int = 2) -> str | None:
     """``file:line`` of the innermost frame outside compgrad and ir (the user's line)."""
     f = sys._getframe(depth)
+    files = _FILES
     while f is not None:
-        code = f.f_code
-        internal = _LOC_CACHE.get(code)
-        if internal is None:
-            internal = code.co_filename.startswith(_INTERNAL) or code.co_filename.startswith("<")
-            internal = internal and "/tests/" not in code.co_filename
-            _LOC_CACHE[code] = internal
-        if not internal:
-            return f"{os.path.basename(code.co_filename)}:{f.f_lineno}"
+        name = f.f_code.co_filename
+        entry = files.get(name)
+        if entry is None:
+            entry = _classify(name)
+        if entry is not False:
+            return entry.location(f.f_lineno)
         f = f.f_back
     return None
 
@@ -182,39 +231,49 @@ class LazyInterpreter(Interpreter):
     def apply(self, op: OpDef, args: tuple, attrs: dict):
         trace = self.trace
         values = []
+        types = []
         requires_grad = False
         for i, a in enumerate(args):
             if isinstance(a, Tensor):
-                values.append(trace.value_of(a))
+                v = trace.value_of(a)
+                types.append(v.type)
                 if a._requires_grad:
                     requires_grad = True
             elif is_scalar(a):
                 # a bool is a flag, not a quantity (``x ** True``): a constant of the
                 # program, as eager VJP rules see a Python bool
-                values.append(bool(a) if isinstance(a, (bool, np.bool_))
-                              else a if _integral_exponent(op, i, a) else trace.scalar(a))
+                v = bool(a) if isinstance(a, (bool, np.bool_)) \
+                    else a if _integral_exponent(op, i, a) else trace.scalar(a)
+                types.append(input_type(v))
             else:
                 trace.flush(reason="an op raised while recording")   # as below
                 raise argument_error(op, a)
+            values.append(v)
         try:
-            out_type = infer_type(op, tuple(input_type(v) for v in values), attrs)
+            out_type = infer_type(op, tuple(types), attrs)
         except Exception:
             # eagerly, an error the pending work hides (an index out of range, found
             # only when it runs) would have come first: run it, then raise this one
             trace.flush(reason="an op raised while recording")
             raise
-        types = out_type if isinstance(out_type, tuple) else (out_type,)
-        node = Node(op, tuple(values), attrs, types, user_location())
+        multi = isinstance(out_type, tuple)
+        node = Node(op, tuple(values), attrs, out_type if multi else (out_type,),
+                    user_location())
         trace.graph.nodes.append(node)
         requires_grad = requires_grad and _STATE.enabled and op.differentiable
-        source = args[0] if op.is_view and args and isinstance(args[0], Tensor) else None
-        if source is not None and op.name == "reshape" and trace.reshape_copies(source, attrs):
-            source = None   # eagerly a copy (the layout allows no view): no alias
-        outs = tuple(trace.new_tensor(v, requires_grad and v.type.dtype.category ==
+        source = None
+        if op.is_view and args and isinstance(args[0], Tensor):
+            source = args[0]
+            if op.name == "reshape" and trace.reshape_copies(source, attrs):
+                source = None   # eagerly a copy (the layout allows no view): no alias
+        if not multi:
+            v = node.outputs[0]
+            return trace.new_tensor(v, requires_grad and out_type.dtype.category ==
+                                    CATEGORY_FLOAT, node, source=source)
+        # multi-output ops give a plain tuple, as the eager interpreter does
+        return tuple(trace.new_tensor(v, requires_grad and v.type.dtype.category ==
                                       CATEGORY_FLOAT, node, source=source)
                      for v in node.outputs)
-        # multi-output ops give a plain tuple, as the eager interpreter does
-        return outs if isinstance(out_type, tuple) else outs[0]
 
 
 def stale_lazy_view_requires_grad(t: Tensor) -> bool:

@@ -36,7 +36,10 @@ def values_to_save(trace, nodes: list[Node], escaping: list[Value]) -> list[Valu
     if not escaping:
         return []
     cache = trace.backward_cache
-    key, external = gradient_key(nodes, escaping, trace.requires_grad)
+    # (``nodes`` are the trace's pending ones: its key of them serves, and the flush's
+    # key reuses what this one built)
+    keys = trace.segment_keys() if trace.start == 0 else None
+    key, external = gradient_key(nodes, escaping, trace.requires_grad, keys)
     if cache is not None and key in cache.saved:
         chosen = cache.saved[key]
     else:
@@ -92,34 +95,46 @@ def rematerialize(trace) -> None:
     forward value they read that the call did not keep (see :func:`values_to_save`)."""
     graph = trace.graph
     pending = graph.nodes[trace.start:]
-    produced = {o for n in pending for o in n.outputs}
-    env = trace.env
-    copies: dict[Value, Value] = {}
-    clones: list[Node] = []
+    recompute = _Recompute(trace, {o for n in pending for o in n.outputs})
+    env, produced = trace.env, recompute.produced
+    for node in pending:
+        if any(type(a) is Value and a not in env and a not in produced for a in node.inputs):
+            node.inputs = tuple(recompute.value(a) if type(a) is Value else a
+                                for a in node.inputs)
+    if recompute.clones:
+        graph.nodes[trace.start:trace.start] = recompute.clones
+        trace.nodes_rewritten()
 
-    def value(v: Value) -> Value:
-        if v in env or v in produced or v.node is None:
+
+class _Recompute:
+    """The values a backward reads, recomputed where the call did not keep them (an
+    object rather than a recursive closure: a closure that calls itself is a reference
+    cycle, which would keep the trace alive until the cyclic GC runs)."""
+
+    def __init__(self, trace, produced: set):
+        self.trace = trace
+        self.produced = produced             # values the pending nodes compute
+        self.copies: dict[Value, Value] = {}
+        self.clones: list[Node] = []         # the recomputations, in order
+
+    def value(self, v: Value) -> Value:
+        """``v``, or its recomputation."""
+        if v in self.trace.env or v in self.produced or v.node is None:
             if v.node is None:
-                _check_unmodified(trace, v)
+                _check_unmodified(self.trace, v)
             return v
-        copy = copies.get(v)
+        copy = self.copies.get(v)
         if copy is not None:
             return copy
         node = v.node
         if not recomputable(node):
             raise RuntimeError(f"compgrad internal error: the backward reads a value of "
                                f"{node.op.name} that the compiled call did not keep")
-        ins = tuple(value(a) if type(a) is Value else a for a in node.inputs)
+        ins = tuple(self.value(a) if type(a) is Value else a for a in node.inputs)
         clone = Node(node.op, ins, node.attrs, [o.type for o in node.outputs], node.loc)
-        clones.append(clone)
-        copies.update(zip(node.outputs, clone.outputs))
-        return copies[v]
-
-    for node in pending:
-        if any(type(a) is Value and a not in env and a not in produced for a in node.inputs):
-            node.inputs = tuple(value(a) if type(a) is Value else a for a in node.inputs)
-    if clones:
-        graph.nodes[trace.start:trace.start] = clones
+        self.clones.append(clone)
+        self.copies.update(zip(node.outputs, clone.outputs))
+        return self.copies[v]
 
 
 def _check_unmodified(trace, v: Value) -> None:

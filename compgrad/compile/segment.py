@@ -17,7 +17,7 @@ import numpy as np
 
 from ir.graph import Graph, Role, Value
 
-__all__ = ["segment_key", "build_program_graph"]
+__all__ = ["SegmentKeys", "segment_key", "attrs_key", "build_program_graph"]
 
 
 def _freeze(x):
@@ -44,7 +44,7 @@ def _freeze(x):
 _PLAIN = frozenset((int, bool, str, type(None)))
 
 
-def _freeze_attrs(node) -> tuple:
+def attrs_key(node) -> tuple:
     """``node``'s attributes as a hashable, type-tagged tuple, computed once per node
     (a call's backward key and its segment key both read it; nodes never change)."""
     key = node.key
@@ -60,31 +60,105 @@ def _freeze_attrs(node) -> tuple:
     return key
 
 
+class SegmentKeys:
+    """The structural key of a run of nodes that keeps growing (a trace's pending
+    segment: ``nodes[start:]`` of its Graph), built as it grows (DESIGN.md: "a key of
+    the graph's structure ... is built as it grows"): :meth:`extend` keys the nodes
+    appended since it last ran, so a key asked for again (the backward's, then the
+    flush's) costs only the new nodes. :meth:`key` adds the results and writes.
+
+    Nodes are only ever appended to a trace's Graph; :meth:`follows` tells whether
+    ``nodes`` still begins with what was keyed (else build a new one).
+    """
+
+    __slots__ = ("start", "parts", "index", "external", "types", "outputs", "last")
+
+    def __init__(self, start: int = 0):
+        self.start = start
+        self.parts: list[tuple] = []            # per node: (attributes key, input refs)
+        self.index: dict[Value, tuple] = {}     # value -> its ref
+        self.external: list[Value] = []         # values read from outside, in first-use order
+        self.types: list = []                   # their types
+        self.outputs: list[Value] = []          # the nodes' outputs, in order
+        self.last = None                        # the last node keyed
+
+    @classmethod
+    def catch_up(cls, keys: SegmentKeys | None, start: int, nodes: Sequence) -> SegmentKeys:
+        """``keys`` extended to all of ``nodes[start:]``, or a new key of them when
+        ``keys`` (None: none yet) keyed other nodes."""
+        if keys is None or keys.start != start or not keys.follows(nodes):
+            keys = cls(start)
+        return keys.extend(nodes)
+
+    def follows(self, nodes: Sequence) -> bool:
+        """Whether ``nodes`` (the whole list) still holds the keyed nodes at their places."""
+        n = len(self.parts)
+        return n == 0 or (len(nodes) >= self.start + n and nodes[self.start + n - 1] is self.last)
+
+    def extend(self, nodes: Sequence) -> SegmentKeys:
+        """Key the nodes of ``nodes`` (the whole list, keyed from ``start``) not keyed yet."""
+        parts = self.parts
+        first = self.start + len(parts)
+        if first >= len(nodes):
+            return self
+        index = self.index
+        get = index.get
+        external = self.external
+        types = self.types
+        outputs = self.outputs
+        i = len(parts)
+        for node in nodes[first:]:
+            ins = []
+            for a in node.inputs:
+                if type(a) is Value:
+                    r = get(a)
+                    if r is None:
+                        r = index[a] = ("x", len(external))
+                        external.append(a)
+                        types.append(a.type)
+                    ins.append(r)
+                else:
+                    ins.append(("k", type(a).__name__, repr(a)))
+            key = node.key
+            parts.append((attrs_key(node) if key is None else key, tuple(ins)))
+            outs = node.outputs
+            if len(outs) == 1:
+                index[outs[0]] = (i, 0)
+            else:
+                for j, o in enumerate(outs):
+                    index[o] = (i, j)
+            outputs.extend(outs)
+            i += 1
+        self.last = nodes[-1]
+        return self
+
+    def key(self, outputs: Sequence[Value], writes: Sequence[tuple]) -> tuple[tuple, list[Value]]:
+        """The key of the nodes keyed so far returning ``outputs`` and landing ``writes``
+        (``(root, target, value)``), and the outside values in binding order."""
+        index = self.index
+        external = list(self.external)
+        types = list(self.types)
+        more: dict[Value, tuple] = {}   # outside values only results or writes name
+
+        def ref(v: Value) -> tuple:
+            r = index.get(v)
+            if r is None:
+                r = more.get(v)
+                if r is None:
+                    r = more[v] = ("x", len(external))
+                    external.append(v)
+                    types.append(v.type)
+            return r
+
+        outs = tuple([ref(v) for v in outputs])
+        muts = tuple([(ref(target), ref(value)) for _, target, value in writes])
+        return (tuple(self.parts), outs, muts, tuple(types)), external
+
+
 def segment_key(nodes: Sequence, outputs: Sequence[Value],
                 writes: Sequence[tuple]) -> tuple[tuple, list[Value]]:
     """The structural key of a segment and its outside values in binding order."""
-    index: dict[Value, tuple] = {}
-    external: list[Value] = []
-    parts = []
-
-    def ref(v: Value) -> tuple:
-        r = index.get(v)
-        if r is None:
-            r = ("x", len(external))
-            external.append(v)
-            index[v] = r
-        return r
-
-    for i, node in enumerate(nodes):
-        ins = tuple(ref(a) if type(a) is Value else ("k", type(a).__name__, repr(a))
-                    for a in node.inputs)
-        parts.append((_freeze_attrs(node), ins))
-        for j, o in enumerate(node.outputs):
-            index[o] = (i, j)
-    outs = tuple(ref(v) for v in outputs)
-    muts = tuple((ref(target), ref(value)) for _, target, value in writes)
-    types = tuple(v.type for v in external)
-    return (tuple(parts), outs, muts, types), external
+    return SegmentKeys().extend(nodes).key(outputs, writes)
 
 
 def build_program_graph(name: str, nodes: Sequence, external: Sequence[Value],

@@ -22,12 +22,14 @@ import numpy as np
 
 from compgrad.autograd.grad_mode import _STATE
 from compgrad.compile.lazy import LazyGradFn, LazyRef, PendingWrite, user_location
+from compgrad.compile.naming import input_name, input_role
 from compgrad.compile.saving import values_to_save
+from compgrad.compile.segment import SegmentKeys
 from compgrad.tensor import OVERLAP_MESSAGE, Tensor
 from ir import ops
 from ir.dispatch import interpreter, is_scalar
 from ir.dtypes import CATEGORY_FLOAT
-from ir.graph import Graph, Node, Role, Value, live_values
+from ir.graph import Graph, Node, Role, Value, depends_on_any
 from ir.interpret import run_node
 from ir.opdef import REGISTRY
 from ir.types import scalar_type
@@ -72,6 +74,7 @@ class Trace:
         self.final = False      # set for the flush at the end of the call
         self.side: dict[Value, object] = {}     # small values computed apart (side_value)
         self._node_index: dict = {}
+        self._keys: SegmentKeys | None = None   # the pending segment's key, as it grows
         # leaves whose current value was computed outside autograd (a no_grad write, a
         # requires_grad_() on a computed tensor): cut from their history when read
         self.stale: dict[int, Tensor] = {}
@@ -93,6 +96,25 @@ class Trace:
         self.pool = None
         self.replay = None      # a replay.Recorder while reduce-overhead mode watches
         self.optimizers: list = []   # optimizers whose step() this call ran
+
+    def __del__(self) -> None:
+        # A node and its outputs point at each other (Node.outputs, Value.node): a cycle
+        # per op, freed only by the cyclic GC. All that reads the graph after the call (a
+        # lazy grad_fn, a later backward) holds the trace: once the trace goes, cutting
+        # the back edges lets reference counting free the nodes and values at once.
+        graph = getattr(self, "graph", None)   # (None: __init__ failed before making it)
+        for node in graph.nodes if graph is not None else ():
+            node.outputs = ()
+
+    def segment_keys(self) -> SegmentKeys:
+        """The structural key of the pending segment (``graph.nodes[start:]``), built as
+        it grows: a backward's key, then the flush's, key the forward once."""
+        self._keys = SegmentKeys.catch_up(self._keys, self.start, self.graph.nodes)
+        return self._keys
+
+    def nodes_rewritten(self) -> None:
+        """Pending nodes were changed in place (not appended to): key them afresh."""
+        self._keys = None
 
     # --- binding ------------------------------------------------------------------------
 
@@ -131,11 +153,11 @@ class Trace:
     def _bind(self, t: Tensor, role: Role | None) -> Value:
         known = self.names.get(id(t))
         if role is None:
-            role = known[1] if known else _role_of(t)
+            role = known[1] if known else input_role(t)
         name = known[0] if known else None
         n = self.counts["input"]
         self.counts["input"] += 1
-        v = self.graph.add_input(t._type, role, name or f"{_PREFIX[role]}{n}")
+        v = self.graph.add_input(t._type, role, name or input_name(role, n))
         self.env[v] = object.__getattribute__(t, "_data")
         self.bound[id(t)] = (t, v)
         self.versions[v] = (t._version, t._version[0])
@@ -191,7 +213,7 @@ class Trace:
             strides = tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape)))
         stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), shape, strides)
         try:
-            np.reshape(_replay_view_chain(chain, stand_in), attrs["shape"], copy=False)
+            np.reshape(LazyRef.replay_chain(chain, stand_in), attrs["shape"], copy=False)
         except ValueError:
             return True
         return False
@@ -213,6 +235,7 @@ class Trace:
         its value is re-derived from the root, and the next flush gives it data that
         is again a view of the root's."""
         del self.mviews[id(t)]
+        ref.trace = self
         ref.value = self.bound.pop(id(t))[1]
         t._lazy = ref
         del t._data
@@ -302,7 +325,7 @@ class Trace:
     def positions(self, ref: LazyRef) -> np.ndarray:
         """Flat indices into the root of each element of the view ``ref`` describes."""
         root_type = ref.root._type
-        return _replay_view_chain(ref.chain, np.arange(root_type.numel, dtype=np.int64)
+        return LazyRef.replay_chain(ref.chain, np.arange(root_type.numel, dtype=np.int64)
                                   .reshape(root_type.shape))
 
     # --- in-place writes ------------------------------------------------------------------
@@ -328,14 +351,16 @@ class Trace:
                 raise RuntimeError(_VIEW_OF_LEAF_INPLACE)
         if not lazy and target._base is not None:
             return self._write_outside_view(target, value)
-        if value.dtype is not target.dtype:
-            value = ops.to_dtype(value, target.dtype)
-        if value.shape != target.shape:
-            value = ops.expand(value, tuple(target.shape))
+        # (the types, not the dtype and shape properties: those build objects, per write)
+        target_type = target._type
+        if value._type.dtype is not target_type.dtype:
+            value = ops.to_dtype(value, target_type.dtype)
+        if value._type.shape != target_type.shape:
+            value = ops.expand(value, target_type.shape)
         new = self.value_of(value)
         if own_result:
             self._keep_original(target, new)
-        requires_grad = grad_on and target.dtype.category == CATEGORY_FLOAT and (
+        requires_grad = grad_on and target_type.dtype.category == CATEGORY_FLOAT and (
             value._requires_grad or (target._requires_grad and not target._detached))
         # a write outside autograd (no_grad, or through a detach() alias) into a tensor
         # with history keeps that history, as eagerly: the new data, the old gradient path
@@ -532,7 +557,7 @@ class Trace:
             nothing = self.saved_nothing
             for n in nodes:
                 if n.op.differentiable and n not in freed and n not in nothing \
-                        and any(o in rg for o in n.outputs):
+                        and not rg.isdisjoint(n.outputs):
                     for x in n.inputs:
                         if type(x) is Value:
                             keep(x)
@@ -574,7 +599,7 @@ class Trace:
         training step's loss), where eagerly a second backward raises."""
         if not values:
             return False
-        if self.freed and any(v.node in self.freed for v in live_values(self.graph, values)):
+        if self.freed and depends_on_any(values, self.freed):
             return False
         return True
 
@@ -728,12 +753,13 @@ class Trace:
             t._data = self._view_data(ref)
             t._lazy = None
             self.bound[id(t)] = (t, ref.value)
+            ref.trace = None   # until _relazy (else a cycle: the trace holds the ref)
             self.mviews[id(t)] = (weakref.ref(t), ref)
 
     def _view_data(self, ref: LazyRef) -> np.ndarray:
         # replay the view chain on the root's real array, so the view shares its storage
         root_data = object.__getattribute__(ref.root, "_data")
-        arr = _replay_view_chain(ref.chain, root_data)
+        arr = LazyRef.replay_chain(ref.chain, root_data)
         want = self.env.get(ref.value)
         if want is None:   # not computed (a segment failed after it was recorded)
             return arr
@@ -752,29 +778,6 @@ def _has_history(t: Tensor) -> bool:
     """Whether ``t`` is a non-leaf with autograd history (float, not a detached alias)."""
     return t._requires_grad and t.grad_fn is not None and not t._detached \
         and t.dtype.category == CATEGORY_FLOAT
-
-_PREFIX = {Role.ARGUMENT: "x", Role.PARAMETER: "p", Role.BUFFER: "b", Role.OPTIMIZER_STATE: "st",
-           Role.GRAD: "g", Role.RNG_STATE: "rng", Role.CONSTANT: "c"}
-
-
-def _replay_view_chain(chain: tuple, arr: np.ndarray) -> np.ndarray:
-    """Apply a view's chain of view ops (``(op, attrs, output index)``; op None is an
-    alias) to ``arr``: the root's data, or its element positions."""
-    for op, attrs, index in chain:
-        if op is None:
-            continue
-        arr = op.impl(arr, **attrs)
-        if isinstance(arr, (tuple, list)):
-            arr = arr[index]
-    return np.asarray(arr)
-
-
-def _role_of(t: Tensor) -> Role:
-    from compgrad.nn.parameter import Parameter
-    if isinstance(t, Parameter):
-        return Role.PARAMETER
-    return Role.RNG_STATE if t.__dict__.get("_rng_key") else Role.ARGUMENT
-
 
 def _aliases_input(value: Value, arr, env) -> bool:
     # results of non-view ops must own their memory (an in-place op on them must not
