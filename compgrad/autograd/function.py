@@ -8,6 +8,7 @@ user's backward.
 from __future__ import annotations
 
 import functools
+import weakref
 
 from compgrad.autograd import anomaly
 from compgrad.autograd.grad_mode import _STATE, no_grad
@@ -25,12 +26,24 @@ class FunctionCtx:
 
     def __init__(self):
         self._saved: list[SavedValue] | None = None
-        self._node: Node | None = None
+        self._node_ref: weakref.ref | None = None
         self.needs_input_grad: tuple = ()
         self.non_differentiable: set[int] = set()
         self.dirty: set[int] = set()
         self.materialize_grads = True
         self._released = False
+
+    @property
+    def _node(self) -> Node | None:
+        """The backward node of the call that made this ctx (None before it is made, or
+        once it is gone). Held weakly: the node holds the ctx, and a strong reference
+        back would make a cycle per call that only the cyclic GC frees."""
+        ref = self._node_ref
+        return None if ref is None else ref()
+
+    @_node.setter
+    def _node(self, node: Node | None) -> None:
+        self._node_ref = None if node is None else weakref.ref(node)
 
     def save_for_backward(self, *tensors) -> None:
         for t in tensors:

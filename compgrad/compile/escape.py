@@ -102,11 +102,6 @@ def attach_backward(trace) -> None:
     # at them would make a cycle only the cyclic GC frees, keeping the call's arrays
     # (and the buffer pool's buffers) alive past the user's last reference
     region.outputs = ()
-    node = escaped[0].grad_fn
-    if node is not None:
-        # likewise the node and its ctx (node.ctx, ctx._node): ctx._node is read only to
-        # unpack tensors saved for backward, and this ctx saves none
-        node.ctx._node = None
 
 
 def _outside_tensors(trace):
