@@ -15,8 +15,10 @@ with matrix products: Numba's OpenMP workers and OpenBLAS's threads
   threads are up to 1.5x faster on such products, and W1's batch-32 step ran 2.07 ms
   against 2.52 ms with every small product on two threads. So neither fixed choice
   is right: each product tries both, keeps the faster, and tries the other again at
-  growing intervals (a busy machine that quietens down is noticed). Products of at
-  least ``SERIAL_BLAS_MAX_FLOPS`` keep every BLAS thread, where it always paid.
+  growing intervals (a busy machine that quietens down is noticed), provided both
+  counts give it the same bits (checked once, on random operands); one that does not
+  stays on one thread. Products of at least ``SERIAL_BLAS_MAX_FLOPS`` keep every BLAS
+  thread, where it always paid.
 
 BLAS libraries are found with ``threadpoolctl`` (numpy's OpenBLAS, or MKL/BLIS where
 numpy uses those). A program run holds a :class:`BlasThreads` (``blas_threads()``):
@@ -107,8 +109,9 @@ class ThreadChoice:
     each time the try loses and starts again when it wins. An estimate takes a new
     time at once when it is lower (a best case is what the count can do) and moves a
     quarter of the way otherwise (so one slow call under load does not decide alone).
-    Which count computed a product does not change its result: BLAS splits the output
-    between threads, each element is summed by one thread in the same order.
+    The count can change a product's last bits (OpenBLAS blocks some sums per thread
+    count): the runtime gives a product a ThreadChoice only after checking that both
+    counts give it the same bits, so no result depends on the timing.
     """
 
     __slots__ = ("estimate", "calls", "best", "next_probe", "interval")

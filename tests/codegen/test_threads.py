@@ -76,6 +76,10 @@ graph f(%a: f32[32,784], %b: f32[784,512], %c: f32[1024,1024]) {
   return %0, %1, %2, %3
 }
 """)
+    rng = np.random.default_rng(0)
+    feeds = [rng.standard_normal(v.type.shape).astype(np.float32) for v in graph.inputs]
+    program = runtime.CompiledProgram(graph)
+    program.run(feeds)   # the first run also checks each small product's bits per count
     calls = []
     controllers = threads._controllers()
     for c in controllers:
@@ -86,10 +90,8 @@ graph f(%a: f32[32,784], %b: f32[784,512], %c: f32[1024,1024]) {
             return original(n)
 
         monkeypatch.setattr(c, "set_num_threads", record)
-    rng = np.random.default_rng(0)
-    feeds = [rng.standard_normal(v.type.shape).astype(np.float32) for v in graph.inputs]
     before = _blas_threads()
-    runtime.CompiledProgram(graph).run(feeds)
+    program.run(feeds)
     per_library = [[n for key, n in calls if key == id(c)] for c in controllers]
     # one thread for the two small products, all for the large one, one again, all at the end
     assert all(seen == [1, 2, 1, 2] for seen in per_library)
@@ -147,3 +149,36 @@ def test_a_count_that_slows_down_under_load_is_given_up_and_taken_back_later():
     load["busy"] = False
     seen = _drive(choice, times_of, 2 * PROBE_MAX_CALLS)
     assert seen[-PROBE_MIN_CALLS + 1:] == [False] * (PROBE_MIN_CALLS - 1)   # found fast again
+
+
+def test_a_product_whose_bits_depend_on_the_thread_count_keeps_one_thread(two_blas_threads,
+                                                                          monkeypatch):
+    graph = parse("""
+graph f(%a: f32[32,64], %b: f32[64,48]) {
+  %0 = mm(%a, %b) : f32[32,48]
+  return %0
+}
+""")
+    rng = np.random.default_rng(0)
+    feeds = [rng.standard_normal(v.type.shape).astype(np.float32) for v in graph.inputs]
+    for differs in (False, True):
+        program = runtime.CompiledProgram(graph)
+        step = program.steps[0]
+
+        def compute(self, env, differs=differs):
+            a, b = (env[v] for v in self.node.inputs)
+            out = (a[:, :, None] * b[None]).sum(1)   # without BLAS: the same bits always
+            if differs and threads_now() > 1:        # as OpenBLAS does for some shapes
+                out = np.nextafter(out, np.inf)
+            return (out,)
+
+        monkeypatch.setattr(type(step), "compute", compute)
+        outs = [program.run(feeds)[0][0].copy() for _ in range(12)]
+        assert (step.threads is None) is differs
+        if differs:
+            assert all(np.array_equal(o, outs[0]) for o in outs)   # every call the same
+        monkeypatch.undo()
+
+
+def threads_now() -> int:
+    return max(_blas_threads())
