@@ -27,7 +27,7 @@ from compgrad.compile.saving import values_to_save
 from compgrad.compile.segment import SegmentKeys
 from compgrad.tensor import OVERLAP_MESSAGE, Tensor
 from ir import ops
-from ir.dispatch import interpreter, is_scalar
+from ir.dispatch import interpreter
 from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Graph, Node, Role, Value, depends_on_any
 from ir.interpret import run_node
@@ -787,8 +787,3 @@ def _aliases_input(value: Value, arr, env) -> bool:
         return False
     return any(type(x) is Value and isinstance(env.get(x), np.ndarray)
                and np.may_share_memory(arr, env[x]) for x in node.inputs)
-
-
-def is_recorded(x) -> bool:
-    """Whether ``x`` is a tensor recorded by a trace and not yet computed."""
-    return isinstance(x, Tensor) and x._lazy is not None and not is_scalar(x)
