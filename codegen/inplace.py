@@ -127,7 +127,6 @@ def _fresh(node, step, out: Value) -> bool:
 
 def may_raise(step) -> bool:
     """Whether running ``step`` can raise on its data (unknown step kinds: yes)."""
-    from codegen.products import ProductKernel
     from codegen.runtime import _FusedStep, _InterpretedGroupStep, _NodeStep, _PhaseStep
 
     if isinstance(step, _PhaseStep):
@@ -136,9 +135,8 @@ def may_raise(step) -> bool:
         return any(may_raise(s) for s in step.steps)
     if isinstance(step, _InterpretedGroupStep):
         return any(n.op.kind not in _CANNOT_RAISE for n in step.node.attrs["body"].nodes)
-    if isinstance(step, _NodeStep):
-        return not isinstance(getattr(step, "kernel", None), ProductKernel) \
-            and step.node.op.kind not in _CANNOT_RAISE
+    if isinstance(step, _NodeStep):    # products included: their ops are MATMUL
+        return step.node.op.kind not in _CANNOT_RAISE
     return True
 
 

@@ -83,7 +83,7 @@ def _inplace(trace, external: list, writes: list) -> frozenset[int]:
     (``Trace.values_final``), a value no live tensor of the call holds."""
     if not writes or not trace.values_final:
         return frozenset()
-    held = trace.held_values()
+    held = trace.landing_held
     position = {v: i for i, v in enumerate(external)}
     return frozenset(position[target] for _, target, value in writes if value not in held)
 

@@ -80,6 +80,7 @@ class Trace:
         self.stale: dict[int, Tensor] = {}
         self.escaped: list[Tensor] = []   # results leaving the call with a recorded grad_fn
         self.backward_follows = False     # whether their backward may still run
+        self.landing_held: set = set()    # the flush's held_values (when its writes use them)
         # views made in this call that were given their data at a flush: id -> (weak
         # tensor, its LazyRef). A write through one, or into its root, makes it lazy
         # again, so it keeps following its root as eagerly (see _relazy)
@@ -575,6 +576,8 @@ class Trace:
             self.escaped = [t for t in alive if isinstance(t.grad_fn, LazyGradFn)]
             self.backward_follows = self.backward_may_follow(
                 [t._lazy.value for t in self.escaped])
+        # read by the program's in-place permission (compile.api) and by the landing
+        self.landing_held = self.held_values() if writes and self.values_final else set()
         try:
             results = self.runner(self, nodes, outputs, writes, reason) if (nodes or writes) \
                 else {}
@@ -656,18 +659,19 @@ class Trace:
         """Whether the segment being flushed is the call's last and nothing reads its SSA
         values again (no backward of an escaping result): its program may then write an
         update into the updated tensor's own storage (``codegen.inplace``) unless a live
-        tensor of the call holds the new value (:meth:`held_values`)."""
+        tensor of the call holds the new value (``landing_held``)."""
         return self.final and not self.backward_follows
 
     def held_values(self) -> set:
         """The values the call's live recorded tensors hold (a write of one of them lands
-        by copying: the tensor and the written storage must stay two arrays)."""
+        by copying: the tensor and the written storage must stay two arrays). A flush
+        keeps them, for its writes, in ``landing_held``."""
         return {t._lazy.value for r in self.lazies if (t := r()) is not None
                 and t._lazy is not None}
 
     def _land_writes(self, writes, keep_env: bool) -> None:
         env = self.env
-        held = set() if keep_env else self.held_values()
+        held = set() if keep_env else self.landing_held
         for root, _target, value in writes:
             key = id(root)
             data = self.hidden.pop(key)
