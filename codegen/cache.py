@@ -72,8 +72,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["KernelCache", "CacheStats", "load_kernel", "default_cache_dir", "version_tag",
-           "compile_counts", "LOCK_TIMEOUT_S", "LOCK_STALE_S"]
+__all__ = ["KernelCache", "CacheStats", "load_kernel", "kernel_cache", "default_cache_dir",
+           "version_tag", "compile_counts", "LOCK_TIMEOUT_S", "LOCK_STALE_S"]
 
 LOCK_TIMEOUT_S = 120.0   # give up waiting for another process's lock after this long
 LOCK_STALE_S = 60.0      # a lock file older than this belongs to a process that died
@@ -239,6 +239,16 @@ class KernelCache:
     def source_path(self, source: str) -> Path:
         return self.directory / f"{self.module_name(source)}.py"
 
+    def has_machine_code(self, source: str) -> bool:
+        """Whether the manifest of ``source``'s module lists Numba files: an earlier process
+        compiled it, so loading costs milliseconds, not a compile. Not a verification
+        (:meth:`load` verifies before Numba reads them)."""
+        try:
+            manifest = json.loads(self._manifest_path(self.module_name(source)).read_text())
+            return bool(manifest["numba_files"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
     def load(self, source: str, name: str) -> Callable:
         """The object ``name`` (an njit dispatcher) defined by ``source``, imported from the
         cache directory, with its Numba cache verified (see the module docstring)."""
@@ -389,11 +399,17 @@ def _cached_dispatchers(module: ModuleType) -> list:
 _CACHES: dict[Path, KernelCache] = {}
 
 
-def load_kernel(source: str, name: str, *, cache_dir: str | os.PathLike | None = None):
-    """The njit function ``name`` that ``source`` defines, loaded through the disk cache in
-    ``cache_dir`` (default: :func:`default_cache_dir`, read at each call)."""
+def kernel_cache(cache_dir: str | os.PathLike | None = None) -> KernelCache:
+    """The process's :class:`KernelCache` of ``cache_dir`` (default: :func:`default_cache_dir`,
+    read at each call)."""
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache = _CACHES.get(directory)
     if cache is None:
         cache = _CACHES[directory] = KernelCache(directory)
-    return cache.load(source, name)
+    return cache
+
+
+def load_kernel(source: str, name: str, *, cache_dir: str | os.PathLike | None = None):
+    """The njit function ``name`` that ``source`` defines, loaded through the disk cache in
+    ``cache_dir`` (default: :func:`default_cache_dir`, read at each call)."""
+    return kernel_cache(cache_dir).load(source, name)

@@ -52,6 +52,7 @@ class Program:
         self.index = index          # its place in compile order (explain()'s paths)
         self.runs = 0
         self.compiled = None        # the codegen runtime's program (numba backend)
+        self.tiering = None         # how it runs: step by step or as one function
         # a program with CUDA values runs on the GPU (compgrad.compile.on_device)
         self.on_device = DeviceRunner(graph, backend == "numba", config.dump_dir()) \
             if uses_cuda(graph) else None
@@ -69,10 +70,13 @@ class Program:
         if self.on_device is not None:
             return self.on_device.run(args)
         if self.backend == "numba":
-            if self.compiled is None:
+            if self.tiering is None:
                 from codegen.runtime import CompiledProgram
+                from codegen.tiering import Tiering
                 self.compiled = CompiledProgram(self.graph, dump_dir=config.dump_dir())
-            return self.compiled.run(args, inplace)
+                # a small program run often becomes one Numba function (codegen.tiering)
+                self.tiering = Tiering(self.compiled)
+            return self.tiering.run(args, inplace)
         result = interpret(self.graph, args)
         return result.outputs, [arr for _, arr in result.mutations]
 
@@ -89,15 +93,18 @@ def _inplace(trace, external: list, writes: list) -> frozenset[int]:
 
 
 def _program_notes(programs) -> dict[int, str]:
-    """By program index: how a program runs where that is not the plain generated kernels
-    (on a CUDA device; replayed without being one Numba function, and why)."""
+    """By program index: how a program runs where that is not the plain step runner (on a
+    CUDA device; as one Numba function, and since when; refused that, and why)."""
     notes = {}
     for p in programs:
         if p.on_device is not None:
             notes[p.index] = p.on_device.note
         elif p.compiled is not None and p.compiled.one_function_reason:
-            notes[p.index] = f"replays step by step, not as one function: " \
+            notes[p.index] = f"runs step by step, not as one function: " \
                              f"{p.compiled.one_function_reason}"
+        elif p.tiering is not None and p.tiering.as_one_function:
+            how = p.tiering.how
+            notes[p.index] = "runs as one Numba function" + (f" ({how})" if how else "")
     return notes
 
 

@@ -312,7 +312,8 @@ def test_w2_replayed_step_is_one_function_and_matches_eager_bit_for_bit():
     one = compiled.as_one_function()
     assert one is not None, compiled.one_function_reason
     replays = fn.explain().replays
-    assert replays >= 6 and one.calls == replays and one.fallbacks == 0
+    # (traced calls may run it too: codegen.tiering, when the disk cache holds it)
+    assert replays >= 6 and one.calls >= replays and one.fallbacks == 0
     # and the function itself against the step runner on other inputs
     for seed in range(3):
         expected, got = _run_both(compiled, one, _feeds(compiled.graph, seed))
@@ -337,7 +338,7 @@ def test_cross_entropy_lowered_node_by_node_matches_eager(monkeypatch):
     fn, compiled = _twin_steps(CE, 7)
     one = compiled.as_one_function()
     assert one is not None, compiled.one_function_reason
-    assert one.calls == fn.explain().replays >= 3 and one.fallbacks == 0
+    assert one.calls >= fn.explain().replays >= 3 and one.fallbacks == 0
 
 
 # --- the disk cache -----------------------------------------------------------------------------
