@@ -121,3 +121,20 @@ def test_a_timed_loop_that_leaves_replay_is_an_error() -> None:
     assert warm["replay"]["last_replayed"] and warm["replay"]["installed"]
     with pytest.raises(RuntimeError, match="timed steps were not replayed"):
         server.timed_loop(loop_s=10.0, max_steps=4)
+
+
+def test_compile_warm_up_goes_on_until_small_programs_are_one_function(monkeypatch) -> None:
+    """compgrad.compile's warm-up does not stop while a program the step runs is still on
+    its way to one Numba function (codegen.tiering), so timed rounds see the steady state."""
+    import compgrad
+    from codegen import tiering
+
+    monkeypatch.setattr(tiering, "TIER_UP_RUNS", 12)
+    monkeypatch.setattr(tiering, "_cached", lambda compiled: False)
+    fn = compgrad.compile(programs.matmul)
+    args = (compgrad.ones(4, 4), compgrad.ones(4, 4))
+    server = worker.Server("compgrad.compile")
+    server.instance = programs.Instance(lambda: fn(*args), dict, fn=fn)
+    warm = server.warm_up(min_s=0.0, min_calls=3, max_calls=3)
+    (program,) = fn.programs.values()
+    assert len(warm["times"]) == 12 and program.tiering.one is not None
