@@ -13,7 +13,7 @@ import numpy as np
 from compgrad.device_arrays import place, run_on_device, to_host
 from ir.dispatch import Interpreter, is_scalar
 from ir.fperr import ERRSTATE, IGNORE_ALL, quiet_call
-from ir.opdef import OpDef, infer_type
+from ir.opdef import TYPE_MEMO, OpDef, infer_type
 from ir.types import CPU, TensorType, scalar_type
 
 __all__ = ["EagerInterpreter", "EAGER", "RECORD_HOOKS", "argument_error"]
@@ -47,8 +47,13 @@ class EagerInterpreter(Interpreter):
             else:
                 raise argument_error(op, a)
         types = tuple(types)
-        out_type = infer_type(op, types, attrs)
-        device = out_type.device if not isinstance(out_type, tuple) else (
+        # the type memo read inline for attribute-free ops (infer_type's key for them;
+        # infer_type computes, fills and raises on a miss)
+        out_type = None if attrs else TYPE_MEMO.get((op, types))
+        if out_type is None:
+            out_type = infer_type(op, types, attrs)
+        single = not isinstance(out_type, tuple)
+        device = out_type.device if single else (
             out_type[0].device if out_type else CPU)   # unbind may give no outputs
         if device is not CPU and device.type != "cpu":
             result = quiet_call(run_on_device, op, arrays, attrs, device)
@@ -60,8 +65,22 @@ class EagerInterpreter(Interpreter):
                 ERRSTATE.reset(token)
         else:
             result = quiet_call(op.impl, *arrays, **attrs)
-        if isinstance(out_type, tuple):
+        if not single:
             outputs = tuple(_wrap(op, r, t, args, arrays) for r, t in zip(result, out_type))
+        elif (op.fresh_result and device is CPU and type(result) is np.ndarray
+              and result.shape == out_type.shape
+              and (result.dtype is out_type.dtype.np_dtype
+                   or result.dtype == out_type.dtype.np_dtype)):
+            # _wrap's common case inline: a new CPU array of the right type that aliases
+            # no input (fresh_result) becomes a tensor with its own storage as it is
+            outputs = _new_tensor(_Tensor)
+            outputs._data = result
+            outputs._device = CPU
+            outputs._version = [0]
+            outputs._base = None
+            outputs._type_cache = out_type
+            outputs._requires_grad = False
+            outputs.grad_fn = None
         else:
             outputs = _wrap(op, result, out_type, args, arrays)
         for hook in RECORD_HOOKS:
@@ -92,13 +111,19 @@ def _wrap(op: OpDef, result, t: TensorType, args, arrays):
     # an empty result of a view op is a view too (it shares no bytes, but autograd's
     # in-place rules treat it as one, as PyTorch does)
     if op.is_view and isinstance(args[0], _Tensor) and (
-            arr.size == 0 or np.may_share_memory(arr, arrays[0])):
+            _views_owner(arr, arrays[0]) or arr.size == 0
+            or np.may_share_memory(arr, arrays[0])):
         return _Tensor._view_of(args[0], arr)
     # safety net: only view ops may alias an input (a kernel returning its input unchanged
     # would otherwise let an in-place op leak into a value PyTorch would have copied)
     if not op.fresh_result:
+        # an array owning its memory (base None, as a new result's is) can only share it
+        # with itself or an array whose base it is (NumPy points a view's base at the
+        # owner): that test first, np.may_share_memory's bounds test otherwise
+        owner = arr.base is None
         for a in arrays:
-            if type(a) is type(arr) and np.may_share_memory(arr, a):
+            if type(a) is type(arr) and (not owner or a is arr or a.base is arr) \
+                    and np.may_share_memory(arr, a):
                 arr = arr.copy()
                 break
     out = _Tensor.__new__(_Tensor)
@@ -107,10 +132,20 @@ def _wrap(op: OpDef, result, t: TensorType, args, arrays):
     return out
 
 
+def _views_owner(arr, a) -> bool:
+    """Whether ``arr`` is a NumPy view of ``a``, an array owning its (one contiguous
+    block of) memory: it then shares that memory, a cheaper test than
+    np.may_share_memory's for a view op's usual result (``np.transpose(a)``)."""
+    base = arr.base
+    return base is not None and base is a and a.base is None
+
+
 EAGER = EagerInterpreter()
 _Tensor = None  # compgrad.tensor.Tensor, bound by bind_tensor_class() (it imports this module)
+_new_tensor = object.__new__   # Tensor.__new__ (object's: Tensor defines none)
 
 
 def bind_tensor_class(cls) -> None:
-    global _Tensor
+    global _Tensor, _new_tensor
     _Tensor = cls
+    _new_tensor = cls.__new__

@@ -129,6 +129,7 @@ class Tensor:
             self._init(place(arr, dev), dev)
 
     def _init(self, arr: np.ndarray, device: Device, version=None, base=None) -> None:
+        # (compgrad._eager's apply sets these same fields inline for an op's fresh result)
         self._data = arr
         self._device = device
         self._version = [0] if version is None else version

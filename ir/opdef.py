@@ -35,7 +35,7 @@ from typing import Any
 from ir.types import TensorType
 
 __all__ = ["OpKind", "OpDef", "Sample", "ErrorSample", "VJPContext", "register", "REGISTRY",
-           "get_op", "infer_type"]
+           "get_op", "infer_type", "TYPE_MEMO"]
 
 
 class OpKind(enum.Enum):
@@ -80,7 +80,7 @@ class ErrorSample:
     torch: bool = True
 
 
-@dataclass
+@dataclass(slots=True)   # slots: built for every node that runs backward
 class VJPContext:
     """What a VJP rule can read: the op's inputs, outputs and attributes.
 
@@ -154,6 +154,10 @@ def get_op(name: str) -> OpDef:
 
 
 _TYPE_CACHE: dict[tuple, Any] = {}
+# The memo itself, for an interpreter's hot path to read without a call: an op applied
+# with no attributes has the key ``(op, types)``. Only infer_type writes it (a miss
+# must go there, which also raises the rule's errors); it is cleared, never replaced.
+TYPE_MEMO = _TYPE_CACHE
 
 
 def infer_type(op: OpDef, types: tuple[TensorType, ...], attrs: dict):

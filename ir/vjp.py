@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ir.dispatch import is_scalar, type_of
+from ir.dispatch import current_interpreter, is_scalar, type_of
 from ir.dtypes import CATEGORY_FLOAT
 from ir.opdef import OpDef, VJPContext
 from ir.ops.elementwise import to_device, to_dtype
@@ -51,17 +51,19 @@ def call_vjp(op: OpDef, inputs: Sequence, outputs: Sequence, attrs: dict,
         raise AssertionError(f"VJP of {op.name} returned {len(raw)} gradients for "
                              f"{len(input_types)} inputs")
     result = []
+    # the interpreter the rule ran under, looked up once for every gradient's type
+    type_of_g = current_interpreter().type_of
     for xt, g, want in zip(input_types, raw, wanted):
         if g is None or not want:
             result.append(None)
             continue
-        gt = type_of(g)
+        gt = type_of_g(g)
         if gt.shape != xt.shape:
             g = sum_to_size(g, xt.shape)
-            gt = type_of(g)
+            gt = type_of_g(g)
         if gt.dtype is not xt.dtype:
             g = to_dtype(g, xt.dtype)
-        if gt.device != xt.device:   # a 0-d CPU tensor that met CUDA tensors
-            g = to_device(g, xt.device)
+        if gt.device is not xt.device and gt.device != xt.device:
+            g = to_device(g, xt.device)   # a 0-d CPU tensor that met CUDA tensors
         result.append(g)
     return tuple(result)

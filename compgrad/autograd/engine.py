@@ -160,7 +160,7 @@ def _call_node(node: Node, grads: list) -> tuple:
         if anomaly.is_enabled():
             raise _anomaly_error(node, e) from e
         raise
-    if anomaly.check_nan_enabled():
+    if anomaly._STATE.enabled and anomaly._STATE.check_nan:   # anomaly.check_nan_enabled()
         for i, g in enumerate(result):
             if g is not None and g._data.dtype.kind == "f" and np.isnan(g._data).any():
                 raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th "
@@ -270,17 +270,25 @@ def _execute(tensors, root_grads, retain_graph, create_graph, inputs, allow_unus
                     captured[i] = grads[nr]
                     if accumulate:
                         to_store.append((inputs[i], grads[nr], False))
-        run = any(g is not None for g in grads) and (needed is None or node in needed)
+        run = (grads[0] is not None if len(grads) == 1 else any(g is not None for g in grads)) \
+            and (needed is None or node in needed)
         results = _call_node(node, _materialize(node, grads)) if run else ()
         ran.append(node)
         for k, (nxt, nr) in enumerate(node.next_functions):
             if nxt is None:
                 continue
             g = results[k] if run else None
-            if g is not None:
-                _accumulate(buffers.setdefault(nxt, [None] * _num_outputs(nxt)), nr, g)
-            deps[nxt] -= 1
-            if deps[nxt] == 0:
+            if g is not None:   # _accumulate(buffer of nxt, nr, g), inline
+                buf = buffers.get(nxt)
+                if buf is None:
+                    buf = buffers[nxt] = [None] * _num_outputs(nxt)
+                    buf[nr] = g
+                else:
+                    prev = buf[nr]
+                    buf[nr] = g if prev is None else ops.add(prev, g)
+            left = deps[nxt] - 1
+            deps[nxt] = left
+            if left == 0:
                 heapq.heappush(ready, (-nxt.sequence_nr, id(nxt), nxt))
 
     if not retain_graph:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import weakref
 
-from compgrad.autograd.node import RemovableHandle
+from compgrad.autograd.node import NO_HOOKS, RemovableHandle
 
 __all__ = ["register_tensor_hook", "register_post_accumulate_hook", "retain_grad"]
 
@@ -45,4 +45,7 @@ def retain_grad(t) -> None:
         raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
     if t.grad_fn is None:
         return  # leaves always keep their grad
-    t.grad_fn._retained[t._output_nr] = weakref.ref(t)
+    node = t.grad_fn
+    if node._retained is NO_HOOKS:   # the shared empty table: give the node its own
+        node._retained = {}
+    node._retained[t._output_nr] = weakref.ref(t)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from types import MappingProxyType
 
 from compgrad.state_epoch import STRUCTURE
 from compgrad.tensor import Tensor as _Tensor
@@ -19,7 +20,7 @@ from ir.opdef import OpDef
 from ir.vjp import call_vjp
 
 __all__ = ["Node", "AccumulateGrad", "SavedValue", "node_class", "RemovableHandle",
-           "FREED_MESSAGE"]
+           "FREED_MESSAGE", "NO_HOOKS"]
 
 FREED_MESSAGE = (
     "Trying to backward through the graph a second time (or directly access saved tensors "
@@ -29,6 +30,11 @@ FREED_MESSAGE = (
     "calling backward.")
 
 _SEQUENCE = itertools.count()
+
+# The hook tables of a node that has none (nearly every node): one shared, read-only
+# empty mapping instead of four new dicts per recorded op. Registering a hook first
+# gives the node its own dict (see _NodeHooks, _add_tensor_hook, hooks.retain_grad).
+NO_HOOKS = MappingProxyType({})
 
 
 class RemovableHandle:
@@ -59,12 +65,16 @@ class _NodeHooks:
 
     def register_hook(self, fn) -> RemovableHandle:
         """``fn(grad_inputs, grad_outputs)`` runs after the node; may return new grad_inputs."""
+        if self._post_hooks is NO_HOOKS:
+            self._post_hooks = {}
         handle = RemovableHandle(self._post_hooks)
         self._post_hooks[handle.id] = fn
         return handle
 
     def register_prehook(self, fn) -> RemovableHandle:
         """``fn(grad_outputs)`` runs before the node; may return new grad_outputs."""
+        if self._pre_hooks is NO_HOOKS:
+            self._pre_hooks = {}
         handle = RemovableHandle(self._pre_hooks)
         self._pre_hooks[handle.id] = fn
         return handle
@@ -136,6 +146,8 @@ def _legacy(data) -> str:
 class _LazyValues(Sequence):
     """The saved inputs or outputs of a node, unpacked (and version-checked) on access."""
 
+    __slots__ = ("_node", "_saved", "_cache")   # two are made per node backward runs
+
     def __init__(self, node: Node, saved: list[SavedValue]):
         self._node = node
         self._saved = saved
@@ -170,29 +182,41 @@ class Node(_NodeHooks):
 
     __slots__ = ("op", "attrs", "saved_inputs", "saved_outputs", "input_types", "output_types",
                  "next_functions", "sequence_nr", "_pre_hooks", "_post_hooks",
-                 "_tensor_pre_hooks", "_retained", "_released", "metadata", "_trace",
+                 "_tensor_pre_hooks", "_retained", "_released", "_metadata", "_trace",
                  "__weakref__")
 
     def __init__(self, op: OpDef | None, attrs: dict, inputs: Sequence, outputs: Sequence,
                  next_functions: tuple, input_types: tuple | None = None):
+        # built once per recorded op: map() and the one-output case spare comprehension
+        # frames, and the hook tables start as the shared empty NO_HOOKS
         self.op = op
         self.attrs = attrs
-        self.saved_inputs = [SavedValue(x) for x in inputs]
-        self.saved_outputs = [SavedValue(o, True, i) for i, o in enumerate(outputs)]
+        self.saved_inputs = list(map(SavedValue, inputs))
+        if len(outputs) == 1:
+            out = outputs[0]
+            self.saved_outputs = [SavedValue(out, True, 0)]
+            self.output_types = (out._type,)
+        else:
+            self.saved_outputs = [SavedValue(o, True, i) for i, o in enumerate(outputs)]
+            self.output_types = tuple([o._type for o in outputs])
         if input_types is None:
             input_types = [x._type for x in inputs]
         # Python scalars take no gradient: their entry is None
         self.input_types = tuple([None if t.weak else t for t in input_types])
-        self.output_types = tuple([o._type for o in outputs])
         self.next_functions = next_functions
         self.sequence_nr = next(_SEQUENCE)
-        self._pre_hooks: dict = {}
-        self._post_hooks: dict = {}
-        self._tensor_pre_hooks: dict[int, dict] = {}
-        self._retained: dict = {}
+        self._pre_hooks = self._post_hooks = NO_HOOKS
+        self._tensor_pre_hooks = self._retained = NO_HOOKS
         self._released = False
-        self.metadata: dict = {}
+        self._metadata = None
         self._trace = None
+
+    @property
+    def metadata(self) -> dict:
+        """A dict for the user's own annotations of this node (made on first access)."""
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
 
     def name(self) -> str:
         return type(self).__name__
@@ -224,6 +248,8 @@ class Node(_NodeHooks):
                         needs_input_grad=[n is not None for n, _ in self.next_functions])
 
     def _add_tensor_hook(self, output_nr: int, fn) -> RemovableHandle:
+        if self._tensor_pre_hooks is NO_HOOKS:
+            self._tensor_pre_hooks = {}
         hooks = self._tensor_pre_hooks.setdefault(output_nr, {})
         handle = RemovableHandle(hooks)
         hooks[handle.id] = fn

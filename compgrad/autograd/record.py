@@ -91,16 +91,35 @@ def record(op: OpDef, args: tuple, attrs: dict, outputs, types: tuple) -> None:
                 if o._base is not None:
                     o._view_version = o._version[0]
         return
-    outs = outputs if isinstance(outputs, tuple) else (outputs,)
-    for o in outs:
-        if o._data.dtype.kind == "f":
-            break
+    if type(outputs) is tuple:
+        outs = outputs
+        for o in outs:
+            if o._data.dtype.kind == "f":
+                break
+        else:
+            return
     else:
-        return
-    node = node_class(op.name)(op, attrs, args, outs, tuple([edge_of(a) for a in args]), types)
-    if anomaly.is_enabled():
+        outs = (outputs,)
+        if outputs._data.dtype.kind != "f":
+            return
+    node = node_class(op.name)(op, attrs, args, outs, tuple([_edge(a) for a in args]), types)
+    if anomaly._STATE.enabled:   # anomaly.is_enabled(), inline
         node._trace = anomaly.capture_stack()
     attach_outputs(node, outs)
+
+
+def _edge(x) -> tuple:
+    """``edge_of(x)``, with the common cases inline: a number, a tensor that requires
+    no grad and is no view, a non-leaf that is no view."""
+    if not isinstance(x, Tensor):
+        return _NO_EDGE
+    if x._view_version is None:
+        if not x._requires_grad:
+            return _NO_EDGE
+        node = x.grad_fn
+        if node is not None:
+            return (node, x._output_nr)
+    return edge_of(x)
 
 
 def _keep_original(node, target: Tensor) -> None:

@@ -479,7 +479,10 @@ class Module:
                                                                    **kwargs))
 
     def _call_impl(self, *args, **kwargs):
-        for hid, hook in list(self._forward_pre_hooks.items()):
+        pre_hooks, post_hooks = self._forward_pre_hooks, self._forward_hooks
+        if not pre_hooks and not post_hooks:   # the usual call: no lists of no hooks
+            return self.forward(*args, **kwargs)
+        for hid, hook in list(pre_hooks.items()):
             if hid in self._forward_pre_hooks_with_kwargs:
                 result = hook(self, args, kwargs)
                 if result is not None:
@@ -492,7 +495,7 @@ class Module:
                 if result is not None:
                     args = result if isinstance(result, tuple) else (result,)
         output = self.forward(*args, **kwargs)
-        for hid, hook in list(self._forward_hooks.items()):
+        for hid, hook in list(post_hooks.items()):
             if hid in self._forward_hooks_with_kwargs:
                 result = hook(self, args, kwargs, output)
             else:
