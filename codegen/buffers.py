@@ -17,6 +17,7 @@ overwritten by a later call, and the runtime releases values at their last use
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 
@@ -42,6 +43,12 @@ class BufferPool:
         self._lock = threading.Lock()
         self.allocated = 0   # buffers made (for tests and explain)
         self.reused = 0      # buffers handed out again
+
+    @staticmethod
+    def pooled(shape: tuple, dtype: np.dtype) -> bool:
+        """Whether :meth:`empty` keeps buffers of ``shape`` and ``dtype`` (else it is a
+        plain ``np.empty``: a caller planning its allocations once may call that)."""
+        return math.prod(shape) * np.dtype(dtype).itemsize >= POOL_MIN_BYTES
 
     def empty(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
         """An uninitialised array of ``shape`` and ``dtype``: a free pooled one when

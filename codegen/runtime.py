@@ -36,7 +36,6 @@ from codegen.threads import (
     SERIAL_BLAS_MAX_FLOPS,
     BlasThreads,
     ThreadChoice,
-    blas_threads,
     matmul_flops,
 )
 from ir.dispatch import conform
@@ -228,13 +227,17 @@ class CompiledProgram:
             writable = writable_alone(args, [p for p in self.inplace_targets if p in inplace])
             if writable:
                 env[INPLACE] = writable
-        for v in g.constants:
-            env[v] = g.constants[v]
-        with blas_threads() as blas:
+        if g.constants:
+            env.update(g.constants)
+        # (blas_threads() without its generator-based context manager: this runs per call)
+        blas = BlasThreads()
+        try:
             for step, dead in zip(self.steps, self.release):
                 step.run(env, blas)
                 for v in dead:
                     del env[v]   # its buffer may serve a later kernel
+        finally:
+            blas.restore()
         return ([env[v] for v in g.outputs],
                 [None if m.value is None else env[m.value] for m in g.mutations])
 
@@ -336,12 +339,13 @@ class _InterpretedGroupStep:
     the per-node error-state switch and step dispatch costing as much as the NumPy
     calls at this size."""
 
-    __slots__ = ("node", "plan")
+    __slots__ = ("node", "plan", "binder")
 
     def __init__(self, node: Node):
         self.node = node
         self.plan = [(n, n.op.impl, n.attrs, n.inputs, n.outputs)
                      for n in node.attrs["body"].nodes]
+        self.binder = _BodyBinder(node)
 
     @staticmethod
     def takes(body: Graph) -> bool:
@@ -351,9 +355,9 @@ class _InterpretedGroupStep:
                                                 for n in body.nodes)
 
     def run(self, env: dict, blas: BlasThreads) -> None:
-        node = self.node
-        inner = _body_env(node, env)
-        entry = (node,)
+        binder = self.binder
+        inner = binder.inner(env)
+        entry = (self.node,)
         token = ERRSTATE.set(IGNORE_ALL)
         try:
             for entry in self.plan:
@@ -369,7 +373,7 @@ class _InterpretedGroupStep:
             raise
         finally:
             ERRSTATE.reset(token)
-        env.update(zip(node.outputs, (inner[v] for v in node.attrs["body"].outputs)))
+        binder.results(inner, env)
 
 
 def _body_env(node: Node, env: dict) -> dict:
@@ -378,8 +382,34 @@ def _body_env(node: Node, env: dict) -> dict:
             for v, a in zip(node.attrs["body"].inputs, node.inputs)}
 
 
+class _BodyBinder:
+    """How a fused node's body meets the program's environment, worked out once (its
+    steps run per call): the body inputs bound to the node's input values (a Python
+    scalar input is the same every call), and the node's outputs taken from the body's."""
+
+    __slots__ = ("values", "constants", "outputs")
+
+    def __init__(self, node: Node):
+        pairs = list(zip(node.attrs["body"].inputs, node.inputs))
+        self.values = tuple((v, a) for v, a in pairs if isinstance(a, Value))
+        self.constants = {v: a for v, a in pairs if not isinstance(a, Value)}
+        self.outputs = tuple(zip(node.outputs, node.attrs["body"].outputs))
+
+    def inner(self, env: dict) -> dict:
+        """The body's environment: its inputs bound to this call's values."""
+        inner = {v: env[a] for v, a in self.values}
+        if self.constants:
+            inner.update(self.constants)
+        return inner
+
+    def results(self, inner: dict, env: dict) -> None:
+        """The node's outputs into ``env``, from the body's ``inner`` environment."""
+        for out, v in self.outputs:
+            env[out] = inner[v]
+
+
 class _FusedStep:
-    __slots__ = ("node", "steps", "release")
+    __slots__ = ("node", "steps", "release", "binder")
 
     def __init__(self, node: Node, steps: list):
         self.node = node
@@ -387,11 +417,11 @@ class _FusedStep:
         body = node.attrs["body"]
         self.release = _release_plan([s.reads() for s in self.steps],
                                      [s.writes() for s in self.steps], set(body.outputs))
+        self.binder = _BodyBinder(node)
 
     def run(self, env: dict, blas: BlasThreads) -> None:
-        node = self.node
-        body = node.attrs["body"]
-        inner = _body_env(node, env)
+        binder = self.binder
+        inner = binder.inner(env)
         writable = env.get(INPLACE)
         if writable is not None:
             inner[INPLACE] = writable
@@ -399,7 +429,7 @@ class _FusedStep:
             step.run(inner, blas)
             for v in dead:
                 del inner[v]
-        env.update(zip(node.outputs, (inner[v] for v in body.outputs)))
+        binder.results(inner, env)
 
 
 class _PhaseStep:
@@ -407,7 +437,7 @@ class _PhaseStep:
     not to (source, kernel). The flat variant runs when the arrays allow it."""
 
     __slots__ = ("variants", "source", "shape", "dtypes", "sums", "scale", "pool", "nodes",
-                 "inplace")
+                 "inplace", "_scalar", "_flat_always", "_allocs", "_calls")
 
     def __init__(self, variants: dict, shape: tuple, sums: list, pool: BufferPool,
                  nodes: Sequence[Node] = ()):
@@ -423,6 +453,26 @@ class _PhaseStep:
         self.sums = sums
         # mean divides the sum by the number of summed elements (none: 0/0, nan)
         self.scale = [_mean_scale(n) if n.op.name == "mean" else None for n in sums]
+        # what run() would otherwise work out on every call (it runs per program call):
+        # which inputs are scalars, whether the flat variant always runs, per output
+        # whether it comes from the pool (a small one is a plain np.empty, as the pool
+        # itself gives), and per variant its call's fixed parts
+        scalar_inputs = self.source.scalar_inputs
+        self._scalar = tuple(v in scalar_inputs for v in self.source.inputs)
+        self._flat_always = True in variants and False not in variants
+        self._allocs = tuple((dt, pool.pooled(self.shape, dt)) for dt in self.dtypes)
+        self._calls = {flat: self._call_plan(flat, src) for flat, (src, _) in variants.items()}
+
+    def _call_plan(self, flat: bool, src) -> tuple:
+        """For the variant ``flat`` (with source ``src``): its kernel's iteration-shape
+        argument, the shapes of its reduction accumulators, and per output its value and
+        whether the (iteration-shaped) output array must be reshaped to its type."""
+        shape = self.shape
+        ndim = 1 if flat else len(shape)
+        accs = tuple((1,) if flat else tuple(1 if d in dims else shape[d] for d in range(ndim))
+                     for _, dims in src.reductions)
+        outputs = tuple((v, tuple(v.type.shape) != shape) for v in src.outputs)
+        return (math.prod(shape),) if flat else shape, accs, outputs
 
     def reads(self) -> tuple:
         return self.source.inputs
@@ -433,31 +483,29 @@ class _PhaseStep:
     def run(self, env: dict, blas: BlasThreads) -> None:
         shape = self.shape
         values = [env[v] for v in self.source.inputs]
-        scalar_inputs = self.source.scalar_inputs
-        flat = True in self.variants and (False not in self.variants or all(
-            x.flags.c_contiguous for v, x in zip(self.source.inputs, values)
-            if v not in scalar_inputs))
+        scalar = self._scalar
+        flat = self._flat_always or (True in self.variants and all(
+            x.flags.c_contiguous for s, x in zip(scalar, values) if not s))
         src, kernel = self.variants[flat]
         args = []
-        for v, x in zip(src.inputs, values):
-            if v in scalar_inputs:
+        for s, x in zip(scalar, values):
+            if s:
                 args.append(x[()] if isinstance(x, np.ndarray) else x)
             elif flat:
                 # a 1-d view (a broadcast) is read as it is: no copy
                 args.append(x if x.ndim == 1 else np.ascontiguousarray(x).reshape(-1))
             else:
                 args.append(np.broadcast_to(x, shape))
-        outs = [self.pool.empty(shape, dt) for dt in self.dtypes] if not self.inplace \
+        outs = [self.pool.empty(shape, dt) if pooled else np.empty(shape, dt)
+                for dt, pooled in self._allocs] if not self.inplace \
             else self._outputs(values, env.get(INPLACE))
         kernel_outs = [o.reshape(-1) for o in outs] if flat else outs
-        ndim = 1 if flat else len(shape)
-        accs = [np.zeros((1,) if flat else tuple(1 if d in dims else shape[d]
-                                                  for d in range(ndim)), dtype=np.float64)
-                for _, dims in src.reductions]
-        kernel(*args, *kernel_outs, *accs, (math.prod(shape),) if flat else shape)
-        for v, o in zip(src.outputs, outs):
+        extent, acc_shapes, outputs = self._calls[flat]
+        accs = [np.zeros(a, dtype=np.float64) for a in acc_shapes] if acc_shapes else []
+        kernel(*args, *kernel_outs, *accs, extent)
+        for (v, reshape), o in zip(outputs, outs):
             # the pool's buffer itself where the shapes agree (a write lands by taking it)
-            env[v] = o if o.shape == v.type.shape else o.reshape(v.type.shape)
+            env[v] = o.reshape(v.type.shape) if reshape else o
         for node, acc, scale in zip(self.sums, accs, self.scale):
             out = node.outputs[0]
             if scale is not None:

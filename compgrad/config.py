@@ -21,10 +21,13 @@ import os
 
 __all__ = ["disabled", "dump_dir", "recompile_limit", "tune_malloc"]
 
+_ON = frozenset(("1", "true", "yes", "on"))
+
 
 def disabled() -> bool:
     """Whether ``COMPGRAD_DISABLE`` turns compilation off."""
-    return os.environ.get("COMPGRAD_DISABLE", "").strip().lower() in ("1", "true", "yes", "on")
+    value = os.environ.get("COMPGRAD_DISABLE")   # (read on every compiled call: unset is
+    return value is not None and value.strip().lower() in _ON   # answered without parsing)
 
 
 def dump_dir() -> str | None:

@@ -25,6 +25,7 @@ from compgrad.compile.lazy import LazyInterpreter
 from compgrad.compile.naming import NameCache, captured_names
 from compgrad.compile.on_device import DeviceRunner, uses_cuda
 from compgrad.compile.segment import build_program_graph
+from compgrad.compile.trace import Trace
 from compgrad.tensor import _active_trace
 from ir.dispatch import interpreter
 from ir.interpret import interpret
@@ -173,7 +174,6 @@ class CompiledFunction:
             self._plan = None
             self._replay_note = f"replay stopped: {why}"
             self._stats["replay_stops"].append(why)
-        from compgrad.compile.trace import Trace
         self._stats["calls"] += 1
         trace = Trace(self._name, self._run_segment,
                       captured_names(self.fn, args, kwargs, self._name_cache),

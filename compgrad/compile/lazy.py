@@ -18,12 +18,13 @@ import numpy as np
 from compgrad._eager import EagerInterpreter, argument_error
 from compgrad.autograd.grad_mode import _STATE, enable_grad
 from compgrad.tensor import VIEW_HOOKS, Tensor
-from ir.dispatch import Interpreter, is_scalar
+from ir.dispatch import SCALAR_TYPES, Interpreter
 from ir.dtypes import CATEGORY_FLOAT
 from ir.graph import Node, Value, input_type
 from ir.opdef import OpDef, infer_type
 
-__all__ = ["LazyRef", "PendingWrite", "LazyGradFn", "LazyInterpreter", "user_location"]
+__all__ = ["LazyRef", "PendingWrite", "LazyGradFn", "LazyInterpreter", "user_location",
+           "reshape_copies"]
 
 
 class LazyRef:
@@ -235,15 +236,26 @@ class LazyInterpreter(Interpreter):
         requires_grad = False
         for i, a in enumerate(args):
             if isinstance(a, Tensor):
-                v = trace.value_of(a)
+                ref = a._lazy
+                # (Trace.value_of's answer for a recorded tensor that is no view, with no
+                # stale leaf in the call: its value, without the call)
+                v = ref.value if type(ref) is LazyRef and ref.root is None \
+                    and not trace.stale else trace.value_of(a)
                 types.append(v.type)
                 if a._requires_grad:
                     requires_grad = True
-            elif is_scalar(a):
+            elif isinstance(a, SCALAR_TYPES):
                 # a bool is a flag, not a quantity (``x ** True``): a constant of the
                 # program, as eager VJP rules see a Python bool
-                v = bool(a) if isinstance(a, (bool, np.bool_)) \
-                    else a if _integral_exponent(op, i, a) else trace.scalar(a)
+                if isinstance(a, (bool, np.bool_)):
+                    v = bool(a)
+                elif _integral_exponent(op, i, a):
+                    v = a
+                else:
+                    v = trace.scalar(a)
+                    types.append(v.type)
+                    values.append(v)
+                    continue
                 types.append(input_type(v))
             else:
                 trace.flush(reason="an op raised while recording")   # as below
@@ -264,7 +276,7 @@ class LazyInterpreter(Interpreter):
         source = None
         if op.is_view and args and isinstance(args[0], Tensor):
             source = args[0]
-            if op.name == "reshape" and trace.reshape_copies(source, attrs):
+            if op.name == "reshape" and reshape_copies(trace, source, attrs):
                 source = None   # eagerly a copy (the layout allows no view): no alias
         if not multi:
             v = node.outputs[0]
@@ -274,6 +286,29 @@ class LazyInterpreter(Interpreter):
         return tuple(trace.new_tensor(v, requires_grad and v.type.dtype.category ==
                                       CATEGORY_FLOAT, node, source=source)
                      for v in node.outputs)
+
+
+def reshape_copies(trace, source: Tensor, attrs: dict) -> bool:
+    """Whether ``source.reshape(shape)`` copies eagerly: NumPy's (and PyTorch's) rule on
+    the strides ``source`` has, replayed on a stand-in array with the root's strides and
+    no memory (``copy=False`` raises instead of copying). A root computed in ``trace``
+    (the call) is taken as C-contiguous."""
+    root, chain = trace._root_and_chain(source)
+    try:
+        data = object.__getattribute__(root, "_data")
+    except AttributeError:   # recorded, or written and not landed yet
+        data = trace.hidden.get(id(root))
+    shape = tuple(root._type.shape)
+    if data is not None and data.size > 1:
+        strides = tuple(s // data.itemsize for s in data.strides)
+    else:
+        strides = tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape)))
+    stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), shape, strides)
+    try:
+        np.reshape(LazyRef.replay_chain(chain, stand_in), attrs["shape"], copy=False)
+    except ValueError:
+        return True
+    return False
 
 
 def stale_lazy_view_requires_grad(t: Tensor) -> bool:

@@ -120,7 +120,11 @@ class SegmentKeys:
                 else:
                     ins.append(("k", type(a).__name__, repr(a)))
             key = node.key
-            parts.append((attrs_key(node) if key is None else key, tuple(ins)))
+            if key is None:
+                # (attrs_key's answer for a node without attributes, without the call)
+                key = attrs_key(node) if node.attrs else (node.op.name, ())
+                node.key = key
+            parts.append((key, tuple(ins)))
             outs = node.outputs
             if len(outs) == 1:
                 index[outs[0]] = (i, 0)
@@ -136,6 +140,10 @@ class SegmentKeys:
         """The key of the nodes keyed so far returning ``outputs`` and landing ``writes``
         (``(root, target, value)``), and the outside values in binding order."""
         index = self.index
+        if not writes:
+            outs = tuple([index.get(v) for v in outputs])
+            if None not in outs:   # (the common case: every result is keyed already)
+                return (tuple(self.parts), outs, (), tuple(self.types)), list(self.external)
         external = list(self.external)
         types = list(self.types)
         more: dict[Value, tuple] = {}   # outside values only results or writes name

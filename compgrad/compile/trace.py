@@ -48,6 +48,14 @@ class Trace:
     outputs, writes, reason)`` (the compiled function's program cache).
     """
 
+    # (slots: a trace is made per compiled call, and its attributes are read per op)
+    __slots__ = ("graph", "backward_cache", "runner", "names", "env", "start", "bound",
+                 "written", "written_storage", "hidden", "gen", "lazies", "requires_grad",
+                 "leaves", "versions", "freed", "saved_nothing", "originals", "graph_fns",
+                 "counts", "final", "side", "_node_index", "_keys", "stale", "escaped",
+                 "backward_follows", "landing_held", "mviews", "path", "breaks", "grads_set",
+                 "write_log", "error", "pool", "replay", "optimizers", "__weakref__")
+
     def __init__(self, name: str, runner, names: dict[int, tuple[str, Role]] | None = None,
                  backward_cache=None):
         self.graph = Graph(name)
@@ -69,7 +77,6 @@ class Trace:
         self.saved_nothing: set = set()         # forward nodes whose VJP read no value
         self.originals: set = set()   # (node, input index): an in-place op's own target
         self.graph_fns: set = set()             # grad_fns with tensor hooks or retain_grad
-        self.segments: list[dict] = []           # what each flush did (for explain())
         self.counts = {"scalar": 0, "input": 0}
         self.final = False      # set for the flush at the end of the call
         self.side: dict[Value, object] = {}     # small values computed apart (side_value)
@@ -124,7 +131,10 @@ class Trace:
         part of the program, so a new learning rate compiles nothing)."""
         if isinstance(x, np.generic):
             x = x.item()
-        v = self.graph.add_input(scalar_type(x), Role.ARGUMENT, f"s{self.counts['scalar']}")
+        t = _WEAK_TYPES.get(type(x))   # (scalar_type depends on the Python type only)
+        if t is None:
+            t = _WEAK_TYPES[type(x)] = scalar_type(x)
+        v = self.graph.add_input(t, Role.ARGUMENT, f"s{self.counts['scalar']}")
         self.counts["scalar"] += 1
         self.env[v] = x
         return v
@@ -196,28 +206,6 @@ class Trace:
         self.versions[value] = (t._version, t._version[0])
         self.lazies.append(weakref.ref(t))
         return t
-
-    def reshape_copies(self, source: Tensor, attrs: dict) -> bool:
-        """Whether ``source.reshape(shape)`` copies eagerly: NumPy's (and PyTorch's)
-        rule on the strides ``source`` has, replayed on a stand-in array with the root's
-        strides and no memory (``copy=False`` raises instead of copying). A root
-        computed in this call is taken as C-contiguous."""
-        root, chain = self._root_and_chain(source)
-        try:
-            data = object.__getattribute__(root, "_data")
-        except AttributeError:   # recorded, or written and not landed yet
-            data = self.hidden.get(id(root))
-        shape = tuple(root._type.shape)
-        if data is not None and data.size > 1:
-            strides = tuple(s // data.itemsize for s in data.strides)
-        else:
-            strides = tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape)))
-        stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), shape, strides)
-        try:
-            np.reshape(LazyRef.replay_chain(chain, stand_in), attrs["shape"], copy=False)
-        except ValueError:
-            return True
-        return False
 
     def _root_and_chain(self, t: Tensor) -> tuple[Tensor, tuple]:
         ref = t._lazy
@@ -528,14 +516,17 @@ class Trace:
         """Run the pending nodes as one program and give live tensors their data."""
         alive = [t for r in self.lazies if (t := r()) is not None and t._lazy is not None]
         for t in alive:
-            self.value_of(t)  # refresh stale views before the segment is cut
+            if self.stale or t._lazy.root is not None:   # (else value_of changes nothing)
+                self.value_of(t)  # refresh stale views before the segment is cut
         nodes = self.graph.nodes[self.start:]
-        produced = {o for n in nodes for o in n.outputs}
+        # (from the call's first node, every value a node computed is this segment's)
+        produced = {o for n in nodes for o in n.outputs} if self.start else None
         outputs: list[Value] = []
         seen: set[Value] = set()
 
         def keep(v):
-            if v in produced and v not in seen:
+            if (v in produced if produced is not None else v.node is not None) \
+                    and v not in seen:
                 seen.add(v)
                 outputs.append(v)
 
@@ -592,7 +583,8 @@ class Trace:
         self.start = len(self.graph.nodes)
         # values computed so far are read again after a graph break, or by the backward
         # of results leaving the call: landing a write must not change them
-        self._land_writes(writes, keep_env=not self.values_final)
+        if writes or self.written_storage:
+            self._land_writes(writes, keep_env=not self.values_final)
         self._materialize(alive)
         self.lazies = []
 
@@ -773,6 +765,7 @@ class Trace:
         return arr
 
 
+_WEAK_TYPES: dict = {}   # a cache: Python scalar type -> its weak scalar type
 _RESHAPE = REGISTRY["reshape"]
 _STRAIGHT_THROUGH = REGISTRY["straight_through"]
 _OVERWRITE = REGISTRY["overwrite"]
@@ -789,5 +782,8 @@ def _aliases_input(value: Value, arr, env) -> bool:
     node = value.node
     if node is None or not isinstance(arr, np.ndarray):
         return False
-    return any(type(x) is Value and isinstance(env.get(x), np.ndarray)
-               and np.may_share_memory(arr, env[x]) for x in node.inputs)
+    for x in node.inputs:
+        if type(x) is Value and isinstance(a := env.get(x), np.ndarray) \
+                and np.may_share_memory(arr, a):
+            return True
+    return False
