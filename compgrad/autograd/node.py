@@ -280,12 +280,16 @@ class AccumulateGrad(_NodeHooks):
 _NODE_CLASSES: dict[str, type] = {}
 
 
+# internal ops whose node PyTorch names otherwise
+_PYTORCH_NAMES = {"overwrite": "CopyBackwards"}
+
+
 def node_class(name: str) -> type:
     """The Node subclass for an op, named like PyTorch's (``log_softmax`` ->
     ``LogSoftmaxBackward0``)."""
     cls = _NODE_CLASSES.get(name)
     if cls is None:
         camel = "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
-        cls = type(f"{camel}Backward0", (Node,), {"__slots__": ()})
+        cls = type(_PYTORCH_NAMES.get(name, f"{camel}Backward0"), (Node,), {"__slots__": ()})
         _NODE_CLASSES[name] = cls
     return cls

@@ -161,7 +161,10 @@ def check_inplace(target: Tensor, value: Tensor, own_result: bool = True):
         if value.grad_fn is not None and own_result:
             _keep_original(value.grad_fn, target)
         return functools.partial(views.rebase_view, target, value)
-    if value.requires_grad and value.grad_fn is not None:
+    if value.requires_grad and value.grad_fn is not None and (
+            own_result or not (target.requires_grad and target.grad_fn is not None)):
+        # (a copy_ into a tensor with history glues below instead: PyTorch's
+        # CopyBackwards keeps an edge to that history, which gets a zero gradient)
         if own_result:
             _keep_original(value.grad_fn, target)
         target._requires_grad = True

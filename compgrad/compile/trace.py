@@ -349,11 +349,17 @@ class Trace:
         new = self.value_of(value)
         if own_result:
             self._keep_original(target, new)
+        elif new in self.versions:
+            # a copy_ of a tensor's value: the target gets an SSA value of its own, so a
+            # saved-value check reads the version of the tensor saved (as eagerly, where
+            # they are two tensors), not of the one written last
+            new = self._glue(_STRAIGHT_THROUGH, new, new, new in self.requires_grad)
         requires_grad = grad_on and target_type.dtype.category == CATEGORY_FLOAT and (
             value._requires_grad or (target._requires_grad and not target._detached))
         # a write outside autograd (no_grad, or through a detach() alias) into a tensor
         # with history keeps that history, as eagerly: the new data, the old gradient path
         outside = not (grad_on and not target._detached)
+        glued = False
         if root is not None:
             old_root = self.value_of(root) if outside and _has_history(root) else None
             old_view = self.value_of(target) if outside and _has_history(target) else None
@@ -387,15 +393,18 @@ class Trace:
         else:
             if outside and _has_history(target):
                 new = self._straight_through(new, self.value_of(target))
-            elif not outside and _has_history(target) and not value._requires_grad:
-                new = self._glue(_OVERWRITE, self.value_of(target), new)  # as eager's
+            elif not outside and _has_history(target) and (
+                    not value._requires_grad or not own_result):
+                # as eager's: a copy_ keeps an edge to the old history (CopyBackwards)
+                new = self._glue(_OVERWRITE, self.value_of(target), new)
+                glued = True
             self._set_root(target, new)
         target._version[0] += 1
         self.versions[new] = (target._version, target._version[0])
         if requires_grad:
             target._requires_grad = True
-            target.grad_fn = value.grad_fn if value.grad_fn is not None else LazyGradFn(
-                self, new.node, new.index)
+            target.grad_fn = value.grad_fn if value.grad_fn is not None and not glued \
+                else LazyGradFn(self, new.node, new.index)
             self.requires_grad.add(new)
         elif not outside and target.grad_fn is not None:
             target.grad_fn = None
@@ -407,10 +416,11 @@ class Trace:
     def _straight_through(self, new: Value, old: Value) -> Value:
         return self._glue(_STRAIGHT_THROUGH, new, old)
 
-    def _glue(self, op, first: Value, second: Value) -> Value:
+    def _glue(self, op, first: Value, second: Value, requires_grad: bool = True) -> Value:
         # a node of straight_through / overwrite: autograd's glue of an in-place write
         out = self._append(op, (first, second), {})
-        self.requires_grad.add(out)
+        if requires_grad:
+            self.requires_grad.add(out)
         return out
 
     def _append(self, op, inputs: tuple, attrs: dict, loc: str | None = None) -> Value:

@@ -133,3 +133,45 @@ def test_view_of_a_leaf_that_requires_grad_cannot_be_written():
     with compgrad.no_grad():
         x[1:].mul_(2)
     assert x.tolist() == [1.0, 2.0, 2.0]
+
+
+def test_copy_into_a_tensor_with_history_keeps_an_edge_to_it():
+    # PyTorch's CopyBackwards: the old history gets a zero gradient (so it still runs,
+    # and a saved value the copy overwrote is caught), the copied value the whole one
+    x = compgrad.tensor([0.5], dtype=compgrad.float64, requires_grad=True)
+    y = x.exp()                      # saves its output, which the copy overwrites
+    y.copy_(x * 2)
+    assert y.grad_fn.name() == "CopyBackwards"
+    assert [type(n).__name__ for n, _ in y.grad_fn.next_functions] == ["ExpBackward0",
+                                                                      "MulBackward0"]
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+def test_copy_into_a_tensor_whose_history_saved_nothing_matches_torch():
+    def run(lib):
+        x = lib.tensor([0.5, 1.0], requires_grad=True)
+        w = lib.tensor([1.5, 2.0], requires_grad=True)
+        y = x + 1
+        y.copy_(w * 3)
+        (y * lib.tensor([1.0, 2.0])).sum().backward()
+        return type(y.grad_fn).__name__, y.tolist(), x.grad.tolist(), w.grad.tolist()
+
+    ours, theirs = _both(run)
+    assert ours == theirs
+
+
+def test_copy_into_a_tensor_with_history_compiled_matches_eager():
+    def run(x, w):
+        y = x + 1
+        y.copy_(w * 3)
+        (y * 2).sum().backward()
+        return y
+
+    results = []
+    for fn in (run, compgrad.compile(run, backend="interpret")):
+        x = compgrad.tensor([0.5, 1.0], requires_grad=True)
+        w = compgrad.tensor([1.5, 2.0], requires_grad=True)
+        y = fn(x, w)
+        results.append((y.tolist(), x.grad.tolist(), w.grad.tolist()))
+    assert results[0] == results[1] == ([4.5, 6.0], [0.0, 0.0], [6.0, 6.0])

@@ -142,9 +142,7 @@ _X2 = [3.0, 1.0]
     _fixed(_bug14, [_X2], (True,), None, [[1.0, 1.0]]),
     _fixed(_bug17, [[1.0, 3.0]], (True,), None, [[0.0, 1.0]]),
     _fixed(_bug18, [0.5], (True,), RuntimeError, [None]),
-    _known(19, "copy_ of a value with history replaces the target's: the old history "
-           "(whose saved output the copy overwrote) is never checked",
-           _bug19, [[0.5]], (True,), RuntimeError),
+    _fixed(_bug19, [[0.5]], (True,), RuntimeError),
 ])
 def test_known_bug(fn, values, grad, expected):
     """Eager and compiled both give PyTorch's result (and input grads, when given)."""

@@ -329,12 +329,6 @@ def _view(ctx: _Ctx, step: Step) -> None:
 # Some writes run under no_grad (k % 7 == 3): autograd does not see them.
 
 
-def _written(y):
-    """An operand written as is into a target (copy_, setitem): a tensor that requires
-    grad is cloned first, which avoids BUG 19."""
-    return y.clone() if isinstance(y, Tensor) and y.requires_grad else y
-
-
 def _index_tensor(size: int, k: int, n: int, negative: bool = True) -> Tensor:
     """``n`` indices into a dim of ``size`` (some negative, unless not ``negative``)."""
     values = [_mod(k + 2 * i, size) - (size if negative and (k + i) % 3 == 2 else 0)
@@ -369,14 +363,13 @@ def _write_into(ctx: _Ctx, t: Tensor, step: Step, kind: int, mode: int, lit: int
         t.clamp_(min=lo, max=None if mode % 3 == 1 else abs(_literal(k)) + 0.5)
     elif kind == 3:
         y = operand(t)
-        y = _written(y)
         t.copy_(y) if isinstance(y, Tensor) else t.fill_(y)
     elif kind in (4, 5):
         # setitem on a slice of t, or through a transposed view of t
         t1 = _nonscalar(t)
         target = t1.mT if kind == 5 and t1.dim() >= 2 else t1
         index = _slice(target, _dim(target, k), lit)
-        target[index] = _written(operand(target[index]))
+        target[index] = operand(target[index])
     elif kind == 6:
         # a write through a view op: select then add_
         t1 = _nonscalar(t)
@@ -388,7 +381,7 @@ def _write_into(ctx: _Ctx, t: Tensor, step: Step, kind: int, mode: int, lit: int
     elif kind == 8:
         t1 = _nonscalar(t)
         idx = _index_tensor(t1.shape[0], k, 1 + lit % 2)
-        t1[idx] = _literal(mode) if mode % 2 else _written(operand(t1[idx], 0))
+        t1[idx] = _literal(mode) if mode % 2 else operand(t1[idx], 0)
     else:
         alpha = 0.5 if _is_float(t) else 2   # integer tensors refuse float alphas
         t.sub_(operand(t), alpha=alpha)
