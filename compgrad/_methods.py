@@ -16,11 +16,10 @@ from compgrad.device_arrays import is_writeable
 from compgrad.tensor import INPLACE_HOOKS, Tensor, _active_trace
 from ir import ops
 from ir.dispatch import PY_NUMBERS, SCALAR_TYPES
-from ir.fperr import quiet_call
 from ir.ops._util import ufunc_into
 from ir.types import broadcast_shapes
 
-__all__ = ["bind_methods", "UPDATE_CHUNK"]
+__all__ = ["bind_methods"]
 
 
 def _named(method, name: str, doc: str | None):
@@ -96,10 +95,6 @@ def _write_ufunc(self: Tensor, other, np_fn: np.ufunc, alpha) -> bool:
                 return False   # the generic path raises PyTorch's error
         operand = data
         if alpha != 1:
-            if _chunkable(arr, data):
-                quiet_call(_scaled_into_by_chunks, np_fn, arr, data, alpha)
-                self._version[0] += 1
-                return True
             operand = np.empty_like(data)
             ufunc_into(np.multiply, operand, data, alpha)
     else:
@@ -107,39 +102,6 @@ def _write_ufunc(self: Tensor, other, np_fn: np.ufunc, alpha) -> bool:
     ufunc_into(np_fn, arr, arr, operand)
     self._version[0] += 1
     return True
-
-
-# ``p.add_(g, alpha=a)`` of a large tensor (an optimizer's update) computes ``a * g`` and
-# applies it a chunk at a time through a scratch buffer that stays in the CPU cache,
-# instead of through a temporary as large as ``g``: the same two operations per element
-# (the same values) with one pass less over memory. Elements per chunk (also the
-# optimizers' fused updates', compgrad.optim.sgd):
-UPDATE_CHUNK = _CHUNK = 65536
-
-
-def _chunkable(arr, data) -> bool:
-    """Whether ``arr op= alpha * data`` may run by chunks: two large C-contiguous NumPy
-    arrays of one shape that share no memory (a chunk must not read what an earlier
-    one wrote)."""
-    return (type(arr) is np.ndarray and type(data) is np.ndarray and arr.size >= 2 * _CHUNK
-            and data.shape == arr.shape and arr.flags.c_contiguous
-            and data.flags.c_contiguous and not np.may_share_memory(arr, data))
-
-
-def _scaled_into_by_chunks(np_fn: np.ufunc, arr: np.ndarray, data: np.ndarray,
-                           alpha) -> None:
-    """``arr[:] = np_fn(arr, alpha * data)`` a chunk at a time (see ``_CHUNK``); the
-    caller ignores NumPy's floating-point errors around it."""
-    out = arr.reshape(-1)   # views: both arrays are C-contiguous
-    src = data.reshape(-1)
-    size = out.size
-    scratch = np.empty(_CHUNK, dtype=arr.dtype)
-    for start in range(0, size, _CHUNK):
-        stop = min(start + _CHUNK, size)
-        part = scratch[:stop - start]
-        np.multiply(src[start:stop], alpha, out=part)
-        chunk = out[start:stop]
-        np_fn(chunk, part, out=chunk)
 
 
 def _inplace_arithmetic(fn, name: str, np_fn: np.ufunc, takes_alpha: bool):

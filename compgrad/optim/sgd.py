@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from compgrad._methods import UPDATE_CHUNK
-from compgrad.autograd.grad_mode import _STATE
-from compgrad.device_arrays import is_writeable
 from compgrad.optim.optimizer import (
     Optimizer,
     _check_lr,
@@ -15,8 +10,6 @@ from compgrad.optim.optimizer import (
     _l2_decayed_grad,
     _use_grad_for_differentiable,
 )
-from compgrad.tensor import INPLACE_HOOKS, Tensor, _active_trace
-from ir.fperr import quiet_call
 
 __all__ = ["SGD"]
 
@@ -67,70 +60,8 @@ class SGD(Optimizer):
                     buf = state.get("momentum_buffer")
                     if buf is None:
                         buf = state["momentum_buffer"] = grad.detach().clone()
-                    elif not group["nesterov"] and _fused_momentum_step(
-                            p, buf, grad, momentum, 1 - dampening, -lr):
-                        continue
                     else:
                         buf.mul_(momentum).add_(grad, alpha=1 - dampening)
                     grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
                 p.add_(grad, alpha=-lr)
         return loss
-
-
-_NUMBERS = (int, float)
-
-
-def _fused_momentum_step(p: Tensor, buf: Tensor, grad: Tensor, momentum, alpha,
-                         step) -> bool:
-    """``buf.mul_(momentum).add_(grad, alpha=alpha); p.add_(buf, alpha=step)`` for large
-    tensors, done a chunk at a time so each chunk of ``buf`` stays in the CPU cache
-    between the three updates (one pass over memory instead of five or six; PyTorch
-    runs these on every core instead). Each element sees the same operations in the
-    same order, so the values, the in-place identity and the version counts are those
-    of the three calls. Returns False, having done nothing, unless all of that is plain
-    NumPy arithmetic with nothing for autograd or @compile to see: grad mode off,
-    Python number factors, and three large, writeable-where-written, C-contiguous
-    float arrays of one shape and dtype that share no memory."""
-    if _STATE.enabled or len(INPLACE_HOOKS) > 1 or _active_trace() is not None:
-        return False
-    if type(momentum) not in _NUMBERS or type(alpha) not in _NUMBERS \
-            or type(step) not in _NUMBERS:
-        return False
-    P, B, G = p._data, buf._data, grad._data
-    if not (type(P) is np.ndarray and type(B) is np.ndarray and type(G) is np.ndarray):
-        return False
-    if P.size < 2 * UPDATE_CHUNK or P.dtype.kind != "f" or B.dtype != P.dtype \
-            or G.dtype != P.dtype or B.shape != P.shape or G.shape != P.shape:
-        return False
-    if not (P.flags.c_contiguous and B.flags.c_contiguous and G.flags.c_contiguous
-            and is_writeable(P) and is_writeable(B)):
-        return False
-    if np.may_share_memory(P, B) or np.may_share_memory(P, G) or np.may_share_memory(B, G):
-        return False
-    quiet_call(_momentum_chunks, P.reshape(-1), B.reshape(-1), G.reshape(-1), momentum,
-               alpha, step)
-    buf._version[0] += 2   # mul_ and add_
-    p._version[0] += 1
-    return True
-
-
-def _momentum_chunks(p: np.ndarray, buf: np.ndarray, grad: np.ndarray, momentum, alpha,
-                     step) -> None:
-    """The updates of ``_fused_momentum_step`` on flat arrays, chunk by chunk, each
-    as ``Tensor.mul_``/``add_`` computes it (``alpha != 1``: ``alpha * x`` first)."""
-    size = p.size
-    scratch = np.empty(UPDATE_CHUNK, dtype=p.dtype)
-    for start in range(0, size, UPDATE_CHUNK):
-        stop = min(start + UPDATE_CHUNK, size)
-        b = buf[start:stop]
-        g = grad[start:stop]
-        tmp = scratch[:stop - start]
-        np.multiply(b, momentum, out=b)
-        if alpha != 1:
-            np.multiply(g, alpha, out=tmp)
-            np.add(b, tmp, out=b)
-        else:
-            np.add(b, g, out=b)
-        np.multiply(b, step, out=tmp)   # (step 1 too: b * 1 is b, add_'s alpha-1 result)
-        chunk = p[start:stop]
-        np.add(chunk, tmp, out=chunk)
