@@ -72,9 +72,11 @@ def _sum_rule(types, dim, keepdim, dtype):
 def _sum_impl(a, dim, keepdim, dtype):
     if dtype is None and a.dtype.kind in "biu":
         dtype = dtypes.int64
-    # np.add.reduce is what np.sum runs for an ndarray, without its Python wrapper
-    return np.add.reduce(a, axis=dim, keepdims=keepdim,
-                         dtype=None if dtype is None else dtype.np_dtype)
+    # np.add.reduce is what np.sum runs for an ndarray, without its Python wrapper; a
+    # full reduction's NumPy scalar becomes a 0-d array (eager wraps an array inline)
+    r = np.add.reduce(a, axis=dim, keepdims=keepdim,
+                      dtype=None if dtype is None else dtype.np_dtype)
+    return np.asarray(r) if isinstance(r, np.generic) else r   # (CuPy's: 0-d arrays)
 
 
 def _sum_vjp(ctx, g):
@@ -95,17 +97,15 @@ def _sum_samples():
     yield ErrorSample((arr(3, 4),), {"dim": (0, 0)}, RuntimeError, "appears multiple times")
 
 
-SUM = register(OpDef("sum", OpKind.REDUCTION, _sum_rule, _sum_impl, _sum_vjp, _sum_samples))
+SUM = register(OpDef("sum", OpKind.REDUCTION, _sum_rule, _sum_impl, _sum_vjp, _sum_samples,
+                     fresh_result=True))
 
 
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A001 - PyTorch's name
     """Sum over ``dim`` (an int, a tuple, or None for all dims)."""
     reject_out(out)
-    t = type_of(input)
-    dims = normalize_dims(dim, t.ndim)
-    if dim is not None and not isinstance(dim, int) and len(tuple(dim)) == 0:
-        dims = tuple(range(t.ndim))  # PyTorch: an empty dim list reduces everything
-    return apply(SUM, input, dim=dims, keepdim=bool(keepdim), dtype=check_dtype_arg(dtype))
+    return apply(SUM, input, dim=reduce_dims(dim, type_of(input).ndim), keepdim=bool(keepdim),
+                 dtype=check_dtype_arg(dtype))
 
 
 def sum_to_size(g, shape: tuple[int, ...]):
