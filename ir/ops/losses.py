@@ -176,7 +176,7 @@ def _nll_rule(types, reduction, ignore_index, has_weight):
 def _nll_pick(x, t, ignore_index, weight):
     """(-x[target] per target, weight per target with ignored ones 0), in target's shape."""
     c = x.shape[0] if x.ndim == 1 else x.shape[1]
-    t = t.astype(np.int64)
+    t = t.astype(np.int64, copy=False)
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= c))
     if bad.any():
@@ -184,10 +184,12 @@ def _nll_pick(x, t, ignore_index, weight):
     safe = np.where(valid, t, 0)
     if x.ndim == 1:
         picked = x[safe]
+    elif x.ndim == 2:   # (an index per row: what take_along_axis does, without its set-up)
+        picked = x[np.arange(x.shape[0]), safe]
     else:
         picked = np.squeeze(np.take_along_axis(x, np.expand_dims(safe, 1), axis=1), 1)
     w = (weight[safe] if weight is not None else np.ones_like(x, shape=safe.shape)) * valid
-    return -picked * w, w.astype(x.dtype)
+    return -picked * w, w.astype(x.dtype, copy=False)
 
 
 def _nll_impl(x, t, *weight, reduction, ignore_index, has_weight):
@@ -198,8 +200,8 @@ def _nll_impl(x, t, *weight, reduction, ignore_index, has_weight):
         return loss
     with np.errstate(all="ignore"):
         if reduction == "sum":
-            return np.sum(loss)
-        return np.sum(loss) / np.sum(w)  # 0 / 0 = nan when every target is ignored
+            return loss.sum()
+        return loss.sum() / w.sum()  # 0 / 0 = nan when every target is ignored
 
 
 def _nll_vjp(ctx, g):
