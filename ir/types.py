@@ -138,9 +138,16 @@ def _scalar_type_cached(dtype: DType) -> TensorType:
     return TensorType((), dtype, CPU, True)
 
 
+_SCALAR_TYPES: dict[type, TensorType] = {}   # Python scalar type -> its weak type
+
+
 def scalar_type(value) -> TensorType:
-    """The weak type of a Python scalar operand (its value is not part of the type)."""
-    return _scalar_type_cached(scalar_dtype(value))
+    """The weak type of a Python scalar operand (its value is not part of the type; its
+    Python type alone decides it, so that is the memo's key)."""
+    t = _SCALAR_TYPES.get(type(value))
+    if t is None:
+        t = _SCALAR_TYPES[type(value)] = _scalar_type_cached(scalar_dtype(value))
+    return t
 
 
 def shape_str(shape: Iterable[int]) -> str:

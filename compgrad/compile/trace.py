@@ -131,10 +131,7 @@ class Trace:
         part of the program, so a new learning rate compiles nothing)."""
         if isinstance(x, np.generic):
             x = x.item()
-        t = _WEAK_TYPES.get(type(x))   # (scalar_type depends on the Python type only)
-        if t is None:
-            t = _WEAK_TYPES[type(x)] = scalar_type(x)
-        v = self.graph.add_input(t, Role.ARGUMENT, f"s{self.counts['scalar']}")
+        v = self.graph.add_input(scalar_type(x), Role.ARGUMENT, f"s{self.counts['scalar']}")
         self.counts["scalar"] += 1
         self.env[v] = x
         return v
@@ -775,7 +772,6 @@ class Trace:
         return arr
 
 
-_WEAK_TYPES: dict = {}   # a cache: Python scalar type -> its weak scalar type
 _RESHAPE = REGISTRY["reshape"]
 _STRAIGHT_THROUGH = REGISTRY["straight_through"]
 _OVERWRITE = REGISTRY["overwrite"]
