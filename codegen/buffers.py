@@ -54,10 +54,7 @@ class BufferPool:
         """An uninitialised array of ``shape`` and ``dtype``: a free pooled one when
         there is one, else a new one (remembered when large)."""
         dtype = np.dtype(dtype)
-        nbytes = dtype.itemsize
-        for d in shape:
-            nbytes *= d
-        if nbytes < POOL_MIN_BYTES:
+        if not self.pooled(shape, dtype):
             return np.empty(shape, dtype)
         key = (shape, dtype)
         with self._lock:
