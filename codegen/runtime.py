@@ -215,6 +215,11 @@ class CompiledProgram:
             self.stats.times["one_function"] = time.perf_counter() - start
         return self._one_function
 
+    @property
+    def has_one_function(self) -> bool:
+        """Whether :meth:`as_one_function` built the one function (no build is started)."""
+        return self._one_function is not None
+
     def run(self, args: Sequence, inplace: Collection[int] = ()) -> tuple[list, list]:
         """The program's outputs and mutation values for ``args`` (one per graph input).
 

@@ -77,8 +77,7 @@ class Tiering:
     def as_one_function(self) -> bool:
         """Whether the program runs as one function: moved here, or built by a replay
         (:mod:`compgrad.compile.replay` asks the compiled program directly)."""
-        return self.one is not None or (self.compiled._one_function_built and
-                                        self.compiled._one_function is not None)
+        return self.one is not None or self.compiled.has_one_function
 
     @property
     def state(self) -> str:
