@@ -13,12 +13,13 @@ a program moves to its one function:
   is part of a training loop, where the compile is soon repaid (and then cached on disk
   for every later process).
 
-Programs run once (a graph break taken once, most tests) never pay for it; programs larger
-than :data:`codegen.whole.MAX_ELEMENTS` are not tried. The one function gives the step
-runner's results (elementwise phases bit for bit, NumPy's summation order, the same BLAS;
-transcendentals the step runner leaves to NumPy may differ by a few ulp, checked on
-sample inputs before it is used), and falls back to the step runner for a call it was
-not written for (:class:`codegen.whole.OneFunction`).
+Programs run once (a graph break taken once, most tests) never pay for it. A program larger
+than :data:`codegen.whole.MAX_ELEMENTS` keeps the step runner, and at the same moment its
+runs of small steps become one function each instead (:mod:`codegen.small_runs`).
+The one function gives the step runner's results (elementwise phases bit for bit,
+NumPy's summation order, the same BLAS; transcendentals the step runner leaves to NumPy
+may differ by a few ulp, checked on sample inputs before it is used), and falls back to
+the step runner for a call it was not written for (:class:`codegen.whole.OneFunction`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 
 from codegen.cache import kernel_cache, load_kernel
+from codegen.small_runs import find_runs, install_small_runs, sub_program
 from codegen.whole import MAX_ELEMENTS, program_elements, sample_inputs
 from codegen.whole_lower import lower_program
 
@@ -41,16 +43,18 @@ class Tiering:
     has the step runner's contract; ``state`` says where the program stands: "step runner"
     (and why, once decided), "one function"."""
 
-    __slots__ = ("compiled", "one", "runs", "after", "decided", "how")
+    __slots__ = ("compiled", "one", "runs", "after", "decided", "how", "large", "small_runs")
 
     def __init__(self, compiled, *, after: int | None = None):
         self.compiled = compiled
         self.one: Callable | None = None
         self.runs = 0
         self.after = TIER_UP_RUNS if after is None else after
-        # too large to try: decided at once (the whole-function builder would refuse too)
-        self.decided = program_elements(compiled.graph) > MAX_ELEMENTS
+        # too large for one function: its runs of small steps are built instead
+        self.large = program_elements(compiled.graph) > MAX_ELEMENTS
+        self.decided = False
         self.how: str | None = None   # how the one function came to be built
+        self.small_runs = None        # a large program's codegen.small_runs.RunsPlan
 
     def run(self, args: Sequence, inplace: Collection[int] = ()) -> tuple[list, list]:
         """The program's outputs and mutation values for ``args``."""
@@ -61,7 +65,8 @@ class Tiering:
             self.runs += 1
             if self.runs >= self.after:
                 self._build(f"after {self.runs} runs on the step runner")
-            elif self.runs == 2 and _cached(self.compiled):
+            elif self.runs == 2 and (_runs_cached(self.compiled) if self.large
+                                     else _cached(self.compiled)):
                 self._build("its machine code was in the disk cache")
             if self.one is not None:
                 return self.one(args)
@@ -69,6 +74,10 @@ class Tiering:
 
     def _build(self, how: str) -> None:
         self.decided = True
+        if self.large:
+            self.small_runs = install_small_runs(self.compiled)
+            self.how = how
+            return
         self.one = self.compiled.as_one_function()
         if self.one is not None:
             self.how = how
@@ -84,6 +93,8 @@ class Tiering:
         """"one function (how)", or "step runner" with the reason once one was refused."""
         if self.one is not None:
             return f"one function ({self.how})"
+        if self.small_runs is not None:
+            return f"step runner, {self.small_runs.summary()} ({self.how})"
         reason = self.compiled.one_function_reason
         return f"step runner ({reason})" if reason else "step runner"
 
@@ -101,3 +112,23 @@ def _cached(compiled) -> bool:
         # data-dependent op counted on the caller's data): as_one_function refuses it too
         return False
     return kernel_cache().has_machine_code(lowered.source)
+
+
+def _runs_cached(compiled) -> bool:
+    """Whether every run of small steps of ``compiled`` (a large program) is compiled in
+    the default disk cache, and there is at least one."""
+    if compiled._load is not load_kernel:
+        return False
+    runs = find_runs(compiled.graph, compiled.steps)
+    if not runs:
+        return False
+    cache = kernel_cache()
+    for start, stop in runs:
+        sub = sub_program(compiled.graph, compiled.steps, start, stop)
+        try:
+            lowered = lower_program(sub, sub.steps, sample_inputs(sub), compiled._load)
+        except Exception:   # noqa: BLE001 - as in _cached
+            return False
+        if not cache.has_machine_code(lowered.source):
+            return False
+    return True

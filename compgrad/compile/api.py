@@ -106,6 +106,9 @@ def _program_notes(programs) -> dict[int, str]:
         elif p.tiering is not None and p.tiering.as_one_function:
             how = p.tiering.how
             notes[p.index] = "runs as one Numba function" + (f" ({how})" if how else "")
+        elif p.tiering is not None and p.tiering.small_runs is not None:
+            notes[p.index] = f"runs step by step, {p.tiering.small_runs.summary()} " \
+                             f"({p.tiering.how})"
     return notes
 
 

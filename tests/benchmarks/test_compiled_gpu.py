@@ -111,7 +111,9 @@ def test_cpu_path_runs_checks_and_reports(cpu_run) -> None:
         for c, rec in case["contestants"].items():  # the probes ran for everyone
             assert rec["gpu_memory"] == {"peak_bytes": None, "how": "cpu"}, c
         desc = case["contestants"]["compgrad.compile"]["describe"]
-        assert desc["program_count"] >= 1 and desc["program_notes"] == {}
+        # (a note may say how a CPU program runs: never that it ran on a device)
+        assert desc["program_count"] >= 1
+        assert not any("CUDA" in note for note in desc["program_notes"].values())
         assert case["contestants"]["torch"]["describe"] is None
     assert "# Compiled workloads on the GPU (issue 8)" in md
     assert "How the compiled programs ran" in md and "CPU program(s)" in md
