@@ -160,8 +160,13 @@ absolute = abs
 def _sign_np(x):
     if x.dtype == np.bool_:
         return x.copy()
-    # (x > 0) - (x < 0): NaN and -0.0 give 0, as in PyTorch
-    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+    # (x > 0) - (x < 0): NaN and -0.0 give 0, as in PyTorch (np.sign keeps NaN); the
+    # comparison is cast into the result array and the other subtracted in place, with
+    # no float temporaries (relu's VJP computes this on every activation)
+    out = np.empty_like(x)
+    np.greater(x, 0, out=out)
+    out -= np.less(x, 0)
+    return out
 
 
 def _sign_samples():
