@@ -52,7 +52,9 @@ class Tiering:
         self.after = TIER_UP_RUNS if after is None else after
         # too large for one function: its runs of small steps are built instead
         self.large = program_elements(compiled.graph) > MAX_ELEMENTS
-        self.decided = False
+        # a large program with no run of small steps has nothing to build: decided at once
+        # (a W5 matmul is not run a thousand times for nothing)
+        self.decided = self.large and not find_runs(compiled.graph, compiled.steps)
         self.how: str | None = None   # how the one function came to be built
         self.small_runs = None        # a large program's codegen.small_runs.RunsPlan
 

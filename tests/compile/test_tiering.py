@@ -87,7 +87,9 @@ def test_a_large_program_is_never_tried(monkeypatch):
     for _ in range(3):
         np.testing.assert_array_equal(double(x).numpy(), np.full((300, 300), 2.0, np.float32))
     (program,) = _programs(double)
-    assert program.tiering.decided and program.tiering.one is None and tried == []
+    # no run of small steps either: decided before its first run, nothing built
+    assert program.tiering.decided and program.tiering.runs == 0
+    assert program.tiering.one is None and program.tiering.small_runs is None and tried == []
     assert program.compiled.one_function_reason is None   # not even built
 
 
