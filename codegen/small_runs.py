@@ -23,8 +23,9 @@ the steps).
 
 Correctness is :mod:`codegen.whole`'s: each run's function is checked against the step
 runner on sample inputs before it is used, refused when it differs or cannot be lowered
-exactly, and at run time a call with inputs of another layout (or one that raises) runs
-the run's own steps, as before.
+exactly (a refused run's halves are tried in its place, down to two steps), and at run
+time a call with inputs of another layout (or one that raises) runs the run's own steps,
+as before.
 """
 
 from __future__ import annotations
@@ -112,13 +113,28 @@ def find_runs(graph: Graph, steps: Sequence) -> list[tuple[int, int]]:
         j = i
         while j < n and small_step(steps[j], graph.nodes[j]):
             j += 1
-        start, stop = i, j
-        while stop > start and graph.nodes[stop - 1].op.is_view:
-            stop -= 1
-        if stop - start >= MIN_RUN_STEPS:
-            runs.append((start, stop))
+        run = _trimmed(graph, i, j)
+        if run is not None:
+            runs.append(run)
         i = j
     return runs
+
+
+def _trimmed(graph: Graph, start: int, stop: int) -> tuple[int, int] | None:
+    """``(start, stop)`` without views at its end, or None when fewer than
+    :data:`MIN_RUN_STEPS` steps are left."""
+    while stop > start and graph.nodes[stop - 1].op.is_view:
+        stop -= 1
+    return (start, stop) if stop - start >= MIN_RUN_STEPS else None
+
+
+def _halves(graph: Graph, start: int, stop: int) -> list[tuple[int, int]]:
+    """The two halves of a refused run that are still runs (none when it is too short
+    to split)."""
+    if stop - start < 2 * MIN_RUN_STEPS:
+        return []
+    mid = (start + stop) // 2
+    return [r for r in (_trimmed(graph, start, mid), _trimmed(graph, mid, stop)) if r]
 
 
 def sub_program(graph: Graph, steps: Sequence, start: int, stop: int) -> SubProgram:
@@ -182,7 +198,8 @@ class RunStep:
 @dataclass
 class RunsPlan:
     """The runs of one program and what became of them: ``built`` the installed
-    ``(start, stop)`` ranges, ``refused`` the others with the reason."""
+    ``(start, stop)`` ranges, ``refused`` the runs (or halves of runs) too short to split
+    further that could not be built, with the reason."""
 
     built: list = field(default_factory=list)
     refused: list = field(default_factory=list)
@@ -203,7 +220,9 @@ def install_small_runs(compiled) -> RunsPlan:
     graph, steps = compiled.graph, compiled.steps
     plan = RunsPlan()
     replaced: dict[int, tuple[int, RunStep]] = {}
-    for start, stop in find_runs(graph, steps):
+    pending = find_runs(graph, steps)
+    while pending:
+        start, stop = pending.pop(0)
         sub = sub_program(graph, steps, start, stop)
         if not sub.outputs:
             continue
@@ -212,7 +231,12 @@ def install_small_runs(compiled) -> RunsPlan:
                                          lambda args, h=holder: h[0].run_steps(args),
                                          max_elements=math.inf)
         if one is None:
-            plan.refused.append(((start, stop), reason))
+            # a step the lowering cannot write (an indexing op, say) refuses the whole
+            # run: its halves are tried, down to runs too short to split
+            halves = _halves(graph, start, stop)
+            if not halves:
+                plan.refused.append(((start, stop), reason))
+            pending[:0] = halves
             continue
         run = RunStep(sub, one)
         holder.append(run)

@@ -148,3 +148,32 @@ def test_a_large_compiled_step_keeps_eager_results(monkeypatch):
         for step in p.compiled.steps:
             if isinstance(step, RunStep):
                 assert step.one.calls >= 1 and step.one.fallbacks == 0
+
+
+# a run with a step the whole-program lowering cannot write (argmax) in its second half
+SPLIT = """
+graph h(%x: f32[8,16], %w: f32[16,4], %v: f32[4,16], %s: f64[] weak) {
+  %0 = mm(%x, %w) : f32[8,4]
+  %1 = mul(%0, %s) : f32[8,4]
+  %2 = mm(%1, %v) : f32[8,16]
+  %3 = argmax(%2)[dim=1, keepdim=False] : i64[8]
+  %4 = tanh(%2) : f32[8,16]
+  %5 = mm(%4, %w) : f32[8,4]
+  %6 = relu(%5) : f32[8,4]
+  %7 = mm(%6, %v) : f32[8,16]
+  return %3, %7
+}
+"""
+
+
+def test_a_refused_run_is_split_and_its_lowerable_half_built():
+    plain, runs = CompiledProgram(parse(SPLIT)), CompiledProgram(parse(SPLIT))
+    (whole_run,) = find_runs(plain.graph, plain.steps)
+    plan = install_small_runs(runs)
+    assert plan.built and all(whole_run[0] <= a < b <= whole_run[1] for a, b in plan.built)
+    assert plan.built != [whole_run]
+    assert any("argmax" in reason for _, reason in plan.refused)
+    for seed in range(2):
+        feeds = whole.sample_inputs(plain.graph, seed=seed)
+        for a, b in zip(plain.run(feeds)[0], runs.run(feeds)[0]):
+            np.testing.assert_array_equal(b, a)
