@@ -34,11 +34,14 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from codegen.runtime import _FusedStep, _InterpretedGroupStep, _NodeStep, _PhaseStep, _release_plan
+from codegen.threads import BlasThreads
 from codegen.whole import OPENBLAS_SERIAL_MNK, build_one_function
 from ir.graph import Graph, Node, Value, input_type
+from ir.opdef import OpKind
 
-__all__ = ["MIN_RUN_STEPS", "SMALL_VALUE_ELEMENTS", "RunStep", "SubProgram", "find_runs",
-           "install_small_runs"]
+__all__ = ["MIN_RUN_STEPS", "SMALL_VALUE_ELEMENTS", "RunStep", "RunsPlan", "SubProgram",
+           "find_runs", "install_small_runs", "small_step", "sub_program"]
 
 # a step whose every value has at most this many elements may join a run
 SMALL_VALUE_ELEMENTS = 1 << 15
@@ -81,7 +84,6 @@ def _products_small(node: Node) -> bool:
     body = node.attrs.get("body") if node.op.name == "fused" else None
     if isinstance(body, Graph):
         return all(_products_small(inner) for inner in body.nodes)
-    from ir.opdef import OpKind
     if node.op.kind is not OpKind.MATMUL:
         return True
     out = node.outputs[0].type.shape
@@ -93,7 +95,6 @@ def _products_small(node: Node) -> bool:
 def small_step(step, node: Node) -> bool:
     """Whether ``step`` (running ``node``) may join a run: a step kind the whole-program
     lowering writes, on small values only, with small products."""
-    from codegen.runtime import _FusedStep, _InterpretedGroupStep, _NodeStep, _PhaseStep
     if not isinstance(step, (_FusedStep, _InterpretedGroupStep, _NodeStep, _PhaseStep)):
         return False
     return all(_elements(v) <= SMALL_VALUE_ELEMENTS for v in _values(node)) \
@@ -164,7 +165,6 @@ class RunStep:
     __slots__ = ("sub", "one", "release")
 
     def __init__(self, sub: SubProgram, one: Callable):
-        from codegen.runtime import _release_plan
         self.sub = sub
         self.one = one
         self.release = _release_plan([n.inputs for n in sub.nodes],
@@ -182,7 +182,6 @@ class RunStep:
 
     def run_steps(self, args: Sequence) -> tuple[list, list]:
         """The run on the step runner: its outputs for ``args`` (one per input)."""
-        from codegen.threads import BlasThreads
         env = dict(zip(self.sub.inputs, args))
         blas = BlasThreads()
         try:
@@ -216,7 +215,6 @@ def install_small_runs(compiled) -> RunsPlan:
     """Build each run of small steps of ``compiled`` (a
     :class:`codegen.runtime.CompiledProgram`) as one function and put a :class:`RunStep`
     in its place in ``compiled.steps`` (the release plan made again to match)."""
-    from codegen.runtime import _release_plan
     graph, steps = compiled.graph, compiled.steps
     plan = RunsPlan()
     replaced: dict[int, tuple[int, RunStep]] = {}
