@@ -234,17 +234,23 @@ class CompiledProgram:
                 env[INPLACE] = writable
         if g.constants:
             env.update(g.constants)
-        # (blas_threads() without its generator-based context manager: this runs per call)
-        blas = BlasThreads()
-        try:
-            for step, dead in zip(self.steps, self.release):
-                step.run(env, blas)
-                for v in dead:
-                    del env[v]   # its buffer may serve a later kernel
-        finally:
-            blas.restore()
+        run_steps(self.steps, self.release, env)
         return ([env[v] for v in g.outputs],
                 [None if m.value is None else env[m.value] for m in g.mutations])
+
+
+def run_steps(steps: Sequence, release: Sequence[tuple], env: dict) -> None:
+    """Run ``steps`` in order on ``env`` under one BLAS thread policy, dropping after each
+    the values ``release`` names there (a program's steps, or a run of them)."""
+    # (blas_threads() without its generator-based context manager: this runs per call)
+    blas = BlasThreads()
+    try:
+        for step, dead in zip(steps, release):
+            step.run(env, blas)
+            for v in dead:
+                del env[v]   # its buffer may serve a later kernel
+    finally:
+        blas.restore()
 
 
 class _NodeStep:

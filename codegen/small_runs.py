@@ -34,8 +34,15 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from codegen.runtime import _FusedStep, _InterpretedGroupStep, _NodeStep, _PhaseStep, _release_plan
-from codegen.threads import BlasThreads
+from codegen.runtime import (
+    _FusedStep,
+    _InterpretedGroupStep,
+    _NodeStep,
+    _PhaseStep,
+    _release_plan,
+    run_steps,
+)
+from codegen.threads import matmul_flops
 from codegen.whole import OPENBLAS_SERIAL_MNK, build_one_function
 from ir.graph import Graph, Node, Value, input_type
 from ir.opdef import OpKind
@@ -86,10 +93,9 @@ def _products_small(node: Node) -> bool:
         return all(_products_small(inner) for inner in body.nodes)
     if node.op.kind is not OpKind.MATMUL:
         return True
-    out = node.outputs[0].type.shape
-    inner = input_type(node.inputs[-1]).shape
-    k = inner[-2] if len(inner) >= 2 else inner[0]
-    return math.prod(out) * k <= OPENBLAS_SERIAL_MNK
+    flops = matmul_flops(node.op.name, [input_type(a).shape for a in node.inputs],
+                         node.outputs[0].type.shape)
+    return flops / 2 <= OPENBLAS_SERIAL_MNK   # (multiply-adds: m * n * k)
 
 
 def small_step(step, node: Node) -> bool:
@@ -183,14 +189,7 @@ class RunStep:
     def run_steps(self, args: Sequence) -> tuple[list, list]:
         """The run on the step runner: its outputs for ``args`` (one per input)."""
         env = dict(zip(self.sub.inputs, args))
-        blas = BlasThreads()
-        try:
-            for step, dead in zip(self.sub.steps, self.release):
-                step.run(env, blas)
-                for v in dead:
-                    del env[v]
-        finally:
-            blas.restore()
+        run_steps(self.sub.steps, self.release, env)
         return [env[v] for v in self.sub.outputs], []
 
 

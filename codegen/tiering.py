@@ -104,33 +104,29 @@ class Tiering:
 def _cached(compiled) -> bool:
     """Whether ``compiled``'s one function is already compiled in the default disk cache
     (lowering it costs ~1-2 ms of Python; a program that cannot be lowered is not)."""
-    if compiled._load is not load_kernel:
-        return False   # a custom loader keeps its own cache
-    try:
-        lowered = lower_program(compiled.graph, compiled.steps, sample_inputs(compiled.graph),
-                                compiled._load)
-    except Exception:   # noqa: BLE001
-        # NotLowerable, or the step runner failed on the sample inputs (a size that a
-        # data-dependent op counted on the caller's data): as_one_function refuses it too
-        return False
-    return kernel_cache().has_machine_code(lowered.source)
+    return compiled._load is load_kernel and _has_machine_code(compiled.graph, compiled.steps,
+                                                               compiled._load)
 
 
 def _runs_cached(compiled) -> bool:
     """Whether every run of small steps of ``compiled`` (a large program) is compiled in
     the default disk cache, and there is at least one."""
     if compiled._load is not load_kernel:
+        return False   # a custom loader keeps its own cache
+    subs = [sub_program(compiled.graph, compiled.steps, start, stop)
+            for start, stop in find_runs(compiled.graph, compiled.steps)]
+    return bool(subs) and all(_has_machine_code(sub, sub.steps, compiled._load)
+                              for sub in subs)
+
+
+def _has_machine_code(program, steps, load) -> bool:
+    """Whether the one function lowered from ``program`` (a Graph or a
+    :class:`~codegen.small_runs.SubProgram`, run by ``steps``) is compiled in the default
+    disk cache."""
+    try:
+        lowered = lower_program(program, steps, sample_inputs(program), load)
+    except Exception:   # noqa: BLE001
+        # NotLowerable, or the step runner failed on the sample inputs (a size that a
+        # data-dependent op counted on the caller's data): building it refuses it too
         return False
-    runs = find_runs(compiled.graph, compiled.steps)
-    if not runs:
-        return False
-    cache = kernel_cache()
-    for start, stop in runs:
-        sub = sub_program(compiled.graph, compiled.steps, start, stop)
-        try:
-            lowered = lower_program(sub, sub.steps, sample_inputs(sub), compiled._load)
-        except Exception:   # noqa: BLE001 - as in _cached
-            return False
-        if not cache.has_machine_code(lowered.source):
-            return False
-    return True
+    return kernel_cache().has_machine_code(lowered.source)
