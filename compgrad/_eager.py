@@ -13,13 +13,15 @@ import numpy as np
 from compgrad.device_arrays import place, run_on_device, to_host
 from ir.dispatch import Interpreter, is_scalar
 from ir.fperr import ERRSTATE, IGNORE_ALL, quiet_call
-from ir.opdef import TYPE_MEMO, OpDef, infer_type
+from ir.opdef import OpDef, infer_type
 from ir.types import CPU, TensorType, scalar_type
 
 __all__ = ["EagerInterpreter", "EAGER", "RECORD_HOOKS", "argument_error"]
 
 # Autograd installs its recorder here (compgrad.autograd); kept as a list so the
-# interpreter does not import the engine.
+# interpreter does not import the engine. Hooks run for a view op, and for an op with
+# an input tensor that requires grad or is a view (which may read a differentiable value
+# once its base was written): on any other op autograd records nothing.
 RECORD_HOOKS: list = []
 
 
@@ -35,11 +37,16 @@ class EagerInterpreter(Interpreter):
     def apply(self, op: OpDef, args: tuple, attrs: dict):
         arrays = []
         types = []
+        # whether autograd's hooks have anything to look at: an input that requires grad
+        # or is a view (whose base may have gained a history since), or a view op
+        recordable = op.is_view
         for a in args:
             if isinstance(a, _Tensor):
                 arrays.append(a._data)
                 t = a._type_cache
                 types.append(t if t is not None else a._type)
+                if a._requires_grad or a._view_version is not None:
+                    recordable = True
             elif is_scalar(a):
                 a = a.item() if isinstance(a, np.generic) else a
                 arrays.append(a)
@@ -47,11 +54,16 @@ class EagerInterpreter(Interpreter):
             else:
                 raise argument_error(op, a)
         types = tuple(types)
-        # the type memo read inline for attribute-free ops (infer_type's key for them;
-        # infer_type computes, fills and raises on a miss)
-        out_type = None if attrs else TYPE_MEMO.get((op, types))
-        if out_type is None:
+        if attrs:
             out_type = infer_type(op, types, attrs)
+            kernel = op.impl
+        else:
+            # attribute-free ops: the output type and the kernel for these input types,
+            # decided once (_decide raises the type rule's errors on every bad call)
+            decided = _DECIDED.get((op, types))
+            if decided is None:
+                decided = _decide(op, types)
+            out_type, kernel = decided
         single = not isinstance(out_type, tuple)
         device = out_type.device if single else (
             out_type[0].device if out_type else CPU)   # unbind may give no outputs
@@ -60,11 +72,11 @@ class EagerInterpreter(Interpreter):
         elif ERRSTATE is not None:   # ir.fperr.quiet_call, inline on the hottest path
             token = ERRSTATE.set(IGNORE_ALL)
             try:
-                result = op.impl(*arrays, **attrs)
+                result = kernel(*arrays, **attrs)
             finally:
                 ERRSTATE.reset(token)
         else:
-            result = quiet_call(op.impl, *arrays, **attrs)
+            result = quiet_call(kernel, *arrays, **attrs)
         if not single:
             outputs = tuple(_wrap(op, r, t, args, arrays) for r, t in zip(result, out_type))
         elif (op.fresh_result and device is CPU and type(result) is np.ndarray
@@ -83,9 +95,27 @@ class EagerInterpreter(Interpreter):
             outputs.grad_fn = None
         else:
             outputs = _wrap(op, result, out_type, args, arrays)
-        for hook in RECORD_HOOKS:
-            hook(op, args, attrs, outputs, types)
+        if recordable:
+            for hook in RECORD_HOOKS:
+                hook(op, args, attrs, outputs, types)
         return outputs
+
+
+# (op, input types) -> (output type, kernel) for attribute-free applications
+_DECIDED: dict[tuple, tuple] = {}
+_DECIDED_LIMIT = 100_000
+
+
+def _decide(op: OpDef, types: tuple) -> tuple:
+    """The output type of ``op`` on ``types`` (raising the rule's error for bad input)
+    and the kernel that computes it: ``op.direct``'s for these types, else the
+    reference implementation. Memoised in ``_DECIDED``."""
+    out_type = infer_type(op, types, {})
+    kernel = op.direct(types) if op.direct is not None else None
+    if len(_DECIDED) >= _DECIDED_LIMIT:
+        _DECIDED.clear()
+    decided = _DECIDED[(op, types)] = (out_type, kernel if kernel is not None else op.impl)
+    return decided
 
 
 def argument_error(op: OpDef, arg) -> TypeError:

@@ -35,7 +35,7 @@ from typing import Any
 from ir.types import TensorType
 
 __all__ = ["OpKind", "OpDef", "Sample", "ErrorSample", "VJPContext", "register", "REGISTRY",
-           "get_op", "infer_type", "TYPE_MEMO"]
+           "get_op", "infer_type"]
 
 
 class OpKind(enum.Enum):
@@ -125,6 +125,11 @@ class OpDef:
     # the reference always returns a new array that aliases no input (a ufunc's result):
     # eager then skips its check that a result shares no memory with an input
     fresh_result: bool = False
+    # ``direct(input_types)``: a kernel that computes the op on arrays of those types
+    # exactly as ``impl`` does, without impl's per-call dtype checks (None: use impl).
+    # Decided once per input types by the eager interpreter (an elementwise op whose
+    # operands already share the compute dtype calls its ufunc as it is)
+    direct: Callable[[tuple], Callable[..., Any] | None] | None = None
 
     def __repr__(self) -> str:
         return f"<op {self.name}>"
@@ -154,10 +159,6 @@ def get_op(name: str) -> OpDef:
 
 
 _TYPE_CACHE: dict[tuple, Any] = {}
-# The memo itself, for an interpreter's hot path to read without a call: an op applied
-# with no attributes has the key ``(op, types)``. Only infer_type writes it (a miss
-# must go there, which also raises the rule's errors); it is cleared, never replaced.
-TYPE_MEMO = _TYPE_CACHE
 
 
 def infer_type(op: OpDef, types: tuple[TensorType, ...], attrs: dict):

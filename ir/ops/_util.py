@@ -38,7 +38,7 @@ __all__ = [
     "np_type_of", "promoted_np_dtype", "cast", "elementwise_rule", "register_elementwise",
     "check_dtype_arg", "promote_operands", "reject_out", "as_int_tuple", "is_float", "OpKind",
     "OpDef", "register", "is_array", "asarray_like", "arange_like", "flat_positions",
-    "ufunc_at", "index_grid",
+    "ufunc_at", "index_grid", "float_direct",
 ]
 
 
@@ -203,6 +203,41 @@ def _common_array_dtype(args, scalars_ok: bool) -> np.dtype | None:
     return dt
 
 
+def _common_type_dtype(types: tuple, scalars_ok: bool) -> np.dtype | None:
+    """:func:`_common_array_dtype` for operands of ``types`` (tensors and weak Python
+    numbers): the NumPy dtype they are computed in without a cast, else None."""
+    dt = None
+    number = False
+    for t in types:
+        if t.weak:
+            if not scalars_ok:
+                return None
+            number = True
+            continue
+        if dt is None:
+            dt = t.dtype
+        elif t.dtype is not dt:
+            return None
+    if dt is None:
+        return None
+    np_dt = dt.np_dtype
+    if number and np_dt.kind != "f":
+        return None
+    return np_dt
+
+
+def float_direct(np_fn: np.ufunc) -> Callable[[tuple], Callable | None]:
+    """An ``OpDef.direct`` giving ``np_fn`` for operands that share one floating dtype
+    (Python numbers beside them, which the ufunc casts itself): the case where an impl
+    that promotes and casts first would call ``np_fn`` on its arguments unchanged."""
+
+    def direct(types: tuple) -> Callable | None:
+        dt = _common_type_dtype(types, True)
+        return np_fn if dt is not None and dt.kind == "f" else None
+
+    return direct
+
+
 def ufunc_into(np_fn: np.ufunc, out: np.ndarray, *operands) -> None:
     """``np_fn(*operands)`` written into ``out`` (an in-place op's own storage).
 
@@ -333,10 +368,17 @@ def register_elementwise(name: str, np_fn: Callable, vjp: Callable | None, sampl
             dt = dtypes.default_float_dtype().np_dtype
         return np_fn(*(cast(a, dt) for a in args), **attrs)
 
+    def direct(types: tuple) -> Callable | None:
+        # impl's cast-free case, decided from the operands' types once per types
+        dt = _common_type_dtype(types, scalars_ok)
+        if dt is not None and (compute == "promote" or dt.kind == "f"):
+            return np_fn
+        return None
+
     impl.__name__ = f"{name}_impl"
     return register(OpDef(
         name=name, kind=OpKind.ELEMENTWISE,
         type_rule=elementwise_rule(mode, float_only, allow_bool, name),
         impl=impl, vjp=vjp, samples=samples, public=public,
         differentiable=vjp is not None and mode != "bool", doc=doc,
-        fresh_result=scalars_ok))
+        fresh_result=scalars_ok, direct=direct))

@@ -21,6 +21,7 @@ from ir.ops._util import (
     cast,
     check_dtype_arg,
     elementwise_rule,
+    float_direct,
     is_array,
     is_scalar,
     promote_operands,
@@ -440,7 +441,8 @@ def _pow_samples():
                       "not implemented for 'Bool'")
 
 
-POW = register(OpDef("pow", OpKind.ELEMENTWISE, _pow_rule, _pow_impl, _pow_vjp, _pow_samples))
+POW = register(OpDef("pow", OpKind.ELEMENTWISE, _pow_rule, _pow_impl, _pow_vjp, _pow_samples,
+                     direct=float_direct(np.power)))
 
 
 def pow(input, exponent, *, out=None):  # noqa: A001 - PyTorch's name

@@ -256,8 +256,14 @@ def _matmul_samples():
     yield ErrorSample((arr(2, 3), 2.0), {}, TypeError, "must be Tensor")
 
 
+def _matmul_direct(types: tuple):
+    # operands in their compute dtype: np.matmul as _np_matmul would call it
+    a, b = types
+    return np.matmul if a.dtype is b.dtype and a.dtype is not dtypes.float16 else None
+
+
 MATMUL = register(OpDef("matmul", OpKind.MATMUL, _matmul_rule, _matmul_impl, _matmul_vjp,
-                        _matmul_samples))
+                        _matmul_samples, fresh_result=True, direct=_matmul_direct))
 
 
 def matmul(input, other, *, out=None):

@@ -12,7 +12,6 @@ and the no-dim ``max`` share it evenly among tied elements (``_tie_weights``),
 
 from __future__ import annotations
 
-import builtins
 from collections import namedtuple
 
 import numpy as np
@@ -176,13 +175,19 @@ def _mean_rule(types, dim, keepdim, dtype):
 
 
 def _mean_impl(a, dim, keepdim, dtype):
+    # (callers ignore NumPy's floating-point errors: ir.fperr)
     if dtype is not None:
         a = a.astype(dtype.np_dtype)
-    with np.errstate(all="ignore"):
-        if a.size == 0 or builtins.any(a.shape[d] == 0 for d in dim):
-            s = np.sum(a, axis=dim, keepdims=keepdim)
-            return s / 0.0 if np.size(s) else s
-        return np.mean(a, axis=dim, keepdims=keepdim)
+    n = _count(a.shape, dim)
+    if n == 0:
+        s = np.sum(a, axis=dim, keepdims=keepdim)
+        return s / 0.0 if np.size(s) else s
+    # np.mean's arithmetic without its Python wrapper: the sum (float16 accumulated in
+    # float32), divided in the sum's dtype, float16 rounded back at the end
+    half = a.dtype == np.float16
+    s = np.add.reduce(a, axis=dim, keepdims=keepdim, dtype=np.float32 if half else None)
+    r = np.true_divide(s, n)
+    return r.astype(np.float16) if half else r
 
 
 def _count(shape, dims) -> int:
