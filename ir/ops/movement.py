@@ -30,7 +30,7 @@ def _reshape_rule(types, shape):
 
 
 def _reshape_impl(a, shape):
-    return np.reshape(a, shape)  # a view where NumPy (and PyTorch) can make one
+    return a.reshape(shape)  # a view where NumPy (and PyTorch) can make one
 
 
 def _reshape_vjp(ctx, g):
@@ -89,7 +89,17 @@ def _expand_rule(types, shape):
 
 
 def _expand_impl(a, shape):
-    return np.broadcast_to(a, shape)  # read-only view with zero strides, like PyTorch's
+    """A read-only view with zero strides, like PyTorch's."""
+    if type(a) is np.ndarray and a.flags.c_contiguous and a.size:
+        # the view made directly over ``a``'s memory: np.broadcast_to's Python costs
+        # ~2.4 us, ten times this, and every reduction's VJP expands its gradient
+        lead = len(shape) - a.ndim
+        strides = (0,) * lead + tuple(
+            0 if size == 1 else stride for size, stride in zip(a.shape, a.strides))
+        view = np.ndarray(shape, a.dtype, a, 0, strides)
+        view.flags.writeable = False
+        return view
+    return np.broadcast_to(a, shape)
 
 
 def _expand_vjp(ctx, g):
@@ -206,7 +216,7 @@ def _permute_rule(types, dims):
 
 
 def _permute_impl(a, dims):
-    return np.transpose(a, dims)
+    return a.transpose(dims)   # (the method: np.transpose adds a Python wrapper)
 
 
 def _permute_vjp(ctx, g):
