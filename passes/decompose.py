@@ -24,7 +24,10 @@ numerically stable forms the reference implementations use:
   ``w`` the target's weight (0 where ignored), summed or divided by ``sum(w)``.
   The row sum fuses into the kernel computing ``x`` (a log_softmax), so ``x``
   itself is never stored. ``nll_target``, ``ne`` and ``mul`` are the nodes the
-  nll_loss VJP builds, so after CSE the forward and backward share them.
+  nll_loss VJP builds, so after CSE the forward and backward share them;
+* ``nll_loss_backward`` (the nll_loss VJP, one op eagerly): always, into
+  ``where(eq(classes, t), -coef * g, 0)`` with ``coef`` the target's weight (divided by
+  the weights' sum for a mean), ``t`` the checked target.
 
 Only float32 and float64 inputs whose reduced dims are trailing and non-empty are
 rewritten (the row kernels of :mod:`codegen.rows` iterate over ``[rows, trailing
@@ -43,7 +46,7 @@ from collections.abc import Callable
 from ir import dtypes, ops
 from ir.dispatch import interpreter
 from ir.graph import Graph, GraphBuilder, Node, Value
-from ir.ops.losses import nll_target
+from ir.ops.losses import nll_loss_backward_primitives, nll_target
 
 __all__ = ["decompose", "DECOMPOSITIONS"]
 
@@ -144,6 +147,15 @@ def _nll_loss(node: Node, softmax_of: dict) -> list[Value] | None:
     return [loss]
 
 
+def _nll_loss_backward(node: Node, softmax_of: dict) -> list[Value] | None:
+    # always: these are the nodes the nll_loss VJP built before it became one op, which
+    # fusion puts in the kernels around it (and CSE shares with the forward's nll_loss)
+    g, target, *weight = node.inputs
+    x_type = node.outputs[0].type
+    return [nll_loss_backward_primitives(g, x_type, target, weight[0] if weight else None,
+                                         node.attrs["reduction"], node.attrs["ignore_index"])]
+
+
 # op name -> rule: builds the replacement with a GraphBuilder active and returns the
 # values replacing the node's outputs, or None to keep the node. ``softmax_of`` (one per
 # decompose call) maps each decomposed log_softmax's output to its ``(e, sum(e))``
@@ -152,6 +164,7 @@ DECOMPOSITIONS: dict[str, Callable[[Node, dict], list[Value] | None]] = {
     "softmax": _softmax,
     "layer_norm": _layer_norm,
     "nll_loss": _nll_loss,
+    "nll_loss_backward": _nll_loss_backward,
     "exp": _exp,
 }
 

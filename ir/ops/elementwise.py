@@ -358,10 +358,8 @@ def _pow_impl(a, b):
     if dt.kind in "iu":
         if not is_array(b) and b < 0:
             raise RuntimeError(_NEG_INT_POW)
-        with np.errstate(all="ignore"):
-            return _int_pow(a, b, dt)
-    with np.errstate(all="ignore"):
-        return np.power(cast(a, dt), cast(b, dt))
+        return _int_pow(a, b, dt)   # (errors ignored by every caller: ir.fperr)
+    return np.power(cast(a, dt), cast(b, dt))
 
 
 def _pow_rule(types):

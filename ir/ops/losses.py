@@ -20,7 +20,16 @@ import numpy as np
 
 from ir import dtypes
 from ir.opdef import ErrorSample, Sample
-from ir.ops._util import OpDef, OpKind, apply, common_device, promote_operands, register, type_of
+from ir.ops._util import (
+    OpDef,
+    OpKind,
+    apply,
+    arange_like,
+    common_device,
+    promote_operands,
+    register,
+    type_of,
+)
 from ir.samples import arr, ints, noncontig, positive
 from ir.types import TensorType, shape_str
 
@@ -30,7 +39,7 @@ INPLACE: tuple[str, ...] = ()
 FUNCTIONAL = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "nll_loss",
               "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits",
               "kl_div")
-INTERNAL = ("nll_target",)
+INTERNAL = ("nll_target", "nll_loss_backward")
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -198,45 +207,134 @@ def _nll_impl(x, t, *weight, reduction, ignore_index, has_weight):
         loss, w = loss.reshape(()), w.reshape(())
     if reduction == "none":
         return loss
-    with np.errstate(all="ignore"):
-        if reduction == "sum":
-            return loss.sum()
-        return loss.sum() / w.sum()  # 0 / 0 = nan when every target is ignored
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / w.sum()  # 0 / 0 = nan when every target is ignored (ir.fperr quiet)
 
 
 def _nll_vjp(ctx, g):
-    from ir import ops
     if ctx.attrs["has_weight"] and ctx.needs_input_grad[2]:
         # PyTorch has no derivative for the class weights either; never drop it silently
         raise RuntimeError("The function 'nll_loss_forward' is not differentiable with respect "
                            "to argument 'weight'. This input cannot have requires_grad True.")
-    x_t, t_t = ctx.input_types[0], ctx.input_types[1]
-    reduction, ignore_index = ctx.attrs["reduction"], ctx.attrs["ignore_index"]
-    cdim = 0 if x_t.ndim == 1 else 1
-    c = x_t.shape[cdim]
+    weight = (ctx.inputs[2],) if ctx.attrs["has_weight"] else ()
+    grad = nll_loss_backward(g, ctx.inputs[1], *weight, input_shape=ctx.input_types[0].shape,
+                             reduction=ctx.attrs["reduction"],
+                             ignore_index=ctx.attrs["ignore_index"])
+    return (grad, None) + ((None,) if ctx.attrs["has_weight"] else ())
+
+
+# --- nll_loss_backward: the gradient of nll_loss's input, as one op ----------------------
+#
+# Eagerly one NumPy computation instead of the dozen ops of its primitive form (which
+# cost ~140 us of dispatch on a [32, 10] batch); passes.decompose rewrites it into that
+# primitive form (nll_loss_backward_primitives), so compiled programs fuse it as before.
+
+def _nll_backward_rule(types, input_shape, reduction, ignore_index, has_weight):
+    g = types[0]
+    return TensorType(tuple(input_shape), g.dtype, g.device)
+
+
+def _nll_backward_impl(g, target, *weight, input_shape, reduction, ignore_index, has_weight):
+    # the arithmetic of nll_loss_backward_primitives, op for op, on arrays
+    ndim = len(input_shape)
+    c = input_shape[0 if ndim == 1 else 1]
+    safe = _nll_target_impl(target, c, ignore_index)
+    valid = target.astype(np.int64, copy=False) != ignore_index
+    coef = valid.astype(g.dtype) * (weight[0][safe] if has_weight else 1.0)
+    if reduction == "mean":
+        coef = coef / np.add.reduce(coef, axis=tuple(range(coef.ndim)))
+    coef = -(coef * g)
+    classes = arange_like(c, g)
+    if ndim > 2:
+        classes = classes.reshape((c,) + (1,) * (ndim - 2))
+    if ndim > 1:   # (unsqueeze(1) as reshapes: np.expand_dims is Python-heavy)
+        safe = safe.reshape(safe.shape[:1] + (1,) + safe.shape[1:])
+        coef = coef.reshape(coef.shape[:1] + (1,) + coef.shape[1:])
+    else:
+        safe, coef = safe.reshape(()), coef.reshape(())
+    return np.where(classes == safe, coef, 0.0).astype(g.dtype, copy=False)
+
+
+def _nll_backward_vjp(ctx, gg):
+    # linear in its incoming gradient: the VJP is nll_loss of the cotangent (PyTorch's
+    # derivative of nll_loss_backward), nothing for the targets and weights
+    has_weight = ctx.attrs["has_weight"]
+    if has_weight and ctx.needs_input_grad[2]:
+        raise RuntimeError("The function 'nll_loss_backward' is not differentiable with "
+                           "respect to argument 'weight'. This input cannot have "
+                           "requires_grad True.")
+    args = (gg, ctx.inputs[1]) + ((ctx.inputs[2],) if has_weight else ())
+    gy = apply(NLL_LOSS, *args, reduction=ctx.attrs["reduction"],
+               ignore_index=ctx.attrs["ignore_index"], has_weight=has_weight)
+    return (gy, None) + ((None,) if has_weight else ())
+
+
+def _nll_backward_samples():
+    t = np.array([1, 0, 4])
+    for reduction, g in (("mean", arr()), ("sum", arr()), ("none", arr(3))):
+        yield Sample((g, t), {"input_shape": (3, 5), "reduction": reduction,
+                              "ignore_index": -100}, torch=False, note="internal op")
+    yield Sample((arr(), np.array([1, 2, 4])), {"input_shape": (3, 5), "reduction": "mean",
+                                                "ignore_index": 2}, torch=False,
+                 note="internal op, an ignored target")
+    yield Sample((arr(), t, positive(5)), {"input_shape": (3, 5), "reduction": "mean",
+                                           "ignore_index": -100}, torch=False, grad=False,
+                 note="internal op, class weights (which take no gradient)")
+    yield Sample((arr(2, 3), np.array([[1, 0, 3], [2, 2, 0]])),
+                 {"input_shape": (2, 4, 3), "reduction": "none", "ignore_index": -100},
+                 torch=False, note="internal op, spatial")
+    yield Sample((arr(), np.array([3])), {"input_shape": (5,), "reduction": "sum",
+                                          "ignore_index": -100}, torch=False,
+                 note="internal op, unbatched")
+    yield ErrorSample((arr(), np.array([1, 5, 0])), {"input_shape": (3, 5), "reduction": "sum",
+                                                     "ignore_index": -100}, IndexError,
+                      "Target 5 is out of bounds.", torch=False)
+
+
+NLL_LOSS_BACKWARD = register(OpDef(
+    "nll_loss_backward", OpKind.OPAQUE, _nll_backward_rule, _nll_backward_impl,
+    _nll_backward_vjp, _nll_backward_samples, public="_ops.nll_loss_backward",
+    fresh_result=True))
+
+
+def nll_loss_backward(g, target, weight=None, *, input_shape, reduction: str,
+                      ignore_index: int):
+    """Internal: the gradient of nll_loss's input (of shape ``input_shape``) given the
+    loss's gradient ``g`` (the VJP of nll_loss; decomposed into primitives when compiled)."""
+    args = (g, target) if weight is None else (g, target, weight)
+    return apply(NLL_LOSS_BACKWARD, *args, input_shape=tuple(int(n) for n in input_shape),
+                 reduction=reduction, ignore_index=int(ignore_index),
+                 has_weight=weight is not None)
+
+
+def nll_loss_backward_primitives(g, x_type: TensorType, target, weight, reduction: str,
+                                 ignore_index: int):
+    """nll_loss_backward as primitive ops (its decomposition): a compare of each class
+    index with the checked target, elementwise, so fusion computes the one-hot in the
+    kernel that uses it instead of materialising it."""
+    from ir import ops
+    cdim = 0 if x_type.ndim == 1 else 1
+    c = x_type.shape[cdim]
     # the checked class of each target (0 where ignored): it raises the forward's error for
     # a target out of range, even where the loss itself is never computed
-    safe = nll_target(ctx.inputs[1], c, ignore_index)
-    target = ctx.inputs[1]
-    if t_t.dtype is not dtypes.int64:   # uint8 targets: compare with ignore_index as int64
+    safe = nll_target(target, c, ignore_index)
+    if type_of(target).dtype is not dtypes.int64:   # uint8 targets: compare as int64
         target = ops.to_dtype(target, dtypes.int64)
     valid = ops.ne(target, ignore_index)
-    w = ops.take(ctx.inputs[2], safe) if ctx.attrs["has_weight"] else 1.0
-    coef = ops.mul(ops.to_dtype(valid, x_t.dtype), w)
+    w = ops.take(weight, safe) if weight is not None else 1.0
+    coef = ops.mul(ops.to_dtype(valid, x_type.dtype), w)
     if reduction == "mean":
         coef = ops.div(coef, ops.sum(coef))
     coef = ops.neg(ops.mul(coef, g))
-    # the one-hot as a compare of each class index with the target (elementwise, so fusion
-    # computes it in the kernel that uses it instead of materialising an int64 one-hot)
-    classes = ops.arange(c, device=x_t.device)
-    if x_t.ndim > 2:
-        classes = ops.reshape(classes, (c,) + (1,) * (x_t.ndim - 2))
-    if x_t.ndim > 1:
+    classes = ops.arange(c, device=x_type.device)
+    if x_type.ndim > 2:
+        classes = ops.reshape(classes, (c,) + (1,) * (x_type.ndim - 2))
+    if x_type.ndim > 1:
         safe, coef = ops.unsqueeze(safe, 1), ops.unsqueeze(coef, 1)
     else:
         safe, coef = ops.reshape(safe, ()), ops.reshape(coef, ())
-    grad = ops.where(ops.eq(classes, safe), coef, 0.0)
-    return (grad, None) + ((None,) if ctx.attrs["has_weight"] else ())
+    return ops.where(ops.eq(classes, safe), coef, 0.0)
 
 
 def _nll_samples():

@@ -1,5 +1,6 @@
 """passes.decompose: log_softmax, softmax and layer_norm into the stable primitive forms,
-nll_loss into a compare and a row sum, exp of a log_softmax into its softmax (IR text in,
+nll_loss into a compare and a row sum, nll_loss_backward (always) into its primitive form,
+exp of a log_softmax into its softmax (IR text in,
 IR text out), what is kept whole, the layer_norm forward and its VJP sharing mean/rstd
 after CSE, and the interpreter's values before and after."""
 
@@ -243,6 +244,33 @@ def test_nll_loss_target_check_survives_an_unused_loss():
 def test_nll_loss_kept_whole_when_not_rows(text):
     graph = parse(text)
     assert decompose(graph) is graph
+
+
+@pytest.mark.parametrize("case", [
+    ("f32[]", "f32[4,5]", "i64[4]", "mean", ""), ("f32[]", "f32[4,5]", "i64[4]", "sum", ""),
+    ("f32[4]", "f32[4,5]", "i64[4]", "none", ""),
+    ("f32[]", "f32[4,5]", "i64[4]", "mean", "f32[5]"),
+    ("f32[2,3]", "f64[2,5,3]", "i64[2,3]", "none", ""),
+    ("f64[]", "f64[5]", "i64[]", "sum", ""),
+    ("f32[]", "f32[4,5]", "u8[4]", "mean", ""),
+], ids=str)
+def test_nll_loss_backward_is_always_decomposed_with_the_same_values(case):
+    # nll_loss's VJP is one op eagerly; compiled, it becomes the primitives fusion puts
+    # in the kernels around it (any rank and dtype: the VJP always built those)
+    g, x, t, reduction, w = case
+    g = g if x[1:3] != "64" else g.replace("f32", "f64")
+    shape = x[x.index("["):]
+    decl = f", %w: {w}" if w else ""
+    text = (f"graph f(%g: {g}, %t: {t}{decl}) {{\n"
+            f"  %0 = nll_loss_backward(%g, %t{', %w' if w else ''})[input_shape="
+            f"{tuple(int(n) for n in shape[1:-1].split(','))}, reduction=\"{reduction}\", "
+            f"ignore_index=2, has_weight={bool(w)}] : {x}\n  return %0\n}}")
+    graph = parse(text)
+    assert [n.op.name for n in graph.nodes] == ["nll_loss_backward"]
+    out = decompose(graph)
+    assert "nll_loss_backward" not in [n.op.name for n in out.nodes]
+    assert "nll_target" in [n.op.name for n in out.nodes]
+    _same_values(text)
 
 
 def test_exp_of_a_log_softmax_is_its_softmax():
