@@ -62,8 +62,10 @@ def trace_backward(trace, tensors: Sequence[Tensor], grad_tensors: Sequence, ret
                 raise RuntimeError("One of the differentiated Tensors does not require grad")
         targets, groups = _input_targets(trace, inputs)
     else:
-        live = live_values(graph, roots)
-        targets = [(t, v) for v, t in trace.leaves.items() if v in live]
+        # every leaf of the call: one the roots do not depend on gets no gradient (None,
+        # as from autodiff.backward, which runs no VJP for it), so none is stored; that
+        # spares a walk of the graph per call
+        targets = [(t, v) for v, t in trace.leaves.items()]
         groups = _by_tensor(targets)
     # tensors from outside the call with eager history (``x = w * 2`` made before the
     # call): their gradients continue through the eager graph, as eagerly

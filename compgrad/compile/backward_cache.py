@@ -41,6 +41,10 @@ class _Template:
     result: list                        # a slot per wrt value, or None
     reads: list[tuple[int, str, int]]   # on_saved calls: (forward node index, kind, index)
     ran: list[int]                      # forward nodes whose VJP ran
+    # the trace's segment key of the new nodes, as SegmentKeys.extend made it (the key
+    # of the template fixes it): (their parts, the slots of the outside values they
+    # were first to read); None when the trace had no key of its nodes
+    key_tail: tuple | None = None
 
 
 class BackwardCache:
@@ -76,11 +80,12 @@ def derive_backward(cache: BackwardCache | None, graph: Graph, roots: Sequence[V
         return result, ran
     key, external = _key(graph, roots, seeds, wrt, requires_grad, create_graph, keys)
     template = cache.templates.get(key)
+    first = len(graph.nodes)
     if template is not None:
         cache.hits += 1
-        return _replay(template, graph, external, on_saved)
+        return _replay(template, graph, external, on_saved,
+                       keys if keys is not None and len(keys.parts) == first else None)
     cache.misses += 1
-    first = len(graph.nodes)
     reads: list[tuple[Node, str, int]] = []
 
     def record_read(node: Node, kind: str, index: int) -> None:
@@ -90,7 +95,9 @@ def derive_backward(cache: BackwardCache | None, graph: Graph, roots: Sequence[V
     result = autodiff.backward(graph, roots, seeds, wrt, requires_grad=requires_grad.__contains__,
                                on_saved=record_read, on_vjp=ran.append, **callbacks)
     if len(cache.templates) < cache.limit:
-        cache.templates[key] = _record(graph, first, external, result, reads, ran)
+        cache.templates[key] = _record(graph, first, external, result, reads, ran,
+                                       keys if keys is not None and len(keys.parts) == first
+                                       else None)
     return result, ran
 
 
@@ -115,7 +122,8 @@ def _key(graph: Graph, roots, seeds, wrt, requires_grad: set, create_graph: bool
     return (structure, seed_kinds, len(roots), create_graph), external
 
 
-def _record(graph: Graph, first: int, external: list[Value], result: list, reads, ran) -> _Template:
+def _record(graph: Graph, first: int, external: list[Value], result: list, reads, ran,
+            keys: SegmentKeys | None) -> _Template:
     forward = graph.nodes[:first]
     index = {node: i for i, node in enumerate(forward)}
     appended = graph.nodes[first:]
@@ -147,11 +155,27 @@ def _record(graph: Graph, first: int, external: list[Value], result: list, reads
             slots[o] = next_slot
             next_slot += 1
     return _Template(nodes, old, constants, [None if g is None else slots[g] for g in result],
-                     [(index[n], kind, i) for n, kind, i in reads], [index[n] for n in ran])
+                     [(index[n], kind, i) for n, kind, i in reads], [index[n] for n in ran],
+                     _key_tail(keys, graph.nodes, slots))
+
+
+def _key_tail(keys: SegmentKeys | None, nodes: list[Node], slots: dict) -> tuple | None:
+    """What keying the appended nodes adds to ``keys`` (which keyed the nodes before them),
+    so that a replay adds it without keying them again (:meth:`SegmentKeys.adopt`)."""
+    if keys is None:
+        return None
+    first, n_external = len(keys.parts), len(keys.external)
+    keys.extend(nodes)
+    new = keys.external[n_external:]
+    if any(v not in slots for v in new):
+        return None
+    return tuple(keys.parts[first:]), tuple(slots[v] for v in new)
 
 
 def _replay(template: _Template, graph: Graph, external: list[Value],
-            on_saved: Callable) -> tuple[list, list[Node]]:
+            on_saved: Callable, keys: SegmentKeys | None) -> tuple[list, list[Node]]:
+    """Append the template's nodes (``keys``: the trace's key of the nodes before them,
+    which takes theirs from the template)."""
     old = graph.nodes
     for i, kind, index in template.reads:
         on_saved(old[i], kind, index)
@@ -167,5 +191,8 @@ def _replay(template: _Template, graph: Graph, external: list[Value],
         new.append(node)
         values += node.outputs
     old.extend(new)
+    if keys is not None and template.key_tail is not None and new:
+        parts, reads_first = template.key_tail
+        keys.adopt(new, parts, [values[k] for k in reads_first])
     return ([None if k is None else values[k] for k in template.result],
             [old[i] for i in template.ran])

@@ -124,8 +124,9 @@ def captured_names(fn, args=(), kwargs=None,
                 pname = param_names.get(id(p))
                 if pname is None:
                     pname = f"opt{k}.p{i}"
-                if (grad := p._grad) is not None:
-                    setname(id(grad), (pname + ".grad", _GRAD))
+                    if (grad := p._grad) is not None:
+                        setname(id(grad), (pname + ".grad", _GRAD))
+                # (else its module named its grad above, by the same name)
                 for key, value in state.get(p, _NONE).items():
                     if hasattr(value, "_type_cache"):
                         setname(id(value), (f"{pname}.{key}", Role.OPTIMIZER_STATE))

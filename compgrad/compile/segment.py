@@ -136,6 +136,30 @@ class SegmentKeys:
         self.last = nodes[-1]
         return self
 
+    def adopt(self, nodes: Sequence, parts: Sequence[tuple], external: Sequence[Value]) -> None:
+        """Key ``nodes`` (just appended after the keyed ones) as :meth:`extend` would,
+        given what it made of nodes of the same structure: their ``parts`` and the
+        outside values they are first to read, in order (a replayed backward
+        template: its key fixes both)."""
+        index = self.index
+        for v in external:
+            index[v] = ("x", len(self.external))
+            self.external.append(v)
+            self.types.append(v.type)
+        outputs = self.outputs
+        i = len(self.parts)
+        for node in nodes:
+            outs = node.outputs
+            if len(outs) == 1:
+                index[outs[0]] = (i, 0)
+            else:
+                for j, o in enumerate(outs):
+                    index[o] = (i, j)
+            outputs.extend(outs)
+            i += 1
+        self.parts.extend(parts)
+        self.last = nodes[-1]
+
     def key(self, outputs: Sequence[Value], writes: Sequence[tuple]) -> tuple[tuple, list[Value]]:
         """The key of the nodes keyed so far returning ``outputs`` and landing ``writes``
         (``(root, target, value)``), and the outside values in binding order."""

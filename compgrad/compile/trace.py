@@ -21,6 +21,7 @@ import weakref
 import numpy as np
 
 from compgrad.autograd.grad_mode import _STATE
+from compgrad.compile.failure import stop_at_failure
 from compgrad.compile.lazy import LazyGradFn, LazyRef, PendingWrite, user_location
 from compgrad.compile.naming import input_name, input_role
 from compgrad.compile.saving import values_to_save
@@ -447,7 +448,7 @@ class Trace:
     def _set_root(self, root: Tensor, value: Value) -> None:
         key = id(root)
         self.gen[key] = self.gen.get(key, 0) + 1
-        for vkey, (tref, vref) in list(self.mviews.items()):
+        for vkey, (tref, vref) in list(self.mviews.items()) if self.mviews else ():
             if vref.root is root and (view := tref()) is not None and view._lazy is None:
                 self._relazy(view, vref)   # it re-reads the root's new value when used
             elif tref() is None:
@@ -521,6 +522,7 @@ class Trace:
 
     def flush(self, reason: str) -> None:
         """Run the pending nodes as one program and give live tensors their data."""
+        recorded = len(self.lazies)
         alive = [t for r in self.lazies if (t := r()) is not None and t._lazy is not None]
         for t in alive:
             if self.stale or t._lazy.root is not None:   # (else value_of changes nothing)
@@ -555,8 +557,10 @@ class Trace:
             freed = self.freed
             nothing = self.saved_nothing
             for n in nodes:
-                if n.op.differentiable and n not in freed and n not in nothing \
-                        and not rg.isdisjoint(n.outputs):
+                # (most nodes of a training step compute no value that requires grad: the
+                # backward's and the optimizer's; that test comes first)
+                if not rg.isdisjoint(n.outputs) and n.op.differentiable and n not in freed \
+                        and n not in nothing:
                     for x in n.inputs:
                         if type(x) is Value:
                             keep(x)
@@ -575,13 +579,14 @@ class Trace:
             self.backward_follows = self.backward_may_follow(
                 [t._lazy.value for t in self.escaped])
         # read by the program's in-place permission (compile.api) and by the landing
-        self.landing_held = self.held_values() if writes and self.values_final else set()
+        self.landing_held = self.held_values(alive, recorded) if writes and self.values_final \
+            else set()
         try:
             results = self.runner(self, nodes, outputs, writes, reason) if (nodes or writes) \
                 else {}
         except Exception as e:
             self.error = e
-            self._stop_at_failure(alive)
+            stop_at_failure(self, alive)
             raise
         self.grads_set = []
         self.write_log = []
@@ -605,54 +610,6 @@ class Trace:
             return False
         return True
 
-    def _stop_at_failure(self, alive: list[Tensor]) -> None:
-        """The pending segment raised when it ran (an error that depends on data, such
-        as an index out of range): as eagerly, what was recorded before the failing op
-        happened and nothing after it did. The nodes run one by one up to the failing
-        one; writes and ``.grad`` assignments recorded before it land, later ones are
-        undone, and tensors computed before it get their data."""
-        env = self.env
-        nodes = self.graph.nodes
-        failed = len(nodes)
-        for i in range(self.start, len(nodes)):
-            node = nodes[i]
-            try:
-                outs = run_node(node, [env[x] if type(x) is Value else x for x in node.inputs])
-            except Exception:  # noqa: BLE001 - the runner's error is the one raised
-                failed = i
-                break
-            env.update(zip(node.outputs, outs))
-        self.start = len(nodes)
-        at_failure: dict[int, Value] = {}   # each written root's value when it failed
-        for pos, key, old, new in self.write_log:
-            if pos <= failed:
-                at_failure[key] = new
-            else:
-                at_failure.setdefault(key, old)
-        writes = []
-        for key, (root, target) in list(self.written.items()):
-            if at_failure[key] is not target:
-                writes.append((root, target, at_failure[key]))
-            else:
-                root._data = self.hidden.pop(key)
-                root._lazy = None
-                self.bound[key] = (root, target)
-                del self.written[key]
-        for t in alive:
-            if t._lazy.root is None and id(t) in at_failure:
-                t._lazy.value = at_failure[id(t)]
-        for pos, var, old in reversed(self.grads_set):
-            if pos > failed:
-                var._grad = old
-        self.grads_set = []
-        self.write_log = []
-        self._land_writes(writes, keep_env=True)
-        # a view takes its root's data (whatever value it was given after the failure)
-        done = [t for t in alive if (t._lazy.value in env if t._lazy.root is None
-                                     else t._lazy.root._lazy is None)]
-        self._materialize(done)
-        self.lazies = [r for r in self.lazies if (t := r()) is not None and t._lazy is not None]
-
     @property
     def values_final(self) -> bool:
         """Whether the segment being flushed is the call's last and nothing reads its SSA
@@ -661,12 +618,16 @@ class Trace:
         tensor of the call holds the new value (``landing_held``)."""
         return self.final and not self.backward_follows
 
-    def held_values(self) -> set:
+    def held_values(self, alive: list[Tensor], recorded: int) -> set:
         """The values the call's live recorded tensors hold (a write of one of them lands
         by copying: the tensor and the written storage must stay two arrays). A flush
-        keeps them, for its writes, in ``landing_held``."""
-        return {t._lazy.value for r in self.lazies if (t := r()) is not None
-                and t._lazy is not None}
+        keeps them, for its writes, in ``landing_held``. ``alive``: the live ones of the
+        first ``recorded`` tensors (as the flush found them; later ones are looked at
+        here: refreshing a view records)."""
+        held = {t._lazy.value for t in alive if t._lazy is not None}
+        held.update(t._lazy.value for r in self.lazies[recorded:] if (t := r()) is not None
+                    and t._lazy is not None)
+        return held
 
     def _land_writes(self, writes, keep_env: bool) -> None:
         env = self.env
