@@ -30,20 +30,24 @@ and at run time (:func:`writable_alone`, per call) when the caller allows it (th
 call's last program, whose SSA values nothing reads again) and ``X``'s array owns
 C-contiguous writable memory that no other input of the program views. The program's
 mutation value is then ``X``'s own array, which landing recognises and leaves alone.
-Views and aliases of the tensor see the new values, as they do eagerly.
+Views and aliases of the tensor see the new values, as they do eagerly. A program run
+as one Numba function (:mod:`codegen.whole`) takes each such phase output as a buffer
+parameter: ``X``'s array under the same conditions (:func:`inplace_buffers`), else a
+new one; it checks its inputs before any step runs, so a call it refuses (and gives to
+the step runner) has written nothing.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
 from ir.graph import Graph, Value
 from ir.opdef import OpKind
 
-__all__ = ["INPLACE", "plan_inplace_writes", "writable_alone"]
+__all__ = ["INPLACE", "inplace_buffers", "plan_inplace_writes", "writable_alone"]
 
 # the key under which a run's environment holds the ids of the input arrays its phases
 # may write in place (absent: none)
@@ -52,6 +56,9 @@ INPLACE = object()
 # node kinds whose reference implementations cannot raise on the data they are given
 # (types and shapes were checked when the program was traced)
 _CANNOT_RAISE = frozenset((OpKind.MATMUL, OpKind.REDUCTION, OpKind.MOVEMENT))
+
+_NONE: frozenset[int] = frozenset()
+_ndarray = np.ndarray
 
 
 def plan_inplace_writes(graph: Graph, steps: Sequence) -> tuple[int, ...]:
@@ -143,13 +150,35 @@ def may_raise(step) -> bool:
 def writable_alone(args: Sequence, positions: Sequence[int]) -> frozenset[int]:
     """The ids of ``args[p]`` (``p`` in ``positions``) a kernel may overwrite: NumPy arrays
     owning writable C-contiguous memory that no other argument is or views."""
-    owners = Counter(id(a if a.base is None else a.base)
-                     for a in args if type(a) is np.ndarray)
-    ok = []
-    for p in positions:
+    if not positions:
+        return _NONE
+    owners, shared = _owners(args)
+    return frozenset(id(args[p]) for p in positions if _alone(args[p], owners, shared))
+
+
+def inplace_buffers(args: Sequence, buffers: Sequence[tuple], allowed: Collection[int]) -> tuple:
+    """Per ``(position, shape, dtype)`` of ``buffers``: ``args[position]`` where ``allowed``
+    has the position and a kernel may overwrite that array (:func:`writable_alone`), else
+    a new array of that shape and dtype. (The caller checks that an argument it is given
+    has the buffer's shape and dtype.)"""
+    owners, shared = _owners(args)
+    out = []
+    for p, shape, dtype in buffers:   # (a loop, not a comprehension: this runs per call)
         a = args[p]
-        if type(a) is np.ndarray and a.base is None and owners[id(a)] == 1:
-            flags = a.flags
-            if flags.c_contiguous and flags.writeable:
-                ok.append(id(a))
-    return frozenset(ok)
+        out.append(a if p in allowed and _alone(a, owners, shared) else np.empty(shape, dtype))
+    return tuple(out)
+
+
+def _owners(args: Sequence) -> tuple[list[int], bool]:
+    """Per array argument (subclasses too: a kernel reads them as arrays) the id of the
+    array owning its memory (NumPy makes a view's base the owner, not the view it was
+    taken from), and whether two of them share one."""
+    owners = [id(a) if a.base is None else id(a.base) for a in args if isinstance(a, _ndarray)]
+    return owners, len(set(owners)) != len(owners)
+
+
+def _alone(a, owners: list[int], shared: bool) -> bool:
+    """Whether ``a`` owns aligned, writable, C-contiguous memory (``carray``) that no other
+    argument is or views."""
+    return type(a) is _ndarray and a.base is None and a.flags.carray \
+        and (not shared or owners.count(id(a)) == 1)

@@ -62,7 +62,7 @@ class Tiering:
         """The program's outputs and mutation values for ``args``."""
         one = self.one
         if one is not None:
-            return one(args)
+            return one(args, inplace)
         if not self.decided:
             self.runs += 1
             if self.runs >= self.after:
@@ -71,7 +71,7 @@ class Tiering:
                                      else _cached(self.compiled)):
                 self._build("its machine code was in the disk cache")
             if self.one is not None:
-                return self.one(args)
+                return self.one(args, inplace)
         return self.compiled.run(args, inplace)
 
     def _build(self, how: str) -> None:

@@ -8,7 +8,7 @@ most :data:`MAX_ELEMENTS` elements (all values together: where per-call overhead
 dominates), :func:`build_one_function` writes the whole program as one ``@njit``
 function (:mod:`codegen.whole_lower`), loads it through the verified kernel cache
 (``cache=True`` works across processes) and returns a :class:`OneFunction`, a callable
-with ``run``'s contract: ``one(args) -> (outputs, mutation arrays)``.
+with ``run``'s contract: ``one(args, inplace) -> (outputs, mutation arrays)``.
 
 Correctness first. A program is lowered only where every step can be written to give
 the step runner's values (elementwise phases bit for bit, NumPy's summation order for
@@ -16,32 +16,39 @@ sums, the same BLAS for products), else :func:`build_one_function` gives None an
 reason. The built function is run once on sample inputs and compared with the step
 runner there; a mismatch refuses it too. At each call the arrays must have the
 program's shapes and dtypes and be C-contiguous (the layout the function was written
-for); otherwise, and when the function raises (an out-of-range class index), the call
-runs on the step runner, which gives its results or raises its error. Every array the
+for): Numba checks dtypes, ranks and layouts against the one signature compiled (no
+other is compiled, except for read-only arrays the function was written for), the
+function's first lines the shapes. Otherwise, and when the function raises (an
+out-of-range class index), the call runs on the step runner, which gives its results
+or raises its error. Every array the
 function returns is allocated by that call, so results the caller keeps are never
-written by a later call.
+written by a later call; an update the step runner may write into its input's own array
+(:mod:`codegen.inplace`) goes into a buffer the call passes: that array where the
+caller allows it (as ``run`` would write it), else a new one.
 
 Cost and gain, measured on this 2-core machine (shared, load ~1.5): a replayed W2 step
-takes ~25 us instead of ~200 us (the function itself ~9 us: 5 BLAS calls, 5 phase
-kernels, 3 NumPy-order sums). Building it costs ~2.5 s of Numba compile time on a
-cold cache (W1 at batch 32, were it allowed: 7 s and 4 s for its two programs), ~10 ms
-from the disk cache in a later process.
+takes ~18 us instead of ~200 us (the function itself ~4.5 us: 5 BLAS calls, 5 phase
+kernels, 3 NumPy-order sums, its parameter updates written in place). Building it costs
+~2.5 s of Numba compile time on a cold cache (W1 at batch 32, were it allowed: 7 s and
+4 s for its two programs), ~10 ms from the disk cache in a later process.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 
+from codegen.inplace import inplace_buffers
 from codegen.whole_emit import NotLowerable
 from codegen.whole_lower import Lowered, lower_program
 from ir.graph import Graph
 
 __all__ = ["MAX_ELEMENTS", "OPENBLAS_SERIAL_MNK", "OneFunction", "build_one_function",
-           "program_elements", "sample_inputs"]
+           "items_getter", "program_elements", "sample_inputs"]
 
 # programs with more elements than this (all values, bodies included) keep the step
 # runner: their kernels' work outweighs the per-step overhead saved
@@ -59,52 +66,106 @@ _CHECK_RTOL, _CHECK_ATOL = 1e-4, 1e-6
 
 
 class OneFunction:
-    """The program as one Numba call; ``one(args)`` returns what ``fallback(args)`` (the
-    step runner) would. ``calls``/``fallbacks`` count calls and those the step runner
-    answered."""
+    """The program as one Numba call; ``one(args, inplace)`` returns what
+    ``fallback(args, inplace)`` (the step runner) would, ``inplace`` as
+    :meth:`codegen.runtime.CompiledProgram.run` takes it. ``calls``/``fallbacks`` count
+    calls and those the step runner answered."""
 
-    __slots__ = ("fn", "fallback", "slots", "constants", "output_index", "mutation_index",
-                 "serial", "calls", "fallbacks")
+    __slots__ = ("fn", "fallback", "slots", "take", "converts", "buffers", "targets", "constants",
+                 "outputs", "mutations", "serial", "calls", "fallbacks")
 
     def __init__(self, fn: Callable, fallback: Callable, lowered: Lowered):
         self.fn = fn
         self.fallback = fallback
         self.slots = lowered.slots
+        # the parameters taken from a call's arguments, and (position, Python type) of
+        # those converted (weak scalars)
+        self.take = items_getter([i for i, _, _, _ in lowered.slots])
+        self.converts = tuple((k, convert) for k, (_, _, _, convert) in enumerate(lowered.slots)
+                              if convert is not None)
+        self.buffers = lowered.buffers
+        # the arguments whose new value the function writes into a buffer
+        self.targets = tuple(i for i, _, _ in lowered.buffers)
         self.constants = lowered.constants
-        self.output_index = lowered.output_index
-        self.mutation_index = lowered.mutation_index
+        # the outputs and mutation values in the function's results (buffers appended)
+        self.outputs = items_getter(lowered.output_index)
+        self.mutations = items_getter(lowered.mutation_index)
         self.serial: _SerialBlas | None = None
         self.calls = 0
         self.fallbacks = 0
 
-    def __call__(self, args: Sequence) -> tuple[list, list]:
+    def __call__(self, args: Sequence, inplace: Collection[int] = ()) -> tuple[list, list]:
         self.calls += 1
-        values = []
-        for i, shape, dtype, convert in self.slots:
-            x = args[i]
-            if convert is not None:
-                values.append(convert(x))
-            elif type(x) is np.ndarray and x.shape == shape and x.dtype == dtype \
-                    and x.flags.c_contiguous:
-                values.append(x)
-            else:   # another layout (or type): the function was written for C arrays
-                self.fallbacks += 1
-                return self.fallback(args)
+        # (the function checks the arrays: Numba's call their dtype, rank, layout and
+        # writability against its one signature, the function their shapes)
+        values = list(self.take(args))
+        for k, convert in self.converts:
+            values[k] = convert(values[k])
+        buffers = inplace_buffers(args, self.buffers, inplace) if self.buffers else ()
         try:
-            results = self.invoke(values)
+            if self.serial is None:
+                results = self.fn(*values, *buffers, *self.constants) + buffers
+            else:
+                results = self.invoke(values, buffers)
         except Exception:
-            # the step runner raises the reference's error (or, were this a fault of the
-            # function, still gives the right results)
-            self.fallbacks += 1
-            return self.fallback(args)
-        return [results[i] for i in self.output_index], [results[i] for i in self.mutation_index]
+            results = self._compiled_anew(values, buffers)
+            if results is None:
+                # an argument the function was not written for (another dtype, rank,
+                # layout or shape: nothing ran), or the function raised: the step runner
+                # raises the reference's error (or, were this a fault of the function,
+                # still gives the right results). No step after a write in place can
+                # raise (codegen.inplace), so the runner never sees a half-written input
+                self.fallbacks += 1
+                return self.fallback(args, inplace) if inplace else self.fallback(args)
+        return list(self.outputs(results)), list(self.mutations(results))
 
-    def invoke(self, values: list) -> tuple:
-        """The function on its parameters (``slots`` order), constants appended: its tuple
-        of distinct result arrays."""
+    def _compiled_anew(self, values: list, buffers: tuple) -> tuple | None:
+        """The results of a call Numba refused that the function was written for
+        (C-contiguous arrays of its shapes and dtypes; read-only ones, say), the function
+        compiled for its Numba types (as any call of new types was before compiling was
+        disabled). None when the call does not fit, compiling fails or the function
+        raises."""
+        fn = self.fn
+        try:
+            types = tuple(map(fn.typeof_pyval, (*values, *buffers, *self.constants)))
+        except Exception:   # noqa: BLE001 - a value Numba cannot type
+            return None
+        if types in fn.overloads or not all(
+                type(x) is np.ndarray and x.shape == shape and x.dtype == dtype
+                and x.flags.c_contiguous
+                for x, (_, shape, dtype, convert) in zip(values, self.slots) if convert is None):
+            return None   # (compiled for: the function itself raised)
+        fn.disable_compile(False)
+        try:
+            return self.invoke(values, buffers)
+        except Exception:   # noqa: BLE001 - the step runner answers
+            return None
+        finally:
+            fn.disable_compile()
+
+    def buffers_for(self, args: Sequence, inplace: Collection[int]) -> tuple:
+        """The buffer parameters for a call on ``args``: an argument's own array where
+        ``inplace`` allows its update in place and it may be overwritten, else a new array
+        (:func:`codegen.inplace.inplace_buffers`; the function checks each target as a
+        parameter: its shape and dtype are its buffer's)."""
+        return inplace_buffers(args, self.buffers, inplace) if self.buffers else ()
+
+    def invoke(self, values: list, buffers: tuple = ()) -> tuple:
+        """The function on its parameters (``slots`` order) and ``buffers``, constants
+        appended: its tuple of distinct result arrays, the buffers after them (what
+        :attr:`Lowered.output_index` and :attr:`Lowered.mutation_index` index)."""
         if self.serial is None:
-            return self.fn(*values, *self.constants)
-        return self.serial.call(self.fn, *values, *self.constants)
+            return self.fn(*values, *buffers, *self.constants) + buffers
+        return self.serial.call(self.fn, *values, *buffers, *self.constants) + buffers
+
+
+def items_getter(keys: Sequence) -> Callable[[Sequence], tuple]:
+    """``x -> tuple(x[k] for k in keys)``, in C where it can be (``operator.itemgetter``
+    gives a bare item for one key)."""
+    if len(keys) == 1:
+        one = operator.itemgetter(keys[0])
+        return lambda x: (one(x),)
+    return operator.itemgetter(*keys) if keys else lambda x: ()
 
 
 class _SerialBlas:
@@ -195,9 +256,12 @@ def build_one_function(graph: Graph, steps: Sequence, load: Callable, fallback: 
         with warnings.catch_warnings():
             # a copy Numba makes for BLAS (a strided operand) is correct, only slower
             warnings.simplefilter("ignore", NumbaPerformanceWarning)
-            results = one.invoke(values)   # compiles, or loads Numba's cache
+            # (compiles, or loads Numba's cache)
+            results = one.invoke(values, one.buffers_for(args, ()))
     except Exception as e:
         return None, f"the generated function failed on sample inputs: {_describe(e)}"
+    # later calls of another signature fail (and fall back) rather than compile one
+    one.fn.disable_compile()
     got = [results[i] for i in lowered.output_index + lowered.mutation_index]
     mismatch = _mismatch(lowered.outputs + lowered.mutations, got)
     if mismatch is not None:

@@ -14,13 +14,20 @@ planned, in their order, and writes each into one function:
   (:class:`~codegen.runtime._InterpretedGroupStep`) is lowered node by node;
 * a product or a plain node is written by :mod:`codegen.whole_ops`.
 
-The function is ``program(<inputs>, <constants>) -> tuple of arrays``: the distinct
-values of the program's outputs and mutations, each once.
+The function is ``program(<inputs>, <buffers>, <constants>) -> tuple of arrays``: the
+distinct values of the program's outputs and mutations, each once, except those written
+into a buffer. A phase that :func:`codegen.inplace.plan_inplace_writes` lets write a
+mutated input's new value into that input's array writes it into a buffer parameter
+instead, which the caller fills with the input's own array where the call allows the
+write in place, else with a new array: either way the value is not returned, so the
+call boxes one array fewer (~0.35 us each) and a write in place is not landed again.
 
 The walk also runs every step of the step runner on sample inputs: what the function
 must decide as the runner decides it at run time (the flat variant, NumPy's summation
 order, the swapped product) depends on the runner's array layouts, which the caller
-then guarantees by calling the function only with C-contiguous inputs.
+then guarantees by calling the function only with C-contiguous inputs (the signature it
+was compiled for, with compiling further signatures disabled: Numba's call checks each
+array's dtype, rank and layout); the function itself first checks their shapes.
 """
 
 from __future__ import annotations
@@ -68,15 +75,18 @@ class Lowered:
     ``slots`` has one entry per parameter taken from the program's arguments:
     ``(argument index, shape, dtype, convert)``, ``convert`` None for an array (which
     must have that shape and dtype and be C-contiguous) or the Python type a weak
-    scalar is converted to. ``constants`` follow them. The function returns a tuple of
-    distinct arrays; ``output_index``/``mutation_index`` say which one each output and
-    mutation value is. ``outputs`` and ``mutations`` are the step runner's results on
-    the sample inputs; ``largest_product`` is the largest ``m * n * k`` of the
-    function's products."""
+    scalar is converted to. ``buffers`` follow them: ``(argument index, shape, dtype)``
+    per C-contiguous array the function writes the new value of that (mutated)
+    argument into (see the module docstring). ``constants`` come last. The function
+    returns a tuple of distinct arrays; ``output_index``/``mutation_index`` say which
+    one each output and mutation value is in that tuple followed by the buffers.
+    ``outputs`` and ``mutations`` are the step runner's results on the sample inputs;
+    ``largest_product`` is the largest ``m * n * k`` of the function's products."""
 
     source: str
     name: str
     slots: tuple
+    buffers: tuple
     constants: tuple
     output_index: tuple
     mutation_index: tuple
@@ -97,18 +107,26 @@ def lower_program(graph: Graph, steps: Sequence, sample_args: Sequence, load: Ca
             walker.step(step)
     em = walker.em
     # each distinct value returned once (boxing an array costs ~0.35 us), so that a value
-    # that is an output and a mutation is one array, as in the step runner
+    # that is an output and a mutation is one array, as in the step runner; a value
+    # written into a buffer is the caller's already
     results: dict[Value, str] = {}
+    buffered: dict[Value, int] = {}
     for v in list(graph.outputs) + [m.value for m in graph.mutations]:
-        if v not in results:
+        k = walker.buffer_of(v)
+        if k is not None:
+            buffered[v] = k
+        elif v not in results:
             results[v] = walker.result(v)
     position = {v: i for i, v in enumerate(results)}
+    position.update((v, len(results) + k) for v, k in buffered.items())
     em.line(f"return {_tuple(list(results.values()))}")
-    params = walker.params + [f"k{i}" for i in range(len(em.constants))]
+    params = walker.params + [name for name, _ in walker.buffers] \
+        + [f"k{i}" for i in range(len(em.constants))]
     source, name = njit_kernel("program", params, em.body(), dict(NJIT_OPTIONS, cache=True),
                                helpers=em.helpers())
     sample = walker.sample
-    return Lowered(source, name, tuple(walker.slots), tuple(em.constants),
+    return Lowered(source, name, tuple(walker.slots),
+                   tuple(buffer for _, buffer in walker.buffers), tuple(em.constants),
                    tuple(position[v] for v in graph.outputs),
                    tuple(position[m.value] for m in graph.mutations),
                    [sample[v] for v in graph.outputs],
@@ -126,6 +144,9 @@ class _Walker:
         self.sample: dict = {}
         self.params: list[str] = []
         self.slots: list[tuple] = []
+        # the buffer parameters: (name, (argument index, shape, dtype)), in order
+        self.buffers: list[tuple[str, tuple]] = []
+        self.input_index: dict[str, int] = {}   # an array input's parameter -> its index
         self.largest_product = 0
         self.blas = None
         for i, v in enumerate(graph.inputs):
@@ -148,6 +169,18 @@ class _Walker:
             else:
                 self.slots.append((i, tuple(t.shape), dtype, None))
                 self.sym[v] = Sym(name, tuple(t.shape), dtype, "C", INPUT)
+                self.input_index[name] = i
+        self.check_shapes()
+
+    def check_shapes(self) -> None:
+        """The function's first lines: an array of another shape raises (Numba's call
+        checks dtype, rank and layout; the loops below take the shapes as written)."""
+        dims = [f"{self.params[k]}.shape[{d}] != {n}"
+                for k, (_, shape, _, convert) in enumerate(self.slots) if convert is None
+                for d, n in enumerate(shape)]
+        if dims:
+            with self.em.block(f"if {' or '.join(dims)}:"):
+                self.em.line('raise ValueError("an input of another shape")')
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -205,8 +238,12 @@ class _Walker:
                 args.append(s.expr if len(s.shape) == 1 else f"{s.contiguous()}.reshape(-1)")
             else:
                 args.append(broadcast(s, shape))
+        into = self.buffer_outputs(step)
         outs = []
-        for dtype in step.dtypes:
+        for j, dtype in enumerate(step.dtypes):
+            if j in into:
+                outs.append(into[j])
+                continue
             outs.append(em.name("o"))
             em.line(f"{outs[-1]} = np.empty({shape_arg(shape)}, {dtype_name(dtype)})")
         accs = []
@@ -227,6 +264,29 @@ class _Walker:
             dtype = out.type.dtype.np_dtype
             em.line(f"{var} = {acc}.astype({dtype_name(dtype)}).reshape({out.type.shape!r})")
             self.sym[out] = Sym(var, tuple(out.type.shape), dtype)
+
+    def buffer_outputs(self, step: _PhaseStep) -> dict[int, str]:
+        """The phase's outputs written into a buffer parameter, by output index: those
+        the step runner may write into a program input's own array (``step.inplace``,
+        :func:`codegen.inplace.plan_inplace_writes`), that input taken as it is (not a
+        view of it), of the phase's shape and the output's dtype."""
+        into = {}
+        for j, q in step.inplace:
+            s = self.sym[step.source.inputs[q]]
+            i = self.input_index.get(s.expr)
+            name = f"w{i}"
+            if i is None or s.origin != INPUT or s.shape != tuple(step.shape) \
+                    or s.dtype != step.dtypes[j] or any(n == name for n, _ in self.buffers):
+                continue
+            self.buffers.append((name, (i, s.shape, s.dtype)))
+            into[j] = name
+        return into
+
+    def buffer_of(self, v: Value) -> int | None:
+        """The index of the buffer parameter holding ``v``, or None."""
+        s = self.sym.get(v)
+        return next((k for k, (name, _) in enumerate(self.buffers)
+                     if s is not None and s.expr == name), None)
 
     # --- values -----------------------------------------------------------------------------
 

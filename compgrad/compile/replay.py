@@ -22,16 +22,19 @@ What a replay depends on, and how each is guarded:
 A plan is made from a traced call (:func:`make_plan`) and installed only when
 the next traced call makes an equal one, so first-step effects (an optimizer
 creating its state) are never replayed. Its effects: writes into the tensors the
-step updates in place (landed as the trace lands them), ``.grad`` set to new
-tensors holding the program's outputs, and the returned value rebuilt.
+step updates in place (computed straight into their storage where
+:mod:`codegen.inplace` allows it, else landed as the trace lands them), ``.grad`` set
+to new tensors holding the program's outputs, and the returned value rebuilt.
 """
 
 from __future__ import annotations
 
 import sys
+from operator import is_
 
 import numpy as np
 
+from codegen.whole import items_getter
 from compgrad.autograd.anomaly import _STATE as _ANOMALY
 from compgrad.autograd.grad_mode import _STATE as _GRAD_MODE
 from compgrad.state_epoch import STRUCTURE
@@ -42,6 +45,7 @@ __all__ = ["Recorder", "Plan", "make_plan"]
 _ARG, _KWARG, _OBJ, _CONST = range(4)
 _PLAIN = (int, float, bool, str, bytes, type(None), complex)
 _MISSING = object()
+_UNSET = object()
 
 
 class Recorder:
@@ -103,11 +107,15 @@ class Plan:
         watched = {id(t): t for t, _, _ in bound}
         for _, _, params in optimizers:
             watched.update((id(p), p) for p in params)
-        self.grad_watch = [(t, t._grad) for t in watched.values()]
-        slot = {id(t): i for i, (t, _) in enumerate(self.grad_watch)}
-        # the watch slots a replay refreshes (captured tensors; an argument is new each call)
-        self.grad_updates = [slot.get(id(src[1])) if src[0] == _OBJ else None
-                             for src, _, _ in grads]
+        self.watched = tuple(watched.values())
+        self.watched_grads = [t._grad for t in self.watched]
+        slot = {id(t): i for i, t in enumerate(self.watched)}
+        # per grad: where its tensor comes from, its output index, whether it is copied,
+        # and the watch slot a replay refreshes (captured tensors; an argument is new
+        # each call)
+        self.grad_plan = [(kind, payload, index, copy,
+                           slot.get(id(payload)) if kind == _OBJ else None)
+                          for (kind, payload), index, copy in grads]
         # the program outputs a replay reads (grads, the result); the others (the traced
         # call's exports of written values, mostly) are dropped before the writes land, so
         # a written value the program also returns can still be handed over, not copied
@@ -121,6 +129,27 @@ class Plan:
         self.inplace = frozenset(position[g.mutations[i].target] for _, i, _ in writes
                                  if g.mutations[i].value not in handed_out)
         self.modes = _modes()
+        # the program's inputs gathered per call: a list with the constants in place, the
+        # captured tensors' and arguments' arrays put in at their positions
+        self.template = [payload if kind == _CONST else None for kind, payload in sources]
+        self.from_objects = [(i, t) for i, (kind, t) in enumerate(sources) if kind == _OBJ]
+        self.from_args = [(i, p) for i, (kind, p) in enumerate(sources) if kind == _ARG]
+        self.from_kwargs = [(i, k) for i, (kind, k) in enumerate(sources) if kind == _KWARG]
+        self.one = _UNSET   # the program's one function (codegen.whole), asked at the first run
+        # the argument guards by kind: arguments checked by identity (their positions'
+        # getter and the objects), by value, and tensors
+        by_identity = [i for i, s in enumerate(args_spec) if s[0] == "is"]
+        self.args_identity = (items_getter(by_identity),
+                              tuple(args_spec[i][1] for i in by_identity))
+        self.args_values = [(i, s[1], s[2]) for i, s in enumerate(args_spec) if s[0] == "value"]
+        self.args_tensors = [(i, *s[1:]) for i, s in enumerate(args_spec) if s[0] == "tensor"]
+        # per optimizer group: the getter of its hyperparameters, their values, whether
+        # all are plain values (then compared at once: types, then values), and params
+        self.hyper_guards = [(group, items_getter([k for k, _ in hyper]), hyper,
+                              tuple(v for _, v in hyper),
+                              tuple(type(v) for _, v in hyper),
+                              all(type(v) in _PLAIN for _, v in hyper), params)
+                             for group, hyper, params in optimizers]
 
     # --- stability -------------------------------------------------------------------------
 
@@ -151,79 +180,113 @@ class Plan:
     # --- guards ----------------------------------------------------------------------------
 
     def guard_failure(self, args: tuple, kwargs: dict) -> str | None:
-        """None when this call may be replayed, else what changed."""
+        """None when this call may be replayed, else what changed. (Runs per call: the
+        checks are spelled out, from tables made once.)"""
         if STRUCTURE[0] != self.structure:
             return "module, optimizer or hook state changed since the last call"
-        for t, g in self.grad_watch:
+        for t, g in zip(self.watched, self.watched_grads):
             if t._grad is not g:
                 return "a .grad changed since the last call"
-        if _modes() != self.modes:
+        if (_GRAD_MODE.enabled, _GRAD_MODE.inference, _ANOMALY.enabled) != self.modes:
             return "grad mode or anomaly mode changed"
-        spec = self.args_spec
-        if len(args) != len(spec) or kwargs.keys() != self.kwargs_spec.keys():
+        why = self._arguments_failure(args, kwargs)
+        if why is not None:
+            return why
+        for t, typ, rg in self.bound:
+            # (_type_cache: the type without the property's call, when it is computed)
+            if t._lazy is not None or (t._type_cache is not typ and t._type is not typ) \
+                    or t._requires_grad is not rg or t.grad_fn is not None:
+                return "a captured tensor changed type or requires_grad"
+        for group, items, hyper, values, types, plain, params in self.hyper_guards:
+            try:
+                current = items(group)
+            except KeyError:
+                current = None
+            if current is None or not plain or tuple(map(type, current)) != types \
+                    or current != values:
+                why = _hyper_failure(group, hyper)
+                if why is not None:
+                    return why
+            current = group.get("params")
+            if len(current) != len(params) or not all(map(is_, current, params)):
+                return "an optimizer's parameters changed"
+        if not self.observation.check(args, kwargs):
+            return "a Python value the step read changed"
+        return None
+
+    def _arguments_failure(self, args: tuple, kwargs: dict) -> str | None:
+        """What changed in the arguments, or None."""
+        if len(args) != len(self.args_spec) or kwargs.keys() != self.kwargs_spec.keys():
             return "the arguments changed"
-        for a, s in zip(args, spec):
-            if not _matches(a, s):
+        items, objects = self.args_identity
+        if not all(map(is_, items(args), objects)):
+            return "an argument changed"
+        for i, typ, value in self.args_values:
+            x = args[i]
+            if type(x) is not typ or x != value:
+                return "an argument changed"
+        for i, cls, typ, rg in self.args_tensors:
+            x = args[i]
+            if type(x) is not cls or x._lazy is not None \
+                    or (x._type_cache is not typ and x._type is not typ) \
+                    or x._requires_grad is not rg or x.grad_fn is not None:
                 return "an argument changed"
         for k, s in self.kwargs_spec.items():
             if not _matches(kwargs[k], s):
                 return f"argument {k!r} changed"
-        for t, typ, rg in self.bound:
-            if t._lazy is not None or t._type is not typ or t._requires_grad is not rg \
-                    or t.grad_fn is not None:
-                return "a captured tensor changed type or requires_grad"
-        for group, hyper, params in self.optimizers:
-            for k, v in hyper:
-                x = group.get(k, _MISSING)
-                if x is not v and not (type(x) is type(v) and type(x) in _PLAIN and x == v):
-                    return f"optimizer hyperparameter {k!r} changed"
-            current = group.get("params")
-            if len(current) != len(params) or any(a is not b for a, b in zip(current, params)):
-                return "an optimizer's parameters changed"
-        if not self.observation.check(args, kwargs):
-            return "a Python value the step read changed"
         return None
 
     # --- running ---------------------------------------------------------------------------
 
     def run(self, args: tuple, kwargs: dict):
         """Run the step's program and make its effects; returns the step's result."""
-        inputs = []
-        for kind, payload in self.sources:
-            if kind == _OBJ:
-                inputs.append(object.__getattribute__(payload, "_data"))
-            elif kind == _CONST:
-                inputs.append(payload)
-            elif kind == _ARG:
-                inputs.append(object.__getattribute__(args[payload], "_data"))
-            else:
-                inputs.append(object.__getattribute__(kwargs[payload], "_data"))
-        compiled = self.program.compiled
-        # a small program runs as one Numba function (codegen.whole), else step by step
-        one = compiled.as_one_function() if compiled is not None else None
+        inputs = self.template.copy()
+        for i, t in self.from_objects:
+            inputs[i] = t._data   # (the guards saw every tensor materialised: no _lazy)
+        for i, p in self.from_args:
+            inputs[i] = args[p]._data
+        for i, k in self.from_kwargs:
+            inputs[i] = kwargs[k]._data
+        one = self.one
+        if one is _UNSET:
+            compiled = self.program.compiled
+            # a small program runs as one Numba function (codegen.whole), else step by step
+            one = self.one = compiled.as_one_function() if compiled is not None else None
         # (a replay is its call's last program: updates may be written in place)
-        outs, muts = one(inputs) if one is not None else self.program.run(inputs, self.inplace)
+        outs, muts = one(inputs, self.inplace) if one is not None \
+            else self.program.run(inputs, self.inplace)
         del inputs
-        for i in self.unused_outputs:
-            outs[i] = None
-        pool = compiled.pool if compiled is not None else None
+        landing = False
         for root, index, delta in self.writes:
-            _land(root, muts, index, pool)
             root._version[0] += delta
+            if muts[index] is not root._data:   # (else written in place: codegen.inplace)
+                landing = True
+        if landing:
+            self._land_writes(outs, muts)
         del muts
-        watch = self.grad_watch
+        watched_grads = self.watched_grads
         made = []
-        for ((kind, payload), index, copy), slot in zip(self.grads, self.grad_updates):
+        for kind, payload, index, copy, slot in self.grad_plan:
             t = payload if kind == _OBJ else args[payload] if kind == _ARG else kwargs[payload]
             arr = outs[index]
             g = Tensor._from_array(arr.copy() if copy else arr, t._device)
             t._grad = g
             made.append(g)
             if slot is not None:
-                watch[slot] = (t, g)
+                watched_grads[slot] = g
         result = _build(self.result, outs, args, kwargs, made)
         self.structure = STRUCTURE[0]
         return result
+
+    def _land_writes(self, outs: list, muts: list) -> None:
+        """Land the new values the program did not write in place (:func:`_land`)."""
+        for i in self.unused_outputs:
+            outs[i] = None   # (a reference that would keep a value from being handed over)
+        compiled = self.program.compiled
+        pool = compiled.pool if compiled is not None else None
+        for root, index, _ in self.writes:
+            if muts[index] is not root._data:
+                _land(root, muts, index, pool)
 
 
 def _land(root: Tensor, muts: list, index: int, pool) -> None:
@@ -231,11 +294,9 @@ def _land(root: Tensor, muts: list, index: int, pool) -> None:
     nothing else holds either array (the old storage goes to the pool), else by
     copying into the storage, which views and aliases of it then see. (``exchange``
     itself checks that the old storage fits the pool: shape, dtype, layout.)"""
-    data = object.__getattribute__(root, "_data")
+    data = root._data
     new = muts[index]
     muts[index] = None
-    if new is data:
-        return   # written in place by the program (codegen.inplace)
     # references: the local, getrefcount's argument, and for ``new`` the pool's list
     if pool is not None and type(new) is np.ndarray and new.base is None \
             and data.flags.writeable \
@@ -248,6 +309,16 @@ def _land(root: Tensor, muts: list, index: int, pool) -> None:
 
 def _modes() -> tuple:
     return (_GRAD_MODE.enabled, _GRAD_MODE.inference, _ANOMALY.enabled)
+
+
+def _hyper_failure(group: dict, hyper) -> str | None:
+    """Which of an optimizer group's hyperparameters (``(key, value)`` pairs) changed: a
+    plain value must be equal and of the same type, another the same object."""
+    for k, v in hyper:
+        x = group.get(k, _MISSING)
+        if x is not v and not (type(x) is type(v) and type(x) in _PLAIN and x == v):
+            return f"optimizer hyperparameter {k!r} changed"
+    return None
 
 
 # --- arguments ---------------------------------------------------------------------------

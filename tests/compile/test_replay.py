@@ -208,6 +208,29 @@ def test_outside_views_of_parameters_see_every_update():
     assert compiled.explain().replays > 0
 
 
+def test_replayed_updates_are_written_into_the_parameters_own_storage():
+    # codegen.inplace through the one function (codegen.whole): parameters and momentum
+    # buffers keep their arrays from one replay to the next
+    (m1, m2), (o1, o2) = _twins()
+    loss_fn = torch.nn.MSELoss()
+    compiled = torch.compile(_step, mode="reduce-overhead")
+    data = _data()
+    last, replays = None, 0
+    for i in range(10):
+        x, y = data[i % len(data)]
+        _step(m1, loss_fn, o1, x, y)
+        compiled(m2, loss_fn, o2, x, y)
+        _same_state(m1, m2, o1, o2)
+        arrays = [t._data for p in m2.parameters() for t in (p, *o2.state[p].values())]
+        replayed = compiled.explain().replays > replays
+        if replayed and last is not None:
+            assert all(a is b for a, b in zip(arrays, last))
+        last, replays = (arrays if replayed else None), compiled.explain().replays
+    plan = compiled._plan
+    assert replays == 7 and plan.one is not None and plan.one.fallbacks == 0
+    assert set(plan.one.targets) == plan.inplace and len(plan.inplace) == 8
+
+
 def test_the_returned_loss_behaves_as_eagerly():
     (_, m), (_, opt) = _twins()
     compiled = torch.compile(_step, mode="reduce-overhead")
