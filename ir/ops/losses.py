@@ -231,8 +231,7 @@ def _nll_vjp(ctx, g):
 # primitive form (nll_loss_backward_primitives), so compiled programs fuse it as before.
 
 def _nll_backward_rule(types, input_shape, reduction, ignore_index, has_weight):
-    g = types[0]
-    return TensorType(tuple(input_shape), g.dtype, g.device)
+    return TensorType(tuple(input_shape), types[0].dtype, common_device(types))
 
 
 def _nll_backward_impl(g, target, *weight, input_shape, reduction, ignore_index, has_weight):
