@@ -81,9 +81,26 @@ def _impl(name: str, np_fn, keep_ints: bool = False):
     return impl
 
 
+def _direct(np_fn, keep_ints: bool):
+    """``OpDef.direct``: ``np_fn`` itself for a tensor the reference would not cast (a
+    float32/float64 one, or any kind with ``keep_ints``... but float16)."""
+
+    def direct(types: tuple):
+        (t,) = types
+        if t.weak or t.dtype is dtypes.float16:
+            return None
+        kind = t.dtype.np_dtype.kind
+        return np_fn if kind == "f" or (keep_ints and kind in "iub") else None
+
+    return direct
+
+
 def _register(name, rule, np_fn, vjp, samples, keep_ints=False, public=None):
     return register(OpDef(name, OpKind.ELEMENTWISE, rule, _impl(name, np_fn, keep_ints), vjp,
-                          samples, public=public or f"nn.functional.{name}"))
+                          samples, public=public or f"nn.functional.{name}",
+                          direct=_direct(np_fn, keep_ints),
+                          # (every np_fn here computes a new array: ufuncs, where, clip)
+                          fresh_result=True))
 
 
 def _number(value, fn: str, what: str) -> float:
