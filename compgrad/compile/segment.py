@@ -125,13 +125,7 @@ class SegmentKeys:
                 key = attrs_key(node) if node.attrs else (node.op.name, ())
                 node.key = key
             parts.append((key, tuple(ins)))
-            outs = node.outputs
-            if len(outs) == 1:
-                index[outs[0]] = (i, 0)
-            else:
-                for j, o in enumerate(outs):
-                    index[o] = (i, j)
-            outputs.extend(outs)
+            _index_outputs(index, outputs, node.outputs, i)
             i += 1
         self.last = nodes[-1]
         return self
@@ -147,16 +141,8 @@ class SegmentKeys:
             self.external.append(v)
             self.types.append(v.type)
         outputs = self.outputs
-        i = len(self.parts)
-        for node in nodes:
-            outs = node.outputs
-            if len(outs) == 1:
-                index[outs[0]] = (i, 0)
-            else:
-                for j, o in enumerate(outs):
-                    index[o] = (i, j)
-            outputs.extend(outs)
-            i += 1
+        for i, node in enumerate(nodes, start=len(self.parts)):
+            _index_outputs(index, outputs, node.outputs, i)
         self.parts.extend(parts)
         self.last = nodes[-1]
 
@@ -185,6 +171,17 @@ class SegmentKeys:
         outs = tuple([ref(v) for v in outputs])
         muts = tuple([(ref(target), ref(value)) for _, target, value in writes])
         return (tuple(self.parts), outs, muts, tuple(types)), external
+
+
+def _index_outputs(index: dict, outputs: list, outs: Sequence[Value], i: int) -> None:
+    """Record the outputs ``outs`` of keyed node ``i``: their place ``(i, j)`` in ``index``
+    (how later nodes' keys name them) and in ``outputs``."""
+    if len(outs) == 1:
+        index[outs[0]] = (i, 0)
+    else:
+        for j, o in enumerate(outs):
+            index[o] = (i, j)
+    outputs.extend(outs)
 
 
 def segment_key(nodes: Sequence, outputs: Sequence[Value],

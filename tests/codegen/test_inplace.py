@@ -14,17 +14,23 @@ from ir.parser import parse
 
 N = 4096   # big enough for a parallel kernel, not that it matters here
 
-SGD_MOMENTUM = f"""
-graph step(%p: f32[{N}] param, %buf: f32[{N}] state, %g: f32[{N}] grad) {{
-  %0 = mul(%buf, 0.9) : f32[{N}]
-  %1 = add(%0, %g) : f32[{N}]
-  %2 = mul(%1, -0.01) : f32[{N}]
-  %3 = add(%p, %2) : f32[{N}]
+
+def sgd_momentum(n: int) -> str:
+    """An SGD-with-momentum update of an ``n``-element parameter, as IR text."""
+    return f"""
+graph step(%p: f32[{n}] param, %buf: f32[{n}] state, %g: f32[{n}] grad) {{
+  %0 = mul(%buf, 0.9) : f32[{n}]
+  %1 = add(%0, %g) : f32[{n}]
+  %2 = mul(%1, -0.01) : f32[{n}]
+  %3 = add(%p, %2) : f32[{n}]
   return
   mutate %buf <- %1
   mutate %p <- %3
 }}
 """
+
+
+SGD_MOMENTUM = sgd_momentum(N)
 
 
 def _feeds(graph, seed: int = 0) -> list:
@@ -74,9 +80,10 @@ def test_without_permission_the_inputs_are_left_alone():
 
 
 def _aliased(feeds):
-    base = np.zeros(2 * N, np.float32)
-    base[:N] = feeds[1]
-    return [feeds[0], base[:N], feeds[2]]          # the buffer does not own its memory
+    n = feeds[1].size
+    base = np.zeros(2 * n, np.float32)
+    base[:n] = feeds[1]
+    return [feeds[0], base[:n], feeds[2]]          # the buffer does not own its memory
 
 
 def _grad_is_param(feeds):

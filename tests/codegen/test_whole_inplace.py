@@ -15,20 +15,11 @@ from codegen.runtime import CompiledProgram
 from codegen.tiering import Tiering
 from codegen.whole_lower import lower_program
 from ir.parser import parse
+from tests.codegen.test_inplace import _aliased, _grad_is_param, sgd_momentum
 
 N = 64   # small: a program for the one function
 
-SGD_MOMENTUM = f"""
-graph step(%p: f32[{N}] param, %buf: f32[{N}] state, %g: f32[{N}] grad) {{
-  %0 = mul(%buf, 0.9) : f32[{N}]
-  %1 = add(%0, %g) : f32[{N}]
-  %2 = mul(%1, -0.01) : f32[{N}]
-  %3 = add(%p, %2) : f32[{N}]
-  return
-  mutate %buf <- %1
-  mutate %p <- %3
-}}
-"""
+SGD_MOMENTUM = sgd_momentum(N)
 
 # a class index check (it may raise) before an update
 CHECKED = f"""
@@ -118,22 +109,12 @@ def test_without_permission_the_inputs_are_left_alone(sgd):
     _assert_values(muts, want)
 
 
-def _view_of_another_input(feeds):
-    base = np.zeros(2 * N, np.float32)
-    base[:N] = feeds[1]
-    return [feeds[0], base[:N], feeds[2]]        # the buffer does not own its memory
-
-
-def _grad_is_param(feeds):
-    return [feeds[0], feeds[1], feeds[0]]         # one array read twice
-
-
 def _param_viewed_as_grad(feeds):
     return [feeds[0], feeds[1], feeds[0][::-1]]   # another input views the parameter
 
 
 @pytest.mark.parametrize("make, kept", [
-    (_view_of_another_input, 1), (_grad_is_param, 0), (_param_viewed_as_grad, 0)])
+    (_aliased, 1), (_grad_is_param, 0), (_param_viewed_as_grad, 0)])
 def test_memory_something_else_holds_gets_a_new_buffer(sgd, make, kept):
     program, one = sgd
     feeds = make(_feeds(program.graph, 2))
