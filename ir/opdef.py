@@ -23,6 +23,10 @@ Conventions every op follows:
   flows into a multi-output op's output).
 * ``samples(make)`` yields :class:`Sample` calls of the public function for
   the registry sweep (tests/test_ops.py).
+* ``direct(types)`` (optional) returns a kernel that gives ``impl``'s result bit for
+  bit on inputs of those types without impl's per-call checks (a ufunc whose operands
+  already share the compute dtype), or None; the eager interpreter decides it once per
+  input types. The sweep checks it against ``impl`` on every sample.
 """
 
 from __future__ import annotations

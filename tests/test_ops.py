@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import compgrad
+from compgrad._eager import EAGER
 from ir import dtypes
 from ir.dispatch import interpreter
 from ir.opdef import REGISTRY, ErrorSample, Sample
@@ -65,6 +66,32 @@ def test_forward_matches_reference(op, index):
             assert o._data.shape == e.shape, f"{node_op.name}: shape"
             np.testing.assert_allclose(o._data, e, rtol=1e-6, atol=1e-7, equal_nan=True,
                                        err_msg=f"eager {node_op.name} differs from reference")
+
+
+_DIRECT_CASES = [c for c in _cases(Sample) if c.values[0].direct is not None]
+
+
+@pytest.mark.parametrize("op,index", _DIRECT_CASES)
+def test_direct_kernel_is_the_reference_bit_for_bit(op, index):
+    # OpDef.direct: the kernel eager runs in place of impl for these input types must give
+    # impl's result exactly (same dtype, same bits), not merely close to it
+    sample = _samples(op)[index]
+    _, _, nodes = _run_recorded(op, sample)
+    checked = 0
+    for node_op, args, snapshot, attrs, _out, _outputs in nodes:
+        if node_op is not op or attrs:
+            continue
+        kernel = op.direct(tuple(EAGER.type_of(a) for a in args))
+        if kernel is None:
+            continue
+        with np.errstate(all="ignore"):
+            got, want = kernel(*snapshot), op.impl(*snapshot)
+        got, want = np.asarray(got), np.asarray(want)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert got.tobytes() == want.tobytes(), f"{op.name}: direct {got} != impl {want}"
+        checked += 1
+    if not checked:
+        pytest.skip("the reference casts for these inputs: no direct kernel")
 
 
 @pytest.mark.skipif(torch is None, reason="torch is not installed")
