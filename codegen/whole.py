@@ -101,12 +101,9 @@ class OneFunction:
         values = list(self.take(args))
         for k, convert in self.converts:
             values[k] = convert(values[k])
-        buffers = inplace_buffers(args, self.buffers, inplace) if self.buffers else ()
+        buffers = self.buffers_for(args, inplace)
         try:
-            if self.serial is None:
-                results = self.fn(*values, *buffers, *self.constants) + buffers
-            else:
-                results = self.invoke(values, buffers)
+            results = self.invoke(values, buffers)
         except Exception:
             results = self._compiled_anew(values, buffers)
             if results is None:

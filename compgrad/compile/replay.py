@@ -187,7 +187,7 @@ class Plan:
         for t, g in zip(self.watched, self.watched_grads):
             if t._grad is not g:
                 return "a .grad changed since the last call"
-        if (_GRAD_MODE.enabled, _GRAD_MODE.inference, _ANOMALY.enabled) != self.modes:
+        if _modes() != self.modes:
             return "grad mode or anomaly mode changed"
         why = self._arguments_failure(args, kwargs)
         if why is not None:

@@ -185,12 +185,7 @@ def _nll_rule(types, reduction, ignore_index, has_weight):
 def _nll_pick(x, t, ignore_index, weight):
     """(-x[target] per target, weight per target with ignored ones 0), in target's shape."""
     c = x.shape[0] if x.ndim == 1 else x.shape[1]
-    t = t.astype(np.int64, copy=False)
-    valid = t != ignore_index
-    bad = valid & ((t < 0) | (t >= c))
-    if bad.any():
-        raise IndexError(f"Target {int(t[bad].ravel()[0])} is out of bounds.")
-    safe = np.where(valid, t, 0)
+    safe, valid = _checked_targets(t, c, ignore_index)
     if x.ndim == 1:
         picked = x[safe]
     elif x.ndim == 2:   # (an index per row: what take_along_axis does, without its set-up)
@@ -238,8 +233,7 @@ def _nll_backward_impl(g, target, *weight, input_shape, reduction, ignore_index,
     # the arithmetic of nll_loss_backward_primitives, op for op, on arrays
     ndim = len(input_shape)
     c = input_shape[0 if ndim == 1 else 1]
-    safe = _nll_target_impl(target, c, ignore_index)
-    valid = target.astype(np.int64, copy=False) != ignore_index
+    safe, valid = _checked_targets(target, c, ignore_index)
     coef = valid.astype(g.dtype) * (weight[0][safe] if has_weight else 1.0)
     if reduction == "mean":
         coef = coef / np.add.reduce(coef, axis=tuple(range(coef.ndim)))
@@ -398,13 +392,20 @@ def _nll_target_rule(types, num_classes, ignore_index):
     return TensorType(t.shape, dtypes.int64, t.device)
 
 
-def _nll_target_impl(t, num_classes, ignore_index):
-    t = t.astype(np.int64)
+def _checked_targets(t, num_classes: int, ignore_index: int):
+    """``(safe, valid)`` of class-index targets: each as int64 with ignored ones replaced
+    by class 0, and where they are not ignored. nll_loss's ``IndexError`` for a target
+    outside ``[0, num_classes)`` (nll_loss, its backward and nll_target check alike)."""
+    t = t.astype(np.int64, copy=False)
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= num_classes))
-    if bad.any():   # the message and type of nll_loss's own check (_nll_pick)
+    if bad.any():
         raise IndexError(f"Target {int(t[bad].ravel()[0])} is out of bounds.")
-    return np.where(valid, t, 0)
+    return np.where(valid, t, 0), valid
+
+
+def _nll_target_impl(t, num_classes, ignore_index):
+    return _checked_targets(t, num_classes, ignore_index)[0]
 
 
 def _nll_target_samples():
