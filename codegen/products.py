@@ -29,13 +29,16 @@ two), direct against swapped plus the copy back to row-major:
     [128,512] @ [512,512]   468 / 276   400 / 254     75
     [256,784] @ [784,512]  1392 / 740  1307 / 741    147
 
-So a product of at most ``SWAP_MAX_ROWS`` rows, fewer than its columns, whose right
-factor is a transposed matrix at run time (strides are not in the types) is computed
-as ``b.T @ a.T`` into a ``[N, M]`` buffer and copied into the row-major result. The
-result keeps the layout every consumer expects (a column-major one made the phase
-kernels after it take their strided loop: +30 us on W1's [32,512] ReLU, more than
-the copy). BLAS may round the swapped product differently in the last bit (the same
-dot products, blocked in another order).
+So a product that the rule of ``ir.ops.linalg.swap_may_pay`` admits (at most
+``SWAP_MAX_ROWS`` rows, fewer than its columns, a right factor of at least
+``SWAP_MIN_FACTOR`` elements), whose right factor is a transposed matrix at run time
+(strides are not in the types), is computed as ``b.T @ a.T`` into a ``[N, M]`` buffer
+and copied into the row-major result. The result keeps the layout every consumer
+expects (a column-major one made the phase kernels after it take their strided loop:
++30 us on W1's [32,512] ReLU, more than the copy). The reference implementation
+(``ir.ops.linalg.blas_matmul``) swaps on the same rule, so the two agree bit for bit;
+BLAS may round a swapped product differently in the last bit from an unswapped one
+(the same dot products, blocked in another order).
 """
 
 from __future__ import annotations
@@ -47,18 +50,16 @@ import numpy as np
 from codegen.buffers import BufferPool
 from ir.fperr import quiet_call
 from ir.graph import Node, Value
+from ir.ops.linalg import SWAP_MAX_ROWS, SWAP_MIN_FACTOR, is_transposed_matrix, swap_may_pay
 
-__all__ = ["PLAIN_PRODUCTS", "PRODUCTS", "SCALED_PRODUCTS", "SWAP_MAX_ROWS", "ProductKernel",
-           "product_kernel"]
+__all__ = ["PLAIN_PRODUCTS", "PRODUCTS", "SCALED_PRODUCTS", "SWAP_MAX_ROWS", "SWAP_MIN_FACTOR",
+           "ProductKernel", "product_kernel"]
 
 # the plain products: (a, b) -> a @ b
 PLAIN_PRODUCTS = frozenset(("mm", "matmul", "bmm"))
 # beta * input + alpha * (a @ b), inputs (input, a, b), attributes beta and alpha
 SCALED_PRODUCTS = frozenset(("addmm", "addmv", "baddbmm"))
 PRODUCTS = PLAIN_PRODUCTS | SCALED_PRODUCTS
-
-# products with at most this many rows may be computed as their transpose (docstring)
-SWAP_MAX_ROWS = 64
 
 # the dtypes BLAS computes in (float16's reference computes in float32 and rounds;
 # numpy's own float16 matmul would not give that result)
@@ -71,9 +72,9 @@ class ProductKernel:
 
     ``values`` are the node's input values in order; ``shape``/``dtype`` the result's;
     ``scaled``: an addmm-like node (input first, then the factors) with ``beta`` and
-    ``alpha``; ``swappable``: a 2-D result of few rows (``SWAP_MAX_ROWS``), fewer than
-    its columns, computed as its transpose when the right factor is a transposed
-    matrix (module docstring)."""
+    ``alpha``; ``swappable``: a 2-D product the layout swap may speed up
+    (``ir.ops.linalg.swap_may_pay``), computed as its transpose when the right factor is
+    a transposed matrix (module docstring)."""
 
     shape: tuple
     dtype: np.dtype
@@ -93,7 +94,7 @@ class ProductKernel:
         else:
             a, b = values
         out = pool.empty(self.shape, self.dtype)
-        if self.swappable and _transposed(b):
+        if self.swappable and is_transposed_matrix(b):
             # out.T = b.T @ a.T (views: BLAS gets the flags), then back to row-major
             swapped = pool.empty(self.shape[::-1], self.dtype)
             np.matmul(b.T, a.T, out=swapped)
@@ -115,12 +116,6 @@ def _scale_and_add(out: np.ndarray, c, beta, alpha) -> None:
     np.add(out, c if beta == 1 else c * beta, out=out)
 
 
-def _transposed(x: np.ndarray) -> bool:
-    """Whether ``x`` is a transposed matrix: column-major and not also row-major."""
-    flags = x.flags
-    return x.ndim == 2 and flags.f_contiguous and not flags.c_contiguous
-
-
 def product_kernel(node: Node) -> ProductKernel | None:
     """The :class:`ProductKernel` of ``node``, or None when it runs on its reference
     implementation: not a product op, or not a float32/float64 product of arrays of
@@ -138,8 +133,8 @@ def product_kernel(node: Node) -> ProductKernel | None:
             or not all(a.type.ndim >= 1 for a in factors)):
         return None
     shape = tuple(out.shape)
-    swappable = (out.ndim == 2 and factors[1].type.ndim == 2
-                 and shape[0] <= SWAP_MAX_ROWS and shape[0] < shape[1])
+    swappable = (out.ndim == 2 and factors[0].type.ndim == 2 and factors[1].type.ndim == 2
+                 and swap_may_pay(shape[0], factors[0].type.shape[1], shape[1]))
     if not scaled:
         return ProductKernel(shape, dtype, False, swappable=swappable)
     return ProductKernel(shape, dtype, True, node.attrs["beta"], node.attrs["alpha"],

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from codegen.cpu import phase_source
-from codegen.products import ProductKernel, _transposed
+from codegen.products import ProductKernel
 from codegen.scalar import literal
 from codegen.whole_emit import (
     INNER_DECORATOR,
@@ -45,6 +45,7 @@ from codegen.whole_emit import (
 )
 from ir.graph import Node, Value
 from ir.opdef import OpKind
+from ir.ops.linalg import is_transposed_matrix
 from ir.types import normalize_dims
 
 __all__ = ["lower_node", "lower_product", "numpy_add_order", "broadcast"]
@@ -375,7 +376,7 @@ def lower_product(em: Emitter, node: Node, kernel: ProductKernel, ins: list[Sym]
     dt = dtype_name(kernel.dtype)
     left, right = _blas_operand(a, samples[-2], node), _blas_operand(b, samples[-1], node)
     p = em.name("p")
-    if kernel.swappable and _transposed(samples[-1]):
+    if kernel.swappable and is_transposed_matrix(samples[-1]):
         # as the step runner computes it: out.T = b.T @ a.T, copied back to row-major
         em.line(f"{p} = np.ascontiguousarray(np.dot({right}.T, {left}.T).T)")
     else:

@@ -50,7 +50,49 @@ def _compute_dtype(dt: np.dtype) -> np.dtype:
 
 def _np_matmul(a, b):
     dt = _compute_dtype(a.dtype)
-    return np.matmul(a.astype(dt, copy=False), b.astype(dt, copy=False))
+    return blas_matmul(a.astype(dt, copy=False), b.astype(dt, copy=False))
+
+
+# --- the layout swap ---------------------------------------------------------------------
+# OpenBLAS is slow on a product of few rows whose right factor is a transposed matrix:
+# Linear's forward, ``x @ weight.T`` at a small batch (packing the transposed weight
+# dominates when there are few rows to amortise it over). Its transpose, ``weight @ x.T``,
+# is fast: [32,784] @ [784,512] takes 264 us directly and 184 us swapped and copied back
+# to row-major (two BLAS threads; codegen/products.py has the full table). Below about
+# 32k elements in the right factor the copy costs more than the swap gains.
+
+SWAP_MAX_ROWS = 64          # products of at most this many rows may be swapped
+SWAP_MIN_FACTOR = 1 << 15   # ... when the right factor has at least this many elements
+
+
+def swap_may_pay(rows: int, inner: int, cols: int) -> bool:
+    """Whether a ``[rows, inner] @ [inner, cols]`` product is computed as its transpose
+    when its right factor is a transposed matrix (:func:`is_transposed_matrix`): few rows,
+    fewer than its columns, and a right factor big enough for the swap to pay."""
+    return rows <= SWAP_MAX_ROWS and rows < cols and inner * cols >= SWAP_MIN_FACTOR
+
+
+def is_transposed_matrix(x) -> bool:
+    """Whether ``x`` is an array holding a matrix column-major (and not also row-major):
+    the transpose of a row-major one, such as ``weight.T``."""
+    if not is_array(x) or x.ndim != 2:
+        return False
+    flags = x.flags
+    return flags.f_contiguous and not flags.c_contiguous
+
+
+def blas_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.matmul(a, b)`` of operands of one dtype; a 2-D product that the layout swap
+    speeds up (:func:`swap_may_pay`) is computed as ``(b.T @ a.T).T`` and copied back to
+    row-major, so every result is a new row-major array. (BLAS may round the swapped
+    product differently in the last bit: the same dot products, blocked in another
+    order. Compiled programs swap on the same rule, so they give eager's bits.)"""
+    if a.ndim == 2 and b.ndim == 2 and swap_may_pay(a.shape[0], a.shape[1], b.shape[1]) \
+            and type(a) is np.ndarray and type(b) is np.ndarray and is_transposed_matrix(b):
+        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+        np.copyto(out, np.matmul(b.T, a.T).T)
+        return out
+    return np.matmul(a, b)
 
 
 def _require_tensor(x, fn: str, arg: str, pos: int):
@@ -217,9 +259,7 @@ def _stored_transposed(inputs, i: int) -> bool:
     """Whether saved input ``i`` is a column-major matrix in memory (eager autograd
     knows; a symbolic graph has no layout, and says no)."""
     stored_array = getattr(inputs, "stored_array", None)
-    arr = stored_array(i) if stored_array is not None else None
-    return (is_array(arr) and arr.ndim == 2 and arr.flags.f_contiguous
-            and not arr.flags.c_contiguous)
+    return stored_array is not None and is_transposed_matrix(stored_array(i))
 
 
 def _matmul_samples():
@@ -257,9 +297,9 @@ def _matmul_samples():
 
 
 def _matmul_direct(types: tuple):
-    # operands in their compute dtype: np.matmul as _np_matmul would call it
+    # operands in their compute dtype: blas_matmul, as _np_matmul calls it
     a, b = types
-    return np.matmul if a.dtype is b.dtype and a.dtype is not dtypes.float16 else None
+    return blas_matmul if a.dtype is b.dtype and a.dtype is not dtypes.float16 else None
 
 
 MATMUL = register(OpDef("matmul", OpKind.MATMUL, _matmul_rule, _matmul_impl, _matmul_vjp,
@@ -558,7 +598,8 @@ def _addmm_impl(c, a, b, beta, alpha):
     if beta == 0:  # PyTorch ignores input (NaNs included) when beta is 0
         return prod
     cc = c.astype(prod.dtype, copy=False)
-    return prod + (cc if beta == 1 else cc * beta)
+    # into the product's own new array (c broadcasts to its shape): no second result
+    return np.add(prod, cc if beta == 1 else cc * beta, out=prod)
 
 
 def _addmm_like_vjp(product, gbase):
