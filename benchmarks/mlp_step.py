@@ -234,9 +234,10 @@ def _category(func: tuple[str, int, str]) -> str:
     """Where one cProfile entry's own time goes: blas_matmul, numpy_kernels, copies, python."""
     filename, _, name = func
     # np.matmul is a ufunc, which cProfile does not list separately: its time is the
-    # own time of compgrad's thin wrapper around it (and likewise for the elementwise
-    # ufuncs inside ir/ops/_util.py's ``impl``)
-    if name == "_np_matmul":
+    # own time of compgrad's thin wrapper around it, ``blas_matmul`` (with the copy back
+    # to row-major of a swapped product), and likewise for the elementwise ufuncs inside
+    # ir/ops/_util.py's ``impl``
+    if name in ("blas_matmul", "_np_matmul"):
         return "blas_matmul"
     # copies: np.array (autograd making a non-contiguous gradient contiguous before
     # storing it in .grad) and Tensor._write (in-place ops compute out of place, then copy
@@ -263,7 +264,7 @@ def profile_compgrad(batch: int = 32, steps: int = DEFAULT_PROFILE_STEPS,
                      top: int = 12) -> dict[str, Any]:
     """cProfile ``steps`` compgrad training steps; split the own time by category.
 
-    Categories: ``blas_matmul`` (np.matmul inside ``_np_matmul``), ``numpy_kernels`` (the
+    Categories: ``blas_matmul`` (np.matmul inside ``blas_matmul``), ``numpy_kernels`` (the
     other NumPy C calls: elementwise ufuncs, reductions, casts), ``copies`` (gradients made
     contiguous, in-place results copied into storage) and ``python`` (everything else:
     dispatch, type inference, autograd bookkeeping, the optimizer's loop).
