@@ -344,7 +344,8 @@ def _mm_samples():
     yield ErrorSample((bools(3, 3), bools(3, 3)), {}, NotImplementedError, "Bool")
 
 
-MM = register(OpDef("mm", OpKind.MATMUL, _mm_rule, _matmul_impl, _mm_vjp, _mm_samples))
+MM = register(OpDef("mm", OpKind.MATMUL, _mm_rule, _matmul_impl, _mm_vjp, _mm_samples,
+                        fresh_result=True, direct=_matmul_direct))
 
 
 def mm(input, mat2, *, out=None):
@@ -385,7 +386,8 @@ def _bmm_samples():
                       "expected scalar type Float but found Double")
 
 
-BMM = register(OpDef("bmm", OpKind.MATMUL, _bmm_rule, _matmul_impl, _bmm_vjp, _bmm_samples))
+BMM = register(OpDef("bmm", OpKind.MATMUL, _bmm_rule, _matmul_impl, _bmm_vjp, _bmm_samples,
+                        fresh_result=True, direct=_matmul_direct))
 
 
 def bmm(input, mat2, *, out=None):
@@ -421,7 +423,8 @@ def _mv_samples():
                       "addmv input tensors must have the same dtype")
 
 
-MV = register(OpDef("mv", OpKind.MATMUL, _mv_rule, _matmul_impl, _mv_vjp, _mv_samples))
+MV = register(OpDef("mv", OpKind.MATMUL, _mv_rule, _matmul_impl, _mv_vjp, _mv_samples,
+                        fresh_result=True, direct=_matmul_direct))
 
 
 def mv(input, vec, *, out=None):
