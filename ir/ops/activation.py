@@ -23,7 +23,6 @@ from ir import dtypes
 from ir.dtypes import CATEGORY_BOOL, CATEGORY_FLOAT, CATEGORY_INT
 from ir.opdef import ErrorSample, Sample
 from ir.ops._util import OpDef, OpKind, apply, float_result_dtype, is_array, register, type_of
-from ir.ops.compare import gt
 from ir.ops.elementwise import add, div, exp, mul, neg, sub
 from ir.ops.unary import abs, check_tensor, sign, square, tanh
 from ir.samples import arr, bools, ints, noncontig
@@ -222,10 +221,10 @@ def _zeros_row(n: int, dtype: np.dtype) -> np.ndarray:
 
 
 def _relu_vjp(ctx, g):
-    # g where the output is positive: a bool mask, one compare and one product (the
-    # float mask of _gt, sign(relu(.)) of the output, costs two passes more; this runs
-    # on every activation of every step). NaN outputs give 0, as sign's mask did.
-    return (mul(g, gt(ctx.output, 0)),)
+    # (a bool mask, mul(g, gt(output, 0)), is ~40 us cheaper eagerly on [256,512], but
+    # compiled programs then keep the mask as one more array from the forward to the
+    # backward: W2's replayed step took 1.2 us longer, 18.8 against 17.6)
+    return (mul(g, sign(ctx.output)),)
 
 
 def _relu_samples():
