@@ -8,9 +8,11 @@ products ``addmm``, ``addmv`` and ``baddbmm`` (``beta * input + alpha * product`
 ``np.matmul(a, b, out=buf)`` into a buffer from the program's pool (a fresh 4 MiB
 result costs ~1 ms of page faults here); a scaled product then finishes in place,
 ``buf *= alpha`` and ``buf += input`` (or ``input * beta``, broadcast), the operations
-and order of the reference (``ir/ops/linalg.py``, ``_addmm_impl``): without a layout
-swap (below) the result is the interpreter's bit for bit; ``beta == 0`` ignores the
-input, NaNs included, as PyTorch does.
+and order of the reference (``ir/ops/linalg.py``, ``_addmm_impl``), swapped (below) where
+the reference swaps: on the same BLAS thread count the result is the interpreter's bit for
+bit (:mod:`codegen.threads` may run a product on one thread; OpenBLAS rounds some
+products differently on one thread and on two, W1's [32,784] @ [784,512] among them);
+``beta == 0`` ignores the input, NaNs included, as PyTorch does.
 
 Transposed operands are never copied: a transposed view is handed to ``np.matmul``,
 which passes BLAS the transpose flag.
@@ -36,8 +38,8 @@ So a product that the rule of ``ir.ops.linalg.swap_may_pay`` admits (at most
 and copied into the row-major result. The result keeps the layout every consumer
 expects (a column-major one made the phase kernels after it take their strided loop:
 +30 us on W1's [32,512] ReLU, more than the copy). The reference implementation
-(``ir.ops.linalg.blas_matmul``) swaps on the same rule, so the two agree bit for bit;
-BLAS may round a swapped product differently in the last bit from an unswapped one
+(``ir.ops.linalg.blas_matmul``) swaps on the same rule, so the two compute the same
+expression; BLAS may round a swapped product differently in the last bit from an unswapped one
 (the same dot products, blocked in another order).
 """
 

@@ -86,7 +86,8 @@ def blas_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     speeds up (:func:`swap_may_pay`) is computed as ``(b.T @ a.T).T`` and copied back to
     row-major, so every result is a new row-major array. (BLAS may round the swapped
     product differently in the last bit: the same dot products, blocked in another
-    order. Compiled programs swap on the same rule, so they give eager's bits.)"""
+    order. Compiled programs swap on the same rule, so on the same BLAS thread count
+    they give eager's bits.)"""
     if a.ndim == 2 and b.ndim == 2 and swap_may_pay(a.shape[0], a.shape[1], b.shape[1]) \
             and type(a) is np.ndarray and type(b) is np.ndarray and is_transposed_matrix(b):
         out = np.empty((a.shape[0], b.shape[1]), a.dtype)
