@@ -35,12 +35,13 @@ So a product that the rule of ``ir.ops.linalg.swap_may_pay`` admits (at most
 ``SWAP_MAX_ROWS`` rows, fewer than its columns, a right factor of at least
 ``SWAP_MIN_FACTOR`` elements), whose right factor is a transposed matrix at run time
 (strides are not in the types), is computed as ``b.T @ a.T`` into a ``[N, M]`` buffer
-and copied into the row-major result. The result keeps the layout every consumer
-expects (a column-major one made the phase kernels after it take their strided loop:
-+30 us on W1's [32,512] ReLU, more than the copy). The reference implementation
-(``ir.ops.linalg.blas_matmul``) swaps on the same rule, so the two compute the same
-expression; BLAS may round a swapped product differently in the last bit from an unswapped one
-(the same dot products, blocked in another order).
+from the pool and copied into the row-major result (``swapped_matmul_into``). The
+result keeps the layout every consumer expects (a column-major one made the phase
+kernels after it take their strided loop: +30 us on W1's [32,512] ReLU, more than the
+copy). The reference implementation (``ir.ops.linalg.blas_matmul``) swaps on the same
+rule with the same function, so the two compute the same expression; BLAS may round a
+swapped product differently in the last bit from an unswapped one (the same dot
+products, blocked in another order).
 """
 
 from __future__ import annotations
@@ -52,10 +53,9 @@ import numpy as np
 from codegen.buffers import BufferPool
 from ir.fperr import quiet_call
 from ir.graph import Node, Value
-from ir.ops.linalg import SWAP_MAX_ROWS, SWAP_MIN_FACTOR, is_transposed_matrix, swap_may_pay
+from ir.ops.linalg import is_transposed_matrix, swap_may_pay, swapped_matmul_into
 
-__all__ = ["PLAIN_PRODUCTS", "PRODUCTS", "SCALED_PRODUCTS", "SWAP_MAX_ROWS", "SWAP_MIN_FACTOR",
-           "ProductKernel", "product_kernel"]
+__all__ = ["PLAIN_PRODUCTS", "PRODUCTS", "SCALED_PRODUCTS", "ProductKernel", "product_kernel"]
 
 # the plain products: (a, b) -> a @ b
 PLAIN_PRODUCTS = frozenset(("mm", "matmul", "bmm"))
@@ -97,10 +97,7 @@ class ProductKernel:
             a, b = values
         out = pool.empty(self.shape, self.dtype)
         if self.swappable and is_transposed_matrix(b):
-            # out.T = b.T @ a.T (views: BLAS gets the flags), then back to row-major
-            swapped = pool.empty(self.shape[::-1], self.dtype)
-            np.matmul(b.T, a.T, out=swapped)
-            np.copyto(out, swapped.T)
+            swapped_matmul_into(out, a, b, pool.empty(self.shape[::-1], self.dtype))
         else:
             np.matmul(a, b, out=out)
         if self.scaled:

@@ -90,10 +90,18 @@ def blas_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     they give eager's bits.)"""
     if a.ndim == 2 and b.ndim == 2 and swap_may_pay(a.shape[0], a.shape[1], b.shape[1]) \
             and type(a) is np.ndarray and type(b) is np.ndarray and is_transposed_matrix(b):
-        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
-        np.copyto(out, np.matmul(b.T, a.T).T)
-        return out
+        return swapped_matmul_into(np.empty((a.shape[0], b.shape[1]), a.dtype), a, b)
     return np.matmul(a, b)
+
+
+def swapped_matmul_into(out: np.ndarray, a: np.ndarray, b: np.ndarray,
+                        scratch: np.ndarray | None = None) -> np.ndarray:
+    """``out[...] = a @ b`` computed as its transpose, ``b.T @ a.T`` (views: BLAS gets the
+    transpose flags), into ``scratch`` (``[N, M]``; a new array if None), then copied into
+    the row-major ``out``: the layout swap, as the reference and the compiled step runner
+    both compute it. Returns ``out``."""
+    np.copyto(out, np.matmul(b.T, a.T, out=scratch).T)
+    return out
 
 
 def _require_tensor(x, fn: str, arg: str, pos: int):

@@ -16,6 +16,7 @@ from codegen import products, runtime
 from codegen.runtime import CompiledProgram
 from ir.interpret import interpret
 from ir.opdef import OpKind
+from ir.ops import linalg
 from ir.parser import parse
 
 
@@ -122,9 +123,9 @@ graph f(%c: f32[256], {", ".join(decls)}) {{
 
 def test_no_swap_for_many_rows_or_narrow_results():
     graph = parse(f"""
-graph f(%a: f32[{products.SWAP_MAX_ROWS + 1},64], %b: f32[64,512], %c: f32[32,64],
+graph f(%a: f32[{linalg.SWAP_MAX_ROWS + 1},64], %b: f32[64,512], %c: f32[32,64],
         %d: f32[64,16], %e: f32[4,64], %f: f32[4,8], %g: f32[8,512]) {{
-  %0 = mm(%a, %b) : f32[{products.SWAP_MAX_ROWS + 1},512]
+  %0 = mm(%a, %b) : f32[{linalg.SWAP_MAX_ROWS + 1},512]
   %1 = mm(%c, %d) : f32[32,16]
   %2 = mm(%e, %b) : f32[4,512]
   %3 = mm(%f, %g) : f32[4,512]
